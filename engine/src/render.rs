@@ -1,0 +1,364 @@
+//! Rendering: an ApplicationSet and its sources in, Argo CD Applications out.
+//!
+//! For each top-level generator: expand it, merge its `template` override over
+//! `spec.template`, render the template once per parameter set, apply `templatePatch`,
+//! then do what Argo's controller does to every generated Application (namespace of
+//! the ApplicationSet, the resources finalizer). Nothing is returned unless every
+//! step succeeded for every Application: no partial output. The result is sorted by
+//! name, so the same input gives byte-identical output.
+
+use crate::error::{Error, ErrorKind};
+use crate::generators::git::FileGlobbing;
+use crate::generators::{Context, Generated, GeneratorNode};
+use crate::params::{flat_view, ParamSet};
+use crate::sources::Sources;
+use crate::spec::ApplicationSet;
+use crate::template::Renderer;
+use serde_json::{Map, Value};
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+/// Argo CD's finalizer that deletes an Application's resources with it.
+pub const RESOURCES_FINALIZER: &str = "resources-finalizer.argocd.argoproj.io";
+
+/// Caller's choices that are not part of the spec.
+#[derive(Debug, Clone)]
+pub struct RenderOptions {
+    /// How git files patterns are read (Argo's `--enable-new-git-file-globbing`).
+    pub git_file_globbing: FileGlobbing,
+    /// Whether the local cluster is offered to the clusters generator (Argo's
+    /// `cluster.inClusterEnabled` setting).
+    pub in_cluster_enabled: bool,
+}
+
+impl Default for RenderOptions {
+    fn default() -> Self {
+        RenderOptions {
+            git_file_globbing: FileGlobbing::Default,
+            in_cluster_enabled: true,
+        }
+    }
+}
+
+/// One rendered Application and where it came from.
+#[derive(Debug, Clone)]
+pub struct RenderedApplication {
+    /// `metadata.name`.
+    pub name: String,
+    /// The full `argoproj.io/v1alpha1` Application object.
+    pub manifest: Value,
+    /// Spec paths of the generators whose parameters made it.
+    pub generators: Vec<String>,
+    /// The parameters it was rendered from.
+    pub params: ParamSet,
+}
+
+/// Everything one ApplicationSet renders to.
+#[derive(Debug, Clone, Default)]
+pub struct Rendered {
+    /// The Applications, sorted by name.
+    pub applications: Vec<RenderedApplication>,
+    /// Things the user should know that are not errors (a glob that matched nothing).
+    pub warnings: Vec<String>,
+}
+
+/// Renders every Application of `appset`.
+pub fn render(appset: &ApplicationSet, sources: &dyn Sources, options: &RenderOptions) -> Result<Rendered, Error> {
+    let renderer = Renderer::new(&appset.engine).map_err(|e| Error::invalid("spec.goTemplate", e))?;
+    let warnings = RefCell::new(Vec::new());
+    let ctx = Context {
+        sources,
+        renderer: &renderer,
+        options,
+        warnings: &warnings,
+        prism: appset.is_prism(),
+    };
+    let mut applications = Vec::new();
+    for (i, raw) in appset.generators.iter().enumerate() {
+        let node = GeneratorNode::parse(raw, &format!("spec.generators[{i}]"), ctx.prism)?;
+        let sets = node.expand(&ctx)?;
+        let template = match &node.template {
+            Some(over) => {
+                let mut t = over.clone();
+                fill_zero(&mut t, &appset.template);
+                t
+            }
+            None => appset.template.clone(),
+        };
+        let template_path = match node.template {
+            Some(_) => format!("{}.template", node.path),
+            None => "spec.template".to_string(),
+        };
+        for set in sets {
+            let app = render_application(appset, &renderer, &template, &template_path, &set)?;
+            applications.push(app);
+        }
+    }
+    check_unique(&applications)?;
+    applications.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(Rendered {
+        applications,
+        warnings: warnings.into_inner(),
+    })
+}
+
+fn render_application(
+    appset: &ApplicationSet,
+    renderer: &Renderer,
+    template: &Value,
+    template_path: &str,
+    set: &Generated,
+) -> Result<RenderedApplication, Error> {
+    let origin = set.origin.iter().map(|o| o.to_string()).collect::<Vec<_>>();
+    let describe = || describe_set(&origin, &set.params);
+    let render_error = |path: &str, e: String| {
+        Error::new(path, ErrorKind::RenderTemplate(format!("{e} (parameters from {})", describe())))
+    };
+    // Argo returns the template untouched for an empty parameter set (no finalizer either).
+    let empty = set.params.is_empty();
+    let rendered = if empty {
+        template.clone()
+    } else {
+        renderer
+            .render_value(template, &set.params)
+            .map_err(|e| render_error(template_path, e))?
+    };
+    let meta = rendered.get("metadata").and_then(Value::as_object);
+    let mut metadata = Map::new();
+    for key in ["name", "labels", "annotations", "finalizers"] {
+        if let Some(v) = meta.and_then(|m| m.get(key)) {
+            let is_empty = match v {
+                Value::Object(m) => m.is_empty(),
+                Value::Array(a) => a.is_empty(),
+                Value::Null => true,
+                _ => false,
+            };
+            if !is_empty {
+                metadata.insert(key.to_string(), v.clone());
+            }
+        }
+    }
+    if !empty && !appset.preserve_resources_on_deletion && !metadata.contains_key("finalizers") {
+        metadata.insert("finalizers".into(), Value::Array(vec![RESOURCES_FINALIZER.into()]));
+    }
+    let mut app = Map::new();
+    app.insert("apiVersion".into(), "argoproj.io/v1alpha1".into());
+    app.insert("kind".into(), "Application".into());
+    app.insert("metadata".into(), Value::Object(metadata));
+    app.insert(
+        "spec".into(),
+        rendered.get("spec").cloned().unwrap_or_else(|| Value::Object(Map::new())),
+    );
+    let mut app = Value::Object(app);
+
+    if let Some(patch) = &appset.template_patch {
+        let text = renderer
+            .render_str(patch, &set.params)
+            .map_err(|e| render_error("spec.templatePatch", e))?;
+        let patch: Value = serde_yaml::from_str(&text).map_err(|e| {
+            Error::invalid(
+                "spec.templatePatch",
+                format!("the rendered patch is not valid YAML or JSON: {e} (parameters from {})", describe()),
+            )
+        })?;
+        if !patch.is_null() {
+            merge_patch(&mut app, &patch);
+        }
+    }
+    if let Some(meta) = app.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.insert("namespace".into(), appset.namespace.clone().into());
+    }
+    let name = app
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    validate_application(&app, &name).map_err(|reason| {
+        Error::new(
+            template_path,
+            ErrorKind::InvalidApplication {
+                name: name.clone(),
+                reason: format!("{reason} (parameters from {})", describe()),
+            },
+        )
+    })?;
+    Ok(RenderedApplication {
+        name,
+        manifest: canonical(app),
+        generators: origin,
+        params: set.params.clone(),
+    })
+}
+
+/// Describes a parameter set for messages: its generators and a few parameters.
+fn describe_set(origin: &[String], params: &ParamSet) -> String {
+    let flat = flat_view(params);
+    let mut shown: Vec<String> = flat.iter().take(6).map(|(k, v)| format!("{k}={v}")).collect();
+    if flat.len() > 6 {
+        shown.push(format!("… {} more", flat.len() - 6));
+    }
+    format!("{} {{{}}}", origin.join(" × "), shown.join(", "))
+}
+
+fn check_unique(apps: &[RenderedApplication]) -> Result<(), Error> {
+    let mut seen: HashMap<&str, usize> = HashMap::with_capacity(apps.len());
+    for (i, app) in apps.iter().enumerate() {
+        if let Some(&first) = seen.get(app.name.as_str()) {
+            let a = &apps[first];
+            return Err(Error::new(
+                "spec.template.metadata.name",
+                ErrorKind::DuplicateName {
+                    name: app.name.clone(),
+                    first: describe_set(&a.generators, &a.params),
+                    second: describe_set(&app.generators, &app.params),
+                },
+            ));
+        }
+        seen.insert(&app.name, i);
+    }
+    Ok(())
+}
+
+/// What Kubernetes and Argo CD would refuse: a bad name, bad labels, no project or destination.
+fn validate_application(app: &Value, name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("metadata.name is empty; set spec.template.metadata.name".into());
+    }
+    if let Err(why) = check_dns_subdomain(name) {
+        return Err(format!(
+            "metadata.name is not a valid DNS-1123 subdomain: {why}; \
+             use a *Normalized parameter or the normalize function"
+        ));
+    }
+    if let Some(labels) = app.pointer("/metadata/labels").and_then(Value::as_object) {
+        for (k, v) in labels {
+            let Some(v) = v.as_str() else {
+                return Err(format!("label {k:?} is not a string"));
+            };
+            check_label_value(v).map_err(|why| format!("label {k:?} has invalid value {v:?}: {why}"))?;
+        }
+    }
+    if let Some(annotations) = app.pointer("/metadata/annotations").and_then(Value::as_object) {
+        if let Some((k, _)) = annotations.iter().find(|(_, v)| !v.is_string()) {
+            return Err(format!("annotation {k:?} is not a string"));
+        }
+    }
+    let project = app.pointer("/spec/project");
+    if !project.and_then(Value::as_str).is_some_and(|p| !p.is_empty()) {
+        return Err("spec.project is missing or empty; Argo CD requires a project (e.g. default)".into());
+    }
+    if !app.pointer("/spec/destination").is_some_and(Value::is_object) {
+        return Err("spec.destination is missing; set server or name and namespace".into());
+    }
+    Ok(())
+}
+
+/// A DNS-1123 subdomain: at most 253 characters of `[a-z0-9.-]`, starting and ending alphanumeric.
+pub fn check_dns_subdomain(name: &str) -> Result<(), String> {
+    if name.len() > 253 {
+        return Err(format!("{} characters, at most 253 allowed", name.len()));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-' || *c == '.'))
+    {
+        return Err(format!("{c:?} is not allowed (only lowercase letters, digits, '-' and '.')"));
+    }
+    for label in name.split('.') {
+        let ok = label
+            .chars()
+            .next()
+            .zip(label.chars().last())
+            .is_some_and(|(a, b)| a.is_ascii_alphanumeric() && b.is_ascii_alphanumeric());
+        if !ok {
+            return Err("each dot-separated part must start and end with a letter or digit".into());
+        }
+    }
+    Ok(())
+}
+
+fn check_label_value(v: &str) -> Result<(), String> {
+    if v.is_empty() {
+        return Ok(());
+    }
+    if v.len() > 63 {
+        return Err(format!("{} characters, at most 63 allowed", v.len()));
+    }
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.';
+    let alnum_ends = v.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && v.chars().last().is_some_and(|c| c.is_ascii_alphanumeric());
+    if !v.chars().all(ok_char) || !alnum_ends {
+        return Err("use letters, digits, '-', '_' and '.', starting and ending with a letter or digit".into());
+    }
+    Ok(())
+}
+
+/// mergo's `Merge(dst, src)`: fills fields of `dst` that are zero (missing, null, "",
+/// false, 0, empty list) from `src`, recursing into mappings; used for per-generator
+/// template overrides.
+pub fn fill_zero(dst: &mut Value, src: &Value) {
+    match (dst, src) {
+        (Value::Object(d), Value::Object(s)) => {
+            for (k, sv) in s {
+                match d.get_mut(k) {
+                    Some(dv) if dv.is_object() && sv.is_object() => fill_zero(dv, sv),
+                    Some(dv) if !is_zero(dv) => {}
+                    _ => {
+                        d.insert(k.clone(), sv.clone());
+                    }
+                }
+            }
+        }
+        (d, s) => {
+            if is_zero(d) {
+                *d = s.clone();
+            }
+        }
+    }
+}
+
+fn is_zero(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(_) => false,
+    }
+}
+
+/// JSON merge patch (RFC 7386), which is what Argo's strategic merge patch amounts to on
+/// the Application type: mappings merge, `null` deletes, anything else replaces.
+pub fn merge_patch(target: &mut Value, patch: &Value) {
+    match patch {
+        Value::Object(p) => {
+            if !target.is_object() {
+                *target = Value::Object(Map::new());
+            }
+            if let Value::Object(t) = target {
+                for (k, v) in p {
+                    if v.is_null() {
+                        t.remove(k);
+                    } else {
+                        merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
+                    }
+                }
+            }
+        }
+        other => *target = other.clone(),
+    }
+}
+
+/// Sorts every mapping's keys, so output order never depends on map implementation.
+fn canonical(v: Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            let mut entries: Vec<(String, Value)> = m.into_iter().map(|(k, v)| (k, canonical(v))).collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            Value::Object(entries.into_iter().collect())
+        }
+        Value::Array(a) => Value::Array(a.into_iter().map(canonical).collect()),
+        other => other,
+    }
+}

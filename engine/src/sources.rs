@@ -1,0 +1,146 @@
+//! What the engine reads: repositories at a revision and the cluster list.
+//!
+//! The engine only sees these traits. The CLI implements them over git2 and files,
+//! the controller over the cluster API and a shared git cache; [`memory`] holds an
+//! in-memory implementation for tests and embedding.
+
+use crate::cluster::Cluster;
+use std::sync::Arc;
+
+/// Why a source could not be read. Messages say what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SourceError {
+    /// No repository is known or found at that URL.
+    #[error("repository not found: {0}")]
+    RepoNotFound(String),
+    /// The repository exists but the revision does not resolve.
+    #[error("unknown revision {revision:?}: {detail}")]
+    UnknownRevision {
+        /// The revision as asked for.
+        revision: String,
+        /// What was tried.
+        detail: String,
+    },
+    /// A path listed in the repository could not be read.
+    #[error("cannot read {path}: {detail}")]
+    ReadFile {
+        /// Path inside the repository.
+        path: String,
+        /// The underlying error.
+        detail: String,
+    },
+    /// Anything else (I/O, fetch failures), already described.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// One repository at one resolved revision: a snapshot of its tree.
+pub trait Repository: Send + Sync {
+    /// The commit the revision resolved to, or `None` for a plain directory.
+    fn commit(&self) -> Option<&str>;
+    /// Every directory in the tree (relative, `/`-separated, sorted), dot-directories included.
+    fn directories(&self) -> &[String];
+    /// Every file in the tree (relative, `/`-separated, sorted).
+    fn files(&self) -> &[String];
+    /// The bytes of the file at `path` (one of [`Repository::files`]).
+    fn read(&self, path: &str) -> Result<Vec<u8>, SourceError>;
+}
+
+/// Everything generators read.
+pub trait Sources {
+    /// The repository `repo_url` at `revision` (branch, tag, SHA, `HEAD`, or empty for the default).
+    fn repository(&self, repo_url: &str, revision: &str) -> Result<Arc<dyn Repository>, SourceError>;
+    /// The clusters Argo CD knows, from its cluster Secrets (the local cluster is not included;
+    /// the clusters generator adds it as Argo does).
+    fn clusters(&self) -> Result<Arc<[Cluster]>, SourceError>;
+}
+
+pub mod memory {
+    //! An in-memory [`Sources`](super::Sources): repositories as path → content maps.
+
+    use super::*;
+    use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+    /// A repository snapshot held in memory.
+    #[derive(Debug, Default, Clone)]
+    pub struct MemoryRepository {
+        files: BTreeMap<String, Vec<u8>>,
+        file_list: Vec<String>,
+        dir_list: Vec<String>,
+    }
+
+    impl MemoryRepository {
+        /// A repository holding `files` (path, content).
+        pub fn new<P: Into<String>, C: Into<Vec<u8>>>(files: impl IntoIterator<Item = (P, C)>) -> Self {
+            let files: BTreeMap<String, Vec<u8>> =
+                files.into_iter().map(|(p, c)| (p.into(), c.into())).collect();
+            let mut dirs = BTreeSet::new();
+            for path in files.keys() {
+                let mut cur = path.as_str();
+                while let Some((parent, _)) = cur.rsplit_once('/') {
+                    dirs.insert(parent.to_string());
+                    cur = parent;
+                }
+            }
+            MemoryRepository {
+                file_list: files.keys().cloned().collect(),
+                dir_list: dirs.into_iter().collect(),
+                files,
+            }
+        }
+    }
+
+    impl Repository for MemoryRepository {
+        fn commit(&self) -> Option<&str> {
+            None
+        }
+        fn directories(&self) -> &[String] {
+            &self.dir_list
+        }
+        fn files(&self) -> &[String] {
+            &self.file_list
+        }
+        fn read(&self, path: &str) -> Result<Vec<u8>, SourceError> {
+            self.files.get(path).cloned().ok_or_else(|| SourceError::ReadFile {
+                path: path.to_string(),
+                detail: "no such file".into(),
+            })
+        }
+    }
+
+    /// Sources held in memory: repositories by URL (any revision) and a cluster list.
+    #[derive(Default)]
+    pub struct MemorySources {
+        repos: HashMap<String, Arc<MemoryRepository>>,
+        clusters: Vec<Cluster>,
+    }
+
+    impl MemorySources {
+        /// Empty sources.
+        pub fn new() -> Self {
+            Self::default()
+        }
+        /// Adds a repository served for every revision of `url`.
+        pub fn with_repo(mut self, url: &str, repo: MemoryRepository) -> Self {
+            self.repos.insert(url.to_string(), Arc::new(repo));
+            self
+        }
+        /// Adds clusters.
+        pub fn with_clusters(mut self, clusters: impl IntoIterator<Item = Cluster>) -> Self {
+            self.clusters.extend(clusters);
+            self
+        }
+    }
+
+    impl Sources for MemorySources {
+        fn repository(&self, repo_url: &str, _revision: &str) -> Result<Arc<dyn Repository>, SourceError> {
+            match self.repos.get(repo_url) {
+                Some(r) => Ok(r.clone() as Arc<dyn Repository>),
+                None => Err(SourceError::RepoNotFound(repo_url.to_string())),
+            }
+        }
+        fn clusters(&self) -> Result<Arc<[Cluster]>, SourceError> {
+            Ok(self.clusters.clone().into())
+        }
+    }
+}

@@ -1,0 +1,256 @@
+//! The ApplicationSet manifest, as Argo CD (`argoproj.io/v1alpha1`) and Prism
+//! (`prism.dev/v1alpha1`, a superset) write it.
+//!
+//! Field names are exactly those of Argo's CRD. Parsing checks the whole shape up
+//! front, generators included, so `prism validate` catches a typo without reading
+//! any source; the generators keep their raw JSON too, because a later matrix child
+//! is re-read after an earlier child's parameters are templated into it.
+
+use crate::error::Error;
+use crate::generators::GeneratorNode;
+use serde_json::Value;
+
+/// Argo CD's API version.
+pub const ARGO_API_VERSION: &str = "argoproj.io/v1alpha1";
+/// Prism's own API version (a superset of Argo's).
+pub const PRISM_API_VERSION: &str = "prism.dev/v1alpha1";
+/// Namespace assumed when a manifest names none (Argo CD's usual home).
+pub const DEFAULT_NAMESPACE: &str = "argocd";
+
+/// Which template language renders the Application template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TemplateEngine {
+    /// Argo's default `{{param}}` substitution (fasttemplate).
+    Fast,
+    /// Go's `text/template` with Argo's function set (`goTemplate: true`).
+    Go {
+        /// `goTemplateOptions`, e.g. `missingkey=error`.
+        options: Vec<String>,
+    },
+    /// handlebars in strict mode (`templateEngine: handlebars`, `prism.dev` only).
+    Handlebars,
+}
+
+/// A parsed ApplicationSet.
+#[derive(Debug, Clone)]
+pub struct ApplicationSet {
+    /// `apiVersion` as written (Argo's or Prism's).
+    pub api_version: String,
+    /// `metadata.name`.
+    pub name: String,
+    /// `metadata.namespace`, or the namespace the caller chose as default.
+    pub namespace: String,
+    /// The template language.
+    pub engine: TemplateEngine,
+    /// `spec.generators`, each checked, raw JSON kept for interpolation.
+    pub generators: Vec<Value>,
+    /// `spec.template`: `metadata` and `spec` of every Application.
+    pub template: Value,
+    /// `spec.templatePatch`: a templated YAML/JSON patch merged over each rendered Application.
+    pub template_patch: Option<String>,
+    /// `spec.syncPolicy.preserveResourcesOnDeletion`.
+    pub preserve_resources_on_deletion: bool,
+    /// `spec.syncPolicy.applicationsSync`, if set.
+    pub applications_sync: Option<String>,
+}
+
+const SPEC_FIELDS: &[&str] = &[
+    "applyNestedSelectors",
+    "generators",
+    "goTemplate",
+    "goTemplateOptions",
+    "ignoreApplicationDifferences",
+    "preservedFields",
+    "strategy",
+    "syncPolicy",
+    "template",
+    "templatePatch",
+];
+const PRISM_SPEC_FIELDS: &[&str] = &["templateEngine"];
+
+impl ApplicationSet {
+    /// Whether `value` looks like an ApplicationSet of either API (other objects are skipped by callers).
+    pub fn is_application_set(value: &Value) -> bool {
+        value.get("kind").and_then(Value::as_str) == Some("ApplicationSet")
+    }
+
+    /// Reads one manifest; `default_namespace` applies when it names none.
+    pub fn from_value(value: &Value, default_namespace: &str) -> Result<ApplicationSet, Error> {
+        let obj = value
+            .as_object()
+            .ok_or_else(|| Error::invalid("", "the document is not a YAML mapping"))?;
+        let api_version = obj.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+        if api_version != ARGO_API_VERSION && api_version != PRISM_API_VERSION {
+            return Err(Error::invalid(
+                "apiVersion",
+                format!("{api_version:?} is not an ApplicationSet API; use {ARGO_API_VERSION} or {PRISM_API_VERSION}"),
+            ));
+        }
+        let prism = api_version == PRISM_API_VERSION;
+        if obj.get("kind").and_then(Value::as_str) != Some("ApplicationSet") {
+            return Err(Error::invalid("kind", "expected kind: ApplicationSet"));
+        }
+        let metadata = obj.get("metadata").and_then(Value::as_object);
+        let name = metadata
+            .and_then(|m| m.get("name"))
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| Error::invalid("metadata.name", "every ApplicationSet needs a name"))?
+            .to_string();
+        let namespace = metadata
+            .and_then(|m| m.get("namespace"))
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .unwrap_or(default_namespace)
+            .to_string();
+
+        let spec = obj
+            .get("spec")
+            .and_then(Value::as_object)
+            .ok_or_else(|| Error::invalid("spec", "spec is missing or not a mapping"))?;
+        for key in spec.keys() {
+            let known = SPEC_FIELDS.contains(&key.as_str());
+            let prism_only = PRISM_SPEC_FIELDS.contains(&key.as_str());
+            if prism_only && !prism {
+                return Err(Error::invalid(
+                    format!("spec.{key}"),
+                    format!("{key} is a Prism field; set apiVersion: {PRISM_API_VERSION} to use it"),
+                ));
+            }
+            if !known && !prism_only {
+                return Err(Error::invalid(
+                    format!("spec.{key}"),
+                    format!("unknown field {key:?}; ApplicationSet spec fields are {}", SPEC_FIELDS.join(", ")),
+                ));
+            }
+        }
+
+        let go_template = match spec.get("goTemplate") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return Err(Error::invalid("spec.goTemplate", "must be true or false")),
+        };
+        let options = match spec.get("goTemplateOptions") {
+            None | Some(Value::Null) => vec![],
+            Some(v) => serde_json::from_value::<Vec<String>>(v.clone())
+                .map_err(|_| Error::invalid("spec.goTemplateOptions", "must be a list of strings"))?,
+        };
+        let engine = match (go_template, spec.get("templateEngine").and_then(Value::as_str)) {
+            (true, Some(e)) if e != "goTemplate" => {
+                return Err(Error::invalid(
+                    "spec.templateEngine",
+                    format!("templateEngine {e:?} contradicts goTemplate: true; keep one"),
+                ))
+            }
+            (true, _) | (false, Some("goTemplate")) => TemplateEngine::Go { options },
+            (false, None) | (false, Some("fasttemplate")) => TemplateEngine::Fast,
+            (false, Some("handlebars")) => TemplateEngine::Handlebars,
+            (false, Some(other)) => {
+                return Err(Error::invalid(
+                    "spec.templateEngine",
+                    format!("unknown template engine {other:?}; use fasttemplate, handlebars or goTemplate"),
+                ))
+            }
+        };
+
+        let generators = spec
+            .get("generators")
+            .and_then(Value::as_array)
+            .ok_or_else(|| Error::invalid("spec.generators", "spec.generators is missing or not a list"))?
+            .clone();
+        if generators.is_empty() {
+            return Err(Error::invalid("spec.generators", "an ApplicationSet needs at least one generator"));
+        }
+        for (i, g) in generators.iter().enumerate() {
+            GeneratorNode::check(g, &format!("spec.generators[{i}]"), prism)?;
+        }
+
+        let template = spec
+            .get("template")
+            .filter(|t| t.is_object())
+            .ok_or_else(|| Error::invalid("spec.template", "spec.template is missing or not a mapping"))?
+            .clone();
+        check_template(&template, "spec.template")?;
+
+        let template_patch = match spec.get("templatePatch") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(_) => {
+                return Err(Error::invalid(
+                    "spec.templatePatch",
+                    "templatePatch is a string holding YAML or JSON (use a `|` block)",
+                ))
+            }
+        };
+        let sync_policy = spec.get("syncPolicy");
+        let preserve_resources_on_deletion = sync_policy
+            .and_then(|s| s.get("preserveResourcesOnDeletion"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let applications_sync = sync_policy
+            .and_then(|s| s.get("applicationsSync"))
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        if let Some(policy) = &applications_sync {
+            if !["create-only", "create-update", "create-delete", "sync"].contains(&policy.as_str()) {
+                return Err(Error::invalid(
+                    "spec.syncPolicy.applicationsSync",
+                    format!("{policy:?} is not a policy; use create-only, create-update, create-delete or sync"),
+                ));
+            }
+        }
+
+        Ok(ApplicationSet {
+            api_version: api_version.to_string(),
+            name,
+            namespace,
+            engine,
+            generators,
+            template,
+            template_patch,
+            preserve_resources_on_deletion,
+            applications_sync,
+        })
+    }
+
+    /// Whether this spec uses Prism's API (and so may use Prism's generators and fields).
+    pub fn is_prism(&self) -> bool {
+        self.api_version == PRISM_API_VERSION
+    }
+}
+
+/// Checks the shape of an Application template (`metadata`, `spec`).
+pub fn check_template(template: &Value, path: &str) -> Result<(), Error> {
+    let obj = template
+        .as_object()
+        .ok_or_else(|| Error::invalid(path, "a template must be a mapping with metadata and spec"))?;
+    for key in obj.keys() {
+        if key != "metadata" && key != "spec" {
+            return Err(Error::invalid(
+                format!("{path}.{key}"),
+                format!("unknown field {key:?}; a template has only metadata and spec"),
+            ));
+        }
+    }
+    if let Some(meta) = obj.get("metadata") {
+        let meta = meta
+            .as_object()
+            .ok_or_else(|| Error::invalid(format!("{path}.metadata"), "must be a mapping"))?;
+        for key in meta.keys() {
+            if !["name", "namespace", "labels", "annotations", "finalizers"].contains(&key.as_str()) {
+                return Err(Error::invalid(
+                    format!("{path}.metadata.{key}"),
+                    format!(
+                        "unknown field {key:?}; template metadata has name, namespace, labels, annotations and finalizers"
+                    ),
+                ));
+            }
+        }
+    }
+    if let Some(spec) = obj.get("spec") {
+        if !spec.is_object() {
+            return Err(Error::invalid(format!("{path}.spec"), "must be a mapping"));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,280 @@
+//! Template engines: Argo's default (fasttemplate) syntax and handlebars.
+//!
+//! A [`Renderer`] renders one string, or every string (and map key) in a JSON tree,
+//! against a parameter set. Argo renders the Application template field by field,
+//! map keys included, so [`Renderer::render_value`] walks the tree the same way.
+//! Go templates (`goTemplate: true`) come later; [`Renderer::new`] refuses them so a
+//! spec that needs them fails instead of rendering wrong.
+
+use crate::params::{normalize, slugify, ParamSet, ParamShape};
+use crate::spec::TemplateEngine;
+use handlebars::{
+    Context, Handlebars, Helper, HelperDef, HelperResult, Output, RenderContext,
+    RenderError, RenderErrorReason, ScopedJson,
+};
+use serde_json::{Map, Value};
+use std::cell::RefCell;
+
+/// Renders strings and trees of strings with one template engine.
+pub struct Renderer {
+    engine: TemplateEngine,
+    handlebars: Option<RefCell<Handlebars<'static>>>,
+}
+
+impl Renderer {
+    /// A renderer for `engine`; Go templates are not supported yet.
+    pub fn new(engine: &TemplateEngine) -> Result<Renderer, String> {
+        let handlebars = match engine {
+            TemplateEngine::Fast => None,
+            TemplateEngine::Handlebars => Some(RefCell::new(new_handlebars())),
+            TemplateEngine::Go { .. } => {
+                return Err("goTemplate: true is not supported by prism yet; \
+                     remove goTemplate (and use {{param}} syntax) or render this ApplicationSet with Argo CD"
+                    .to_string())
+            }
+        };
+        Ok(Renderer {
+            engine: engine.clone(),
+            handlebars,
+        })
+    }
+
+    /// The parameter shape this engine's templates expect.
+    pub fn shape(&self) -> ParamShape {
+        match self.engine {
+            TemplateEngine::Fast => ParamShape::Flat,
+            _ => ParamShape::Nested,
+        }
+    }
+
+    /// Renders one template string.
+    pub fn render_str(&self, template: &str, params: &ParamSet) -> Result<String, String> {
+        if !template.contains("{{") {
+            return Ok(template.to_string());
+        }
+        match &self.handlebars {
+            None => fasttemplate(template, params),
+            Some(hb) => {
+                if !hb.borrow().has_template(template) {
+                    hb.borrow_mut()
+                        .register_template_string(template, template)
+                        .map_err(|e| format!("template {template:?}: {e}"))?;
+                }
+                let hb = hb.borrow();
+                hb.render(template, params).map_err(|e| describe_handlebars_error(template, &e))
+            }
+        }
+    }
+
+    /// Renders every string value and every map key in `value`.
+    pub fn render_value(&self, value: &Value, params: &ParamSet) -> Result<Value, String> {
+        Ok(match value {
+            Value::String(s) => Value::String(self.render_str(s, params)?),
+            Value::Array(items) => Value::Array(
+                items
+                    .iter()
+                    .map(|v| self.render_value(v, params))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Value::Object(map) => {
+                let mut out = Map::new();
+                for (k, v) in map {
+                    out.insert(self.render_str(k, params)?, self.render_value(v, params)?);
+                }
+                Value::Object(out)
+            }
+            other => other.clone(),
+        })
+    }
+}
+
+/// Argo's default syntax, as `valyala/fasttemplate` with Argo's tag function: `{{ key }}`
+/// is replaced by the string parameter `key` (dots are part of the key); a missing or
+/// non-string parameter leaves the tag as written.
+pub fn fasttemplate(template: &str, params: &ParamSet) -> Result<String, String> {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("}}") else {
+            return Err(format!(
+                "cannot find end tag \"}}}}\" in the template {template:?} starting from {:?}",
+                &rest[start..]
+            ));
+        };
+        let tag = &after[..end];
+        let key = tag.trim();
+        match params.get(key) {
+            Some(Value::String(v)) if !key.is_empty() => out.push_str(v),
+            _ => {
+                out.push_str("{{");
+                out.push_str(tag);
+                out.push_str("}}");
+            }
+        }
+        rest = &after[end + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn describe_handlebars_error(template: &str, e: &RenderError) -> String {
+    match e.reason() {
+        RenderErrorReason::MissingVariable(Some(var)) => format!(
+            "template {template:?} refers to parameter {var:?}, which this parameter set does not have \
+             (handlebars runs in strict mode; use `default` for optional parameters)"
+        ),
+        _ => format!("template {template:?}: {e}"),
+    }
+}
+
+/// The one-line helpers, in a private module (the macro makes public structs).
+mod simple_helpers {
+    use super::normalize;
+    use handlebars::handlebars_helper;
+
+    handlebars_helper!(lower_helper: |s: str| s.to_lowercase());
+    handlebars_helper!(upper_helper: |s: str| s.to_uppercase());
+    handlebars_helper!(normalize_helper: |s: str| normalize(s));
+    handlebars_helper!(trim_prefix_helper: |s: str, prefix: str| s.strip_prefix(prefix).unwrap_or(s).to_string());
+    handlebars_helper!(trim_suffix_helper: |s: str, suffix: str| s.strip_suffix(suffix).unwrap_or(s).to_string());
+    handlebars_helper!(replace_helper: |s: str, old: str, new: str| s.replace(old, new));
+    handlebars_helper!(to_json_helper: |v: Json| serde_json::to_string(v).unwrap_or_default());
+    handlebars_helper!(to_yaml_helper: |v: Json| {
+        serde_yaml::to_string(v).map(|s| s.trim_end().to_string()).unwrap_or_default()
+    });
+}
+
+/// `slugify TEXT [MAX_SIZE [SMART_TRUNCATE]]`, with Argo's defaults 50 and true.
+struct SlugifyHelper;
+
+impl HelperDef for SlugifyHelper {
+    fn call<'reg: 'rc, 'rc>(
+        &self,
+        h: &Helper<'rc>,
+        _: &'reg Handlebars<'reg>,
+        _: &'rc Context,
+        _: &mut RenderContext<'reg, 'rc>,
+        out: &mut dyn Output,
+    ) -> HelperResult {
+        let text = h.param(0).map(|p| render_plain(p.value())).unwrap_or_default();
+        let max = h.param(1).and_then(|p| p.value().as_u64()).unwrap_or(50) as usize;
+        let smart = h.param(2).and_then(|p| p.value().as_bool()).unwrap_or(true);
+        out.write(&slugify(&text, max, smart))?;
+        Ok(())
+    }
+}
+
+/// `default VALUE FALLBACK`: VALUE unless it is missing, null, false, empty or zero.
+struct DefaultHelper;
+
+impl HelperDef for DefaultHelper {
+    fn call_inner<'reg: 'rc, 'rc>(
+        &self,
+        h: &Helper<'rc>,
+        _: &'reg Handlebars<'reg>,
+        _: &'rc Context,
+        _: &mut RenderContext<'reg, 'rc>,
+    ) -> Result<ScopedJson<'rc>, RenderError> {
+        let value = h.param(0).map(|p| p.value().clone()).unwrap_or(Value::Null);
+        let fallback = h.param(1).map(|p| p.value().clone()).unwrap_or(Value::Null);
+        let empty = match &value {
+            Value::Null => true,
+            Value::Bool(b) => !b,
+            Value::String(s) => s.is_empty(),
+            Value::Array(a) => a.is_empty(),
+            Value::Object(o) => o.is_empty(),
+            Value::Number(n) => n.as_f64() == Some(0.0),
+        };
+        Ok(ScopedJson::Derived(if empty { fallback } else { value }))
+    }
+}
+
+fn render_plain(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+fn new_handlebars() -> Handlebars<'static> {
+    let mut hb = Handlebars::new();
+    hb.set_strict_mode(true);
+    hb.register_escape_fn(handlebars::no_escape);
+    hb.register_helper("lower", Box::new(simple_helpers::lower_helper));
+    hb.register_helper("upper", Box::new(simple_helpers::upper_helper));
+    hb.register_helper("normalize", Box::new(simple_helpers::normalize_helper));
+    hb.register_helper("slugify", Box::new(SlugifyHelper));
+    hb.register_helper("default", Box::new(DefaultHelper));
+    hb.register_helper("trimPrefix", Box::new(simple_helpers::trim_prefix_helper));
+    hb.register_helper("trimSuffix", Box::new(simple_helpers::trim_suffix_helper));
+    hb.register_helper("replace", Box::new(simple_helpers::replace_helper));
+    hb.register_helper("toJson", Box::new(simple_helpers::to_json_helper));
+    hb.register_helper("toYaml", Box::new(simple_helpers::to_yaml_helper));
+    hb
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn params(v: Value) -> ParamSet {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn fasttemplate_replaces_string_params_and_keeps_unknown_tags() {
+        let p = params(json!({"path.basename": "api", "path[0]": "apps", "n": 1}));
+        assert_eq!(
+            fasttemplate("{{path.basename}}-{{ path[0] }}-{{missing}}-{{n}}", &p).unwrap(),
+            "api-apps-{{missing}}-{{n}}"
+        );
+    }
+
+    #[test]
+    fn fasttemplate_unclosed_tag_is_an_error() {
+        let err = fasttemplate("a-{{name", &ParamSet::new()).unwrap_err();
+        assert!(err.starts_with("cannot find end tag \"}}\""), "{err}");
+    }
+
+    #[test]
+    fn handlebars_helpers_and_strict_mode() {
+        let r = Renderer::new(&TemplateEngine::Handlebars).unwrap();
+        let p = params(json!({"name": "My_App", "env": "", "path": {"basename": "api"}, "v": {"a": 1}}));
+        let render = |t: &str| r.render_str(t, &p);
+        assert_eq!(render("{{normalize name}}").unwrap(), "my-app");
+        assert_eq!(render("{{upper path.basename}}").unwrap(), "API");
+        assert_eq!(render("{{default env \"dev\"}}").unwrap(), "dev");
+        assert_eq!(render("{{trimSuffix (lower name) \"_app\"}}").unwrap(), "my");
+        assert_eq!(render("{{replace name \"_\" \".\"}}").unwrap(), "My.App");
+        assert_eq!(render("{{toJson v}}").unwrap(), "{\"a\":1}");
+        assert_eq!(render("{{toYaml v}}").unwrap(), "a: 1");
+        assert_eq!(render("{{slugify \"Hello World!\"}}").unwrap(), "hello-world");
+        assert_eq!(render("<{{name}}>").unwrap(), "<My_App>", "no HTML escaping");
+        let err = render("{{nope}}").unwrap_err();
+        assert_eq!(
+            err,
+            "template \"{{nope}}\" refers to parameter \"nope\", which this parameter set does not have \
+             (handlebars runs in strict mode; use `default` for optional parameters)"
+        );
+    }
+
+    #[test]
+    fn render_value_renders_keys_and_values() {
+        let r = Renderer::new(&TemplateEngine::Fast).unwrap();
+        let p = params(json!({"team": "pay"}));
+        let v = r
+            .render_value(&json!({"labels": {"team-{{team}}": "{{team}}"}, "n": 3}), &p)
+            .unwrap();
+        assert_eq!(v, json!({"labels": {"team-pay": "pay"}, "n": 3}));
+    }
+
+    #[test]
+    fn go_templates_are_refused_clearly() {
+        let err = Renderer::new(&TemplateEngine::Go { options: vec![] }).err().unwrap();
+        assert!(err.starts_with("goTemplate: true is not supported by prism yet"), "{err}");
+    }
+}

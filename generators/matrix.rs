@@ -1,0 +1,192 @@
+//! `matrix`: the Cartesian product of its children's parameter sets.
+//!
+//! Any number of children (at least two) and any depth; Argo stops at two children
+//! and one nested level. Each later child is expanded once per parameter set made so
+//! far, with its own fields templated from that set (as Argo's matrix does), and the
+//! results combined: in the default mode keys must agree (Argo's `CombineStringMaps`),
+//! in the nested modes the earlier child wins. Order: earlier children vary slowest.
+//! Children's `template` overrides are ignored, as in Argo. A child whose templated
+//! form is identical for several parameter sets is expanded once.
+
+use super::{expand_raw, interpolate, merge_override, Context, Generated};
+use crate::error::{Error, ErrorKind};
+use crate::params::ParamShape;
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+/// The `matrix` generator's spec.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatrixGenerator {
+    /// The children, raw: later ones are templated before they are read.
+    pub generators: Vec<Value>,
+}
+
+impl MatrixGenerator {
+    pub(super) fn check(&self, path: &str, prism: bool) -> Result<(), Error> {
+        if self.generators.len() < 2 {
+            return Err(Error::invalid(
+                path,
+                "found less than two generators, Matrix requires two or more",
+            ));
+        }
+        for (i, g) in self.generators.iter().enumerate() {
+            super::GeneratorNode::check(g, &format!("{path}.generators[{i}]"), prism)?;
+        }
+        Ok(())
+    }
+
+    /// The combined parameter sets.
+    pub fn generate(&self, ctx: &Context, path: &str) -> Result<Vec<Generated>, Error> {
+        let child_path = |i: usize| format!("{path}.generators[{i}]");
+        let mut acc = expand_raw(&self.generators[0], &child_path(0), ctx, None)?;
+        for (i, child) in self.generators.iter().enumerate().skip(1) {
+            let at = child_path(i);
+            let templated = child.to_string().contains("{{");
+            let mut memo: HashMap<String, Rc<Vec<Generated>>> = HashMap::new();
+            let mut untemplated: Option<Rc<Vec<Generated>>> = None;
+            let mut next = Vec::new();
+            for a in &acc {
+                let sets = if templated && !a.params.is_empty() {
+                    let interpolated = interpolate(child, &a.params, ctx, &at)?;
+                    let key = interpolated.to_string();
+                    match memo.get(&key) {
+                        Some(sets) => sets.clone(),
+                        None => {
+                            let sets = Rc::new(expand_raw(&interpolated, &at, ctx, None)?);
+                            memo.insert(key, sets.clone());
+                            sets
+                        }
+                    }
+                } else {
+                    match &untemplated {
+                        Some(sets) => sets.clone(),
+                        None => {
+                            let sets = Rc::new(expand_raw(child, &at, ctx, None)?);
+                            untemplated = Some(sets.clone());
+                            sets
+                        }
+                    }
+                };
+                for b in sets.iter() {
+                    next.push(combine(a, b, ctx.shape(), path)?);
+                }
+            }
+            acc = next;
+        }
+        Ok(acc)
+    }
+}
+
+fn combine(a: &Generated, b: &Generated, shape: ParamShape, path: &str) -> Result<Generated, Error> {
+    let params = match shape {
+        ParamShape::Flat => {
+            let mut out = a.params.clone();
+            for (k, vb) in &b.params {
+                match out.get(k) {
+                    Some(va) if va != vb => {
+                        return Err(Error::new(
+                            path,
+                            ErrorKind::Combine(format!(
+                                "found duplicate key {k} with different value, a: {} ,b: {}; \
+                                 rename the parameter in one child (for git: pathParamPrefix)",
+                                crate::params::go_format(va),
+                                crate::params::go_format(vb)
+                            )),
+                        ))
+                    }
+                    _ => {
+                        out.insert(k.clone(), vb.clone());
+                    }
+                }
+            }
+            out
+        }
+        ParamShape::Nested => {
+            let mut out = b.params.clone();
+            merge_override(&mut out, &a.params);
+            out
+        }
+    };
+    let mut origin = a.origin.clone();
+    origin.extend(b.origin.iter().cloned());
+    Ok(Generated { params, origin })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::generators::tests::{expand_err, expand_one};
+    use serde_json::json;
+
+    #[test]
+    fn product_with_interpolation_from_earlier_children() {
+        let sets = expand_one(
+            json!({"matrix": {"generators": [
+                {"list": {"elements": [{"env": "test"}, {"env": "prod"}]}},
+                {"list": {"elements": [{"app": "a-{{env}}"}, {"app": "b-{{env}}"}]}},
+                {"list": {"elements": [{"region": "eu"}]}}
+            ]}}),
+            false,
+        );
+        assert_eq!(
+            sets,
+            vec![
+                json!({"env": "test", "app": "a-test", "region": "eu"}),
+                json!({"env": "test", "app": "b-test", "region": "eu"}),
+                json!({"env": "prod", "app": "a-prod", "region": "eu"}),
+                json!({"env": "prod", "app": "b-prod", "region": "eu"}),
+            ]
+        );
+    }
+
+    #[test]
+    fn nested_matrix_and_child_selector() {
+        let sets = expand_one(
+            json!({"matrix": {"generators": [
+                {"matrix": {"generators": [
+                    {"list": {"elements": [{"a": "1"}, {"a": "2"}]}},
+                    {"list": {"elements": [{"b": "x"}]}}
+                ]}},
+                {"list": {"elements": [{"c": "y"}, {"c": "z"}]}, "selector": {"matchLabels": {"c": "z"}}}
+            ]}}),
+            false,
+        );
+        assert_eq!(sets, vec![json!({"a": "1", "b": "x", "c": "z"}), json!({"a": "2", "b": "x", "c": "z"})]);
+    }
+
+    #[test]
+    fn clashing_keys_are_an_error_in_flat_mode_and_earlier_wins_nested() {
+        let raw = json!({"matrix": {"generators": [
+            {"list": {"elements": [{"k": "a"}]}},
+            {"list": {"elements": [{"k": "b"}]}}
+        ]}});
+        assert_eq!(
+            expand_err(raw.clone(), false),
+            "spec.generators[0].matrix: found duplicate key k with different value, a: a ,b: b; \
+             rename the parameter in one child (for git: pathParamPrefix)"
+        );
+        assert_eq!(expand_one(raw, true), vec![json!({"k": "a"})]);
+    }
+
+    #[test]
+    fn fewer_than_two_children_is_an_error() {
+        assert_eq!(
+            expand_err(json!({"matrix": {"generators": [{"list": {"elements": []}}]}}), false),
+            "spec.generators[0].matrix: found less than two generators, Matrix requires two or more"
+        );
+    }
+
+    #[test]
+    fn unknown_child_generator_names_its_path() {
+        assert_eq!(
+            expand_err(
+                json!({"matrix": {"generators": [{"list": {}}, {"lisst": {}}]}}),
+                false
+            ),
+            "spec.generators[0].matrix.generators[1].lisst: unknown generator `lisst`; expected one of: \
+             list, clusters, git, matrix, merge, values (prism.dev only)"
+        );
+    }
+}

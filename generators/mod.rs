@@ -1,0 +1,437 @@
+//! Generators: each turns its part of the spec into parameter sets.
+//!
+//! One file per generator, named as in Argo CD (`list`, `clusters`, `git`, `matrix`,
+//! `merge`) plus Prism's own (`values`). Each file holds the generator's serde spec,
+//! a `generate` function, its ordering rules in the `//!` doc and its table tests.
+//! To add a generator: add a file, a variant to [`Generator`] and its arm in
+//! [`Generator::parse`] and [`Generator::generate`].
+//!
+//! This module also holds what every generator shares: the per-generator `selector`
+//! and `template`, the matrix-style interpolation of a generator's own fields from
+//! earlier parameters, and Argo's templated `values`.
+
+pub mod clusters;
+pub mod git;
+pub mod list;
+pub mod matrix;
+pub mod merge;
+pub mod values;
+
+use crate::error::{Error, ErrorKind};
+use crate::params::{flat_view, ParamSet, ParamShape};
+use crate::render::RenderOptions;
+use crate::selector::LabelSelector;
+use crate::sources::Sources;
+use crate::template::Renderer;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+/// The generator keys Prism knows, for error messages.
+pub const KNOWN_GENERATORS: &str = "list, clusters, git, matrix, merge, values (prism.dev only)";
+const ARGO_UNSUPPORTED: &[&str] = &["scmProvider", "pullRequest", "clusterDecisionResource", "plugin"];
+
+/// What generators read and write while expanding one ApplicationSet.
+pub struct Context<'a> {
+    /// Repositories and clusters.
+    pub sources: &'a dyn Sources,
+    /// The spec's template engine (generators template their own `values`).
+    pub renderer: &'a Renderer,
+    /// Caller's options (glob mode, in-cluster).
+    pub options: &'a RenderOptions,
+    /// Warnings for the user (a glob that matched nothing); not errors.
+    pub warnings: &'a RefCell<Vec<String>>,
+    /// Whether the spec is `prism.dev` (Prism's own generators allowed).
+    pub prism: bool,
+}
+
+impl Context<'_> {
+    /// Which parameter shape to emit.
+    pub fn shape(&self) -> ParamShape {
+        self.renderer.shape()
+    }
+
+    /// Records a warning.
+    pub fn warn(&self, message: String) {
+        self.warnings.borrow_mut().push(message);
+    }
+}
+
+/// A parameter set and the generators that made it (for `--explain` and error messages).
+#[derive(Debug, Clone)]
+pub struct Generated {
+    /// The parameters.
+    pub params: ParamSet,
+    /// Spec paths of the leaf generators that contributed, in order.
+    pub origin: Vec<Rc<str>>,
+}
+
+/// One of the generators.
+#[derive(Debug, Clone)]
+pub enum Generator {
+    /// Fixed elements.
+    List(list::ListGenerator),
+    /// Argo CD clusters.
+    Clusters(clusters::ClustersGenerator),
+    /// Git directories or files.
+    Git(git::GitGenerator),
+    /// Per-environment values files (Prism's own).
+    Values(values::ValuesGenerator),
+    /// Cartesian product of children.
+    Matrix(matrix::MatrixGenerator),
+    /// Children joined on merge keys.
+    Merge(merge::MergeGenerator),
+}
+
+impl Generator {
+    /// Reads the body of generator `key` (its `template` already removed).
+    fn parse(key: &str, body: Value, path: &str, prism: bool) -> Result<Generator, Error> {
+        Ok(match key {
+            "list" => Generator::List(from_body(body, path)?),
+            "clusters" => Generator::Clusters(from_body(body, path)?),
+            "git" => Generator::Git(from_body(body, path)?),
+            "matrix" => Generator::Matrix(from_body(body, path)?),
+            "merge" => Generator::Merge(from_body(body, path)?),
+            "values" if prism => Generator::Values(from_body(body, path)?),
+            "values" => {
+                return Err(Error::invalid(
+                    path,
+                    "the values generator is Prism's own; set apiVersion: prism.dev/v1alpha1 to use it",
+                ))
+            }
+            other => {
+                return Err(Error::new(
+                    path,
+                    ErrorKind::UnknownGenerator {
+                        key: other.to_string(),
+                        expected: KNOWN_GENERATORS,
+                    },
+                ))
+            }
+        })
+    }
+
+    /// Checks what serde cannot (patterns, children, selectors).
+    fn check(&self, path: &str, prism: bool) -> Result<(), Error> {
+        match self {
+            Generator::List(_) => Ok(()),
+            Generator::Clusters(g) => g.check(path),
+            Generator::Git(g) => g.check(path),
+            Generator::Values(g) => g.check(path),
+            Generator::Matrix(g) => g.check(path, prism),
+            Generator::Merge(g) => g.check(path, prism),
+        }
+    }
+
+    /// Expands into parameter sets; `path` is this generator's spec path.
+    fn generate(&self, ctx: &Context, path: &str) -> Result<Vec<Generated>, Error> {
+        let leaf = |sets: Vec<ParamSet>| {
+            let origin: Rc<str> = Rc::from(path);
+            sets.into_iter()
+                .map(|params| Generated {
+                    params,
+                    origin: vec![origin.clone()],
+                })
+                .collect()
+        };
+        Ok(match self {
+            Generator::List(g) => leaf(g.generate(ctx, path)?),
+            Generator::Clusters(g) => leaf(g.generate(ctx, path)?),
+            Generator::Git(g) => leaf(g.generate(ctx, path)?),
+            Generator::Values(g) => leaf(g.generate(ctx, path)?),
+            Generator::Matrix(g) => g.generate(ctx, path)?,
+            Generator::Merge(g) => g.generate(ctx, path)?,
+        })
+    }
+}
+
+/// One entry of a `generators` list: a generator plus Argo's per-generator `selector`
+/// and `template` override.
+#[derive(Debug, Clone)]
+pub struct GeneratorNode {
+    /// The generator.
+    pub generator: Generator,
+    /// Spec path of the generator itself, e.g. `spec.generators[0].list`.
+    pub path: String,
+    /// Parameter sets whose flat view does not match are dropped.
+    pub selector: Option<LabelSelector>,
+    /// Template fields that override `spec.template` for this generator's Applications.
+    pub template: Option<Value>,
+}
+
+impl GeneratorNode {
+    /// Reads a `generators` entry at `path` (e.g. `spec.generators[0]`).
+    pub fn parse(raw: &Value, path: &str, prism: bool) -> Result<GeneratorNode, Error> {
+        let obj = raw
+            .as_object()
+            .ok_or_else(|| Error::invalid(path, "a generator must be a mapping such as `list: {...}`"))?;
+        let mut key = None;
+        for k in obj.keys() {
+            if k == "selector" {
+                continue;
+            }
+            if ARGO_UNSUPPORTED.contains(&k.as_str()) {
+                return Err(Error::new(
+                    format!("{path}.{k}"),
+                    ErrorKind::Unsupported(format!("the {k} generator")),
+                ));
+            }
+            if !["list", "clusters", "git", "matrix", "merge", "values"].contains(&k.as_str()) {
+                return Err(Error::new(
+                    format!("{path}.{k}"),
+                    ErrorKind::UnknownGenerator {
+                        key: k.clone(),
+                        expected: KNOWN_GENERATORS,
+                    },
+                ));
+            }
+            if let Some(first) = key {
+                return Err(Error::invalid(
+                    path,
+                    format!("one generator per entry, found both {first} and {k}; split them into two entries"),
+                ));
+            }
+            key = Some(k.as_str());
+        }
+        let key = key.ok_or_else(|| {
+            Error::invalid(path, format!("no generator in this entry; use one of {KNOWN_GENERATORS}"))
+        })?;
+        let gen_path = format!("{path}.{key}");
+        let mut body = match obj.get(key) {
+            Some(Value::Object(m)) => m.clone(),
+            Some(Value::Null) | None => Map::new(),
+            Some(_) => return Err(Error::invalid(&gen_path, "must be a mapping")),
+        };
+        let template = body.remove("template").filter(|t| !t.is_null());
+        if let Some(t) = &template {
+            crate::spec::check_template(t, &format!("{gen_path}.template"))?;
+        }
+        let selector = match obj.get("selector") {
+            None | Some(Value::Null) => None,
+            Some(s) => {
+                let sel: LabelSelector = serde_json::from_value(s.clone())
+                    .map_err(|e| Error::invalid(format!("{path}.selector"), e.to_string()))?;
+                sel.validate()
+                    .map_err(|e| Error::invalid(format!("{path}.selector"), e))?;
+                Some(sel)
+            }
+        };
+        let generator = Generator::parse(key, Value::Object(body), &gen_path, prism)?;
+        generator.check(&gen_path, prism)?;
+        Ok(GeneratorNode {
+            generator,
+            path: gen_path,
+            selector,
+            template,
+        })
+    }
+
+    /// Checks a `generators` entry without expanding it.
+    pub fn check(raw: &Value, path: &str, prism: bool) -> Result<(), Error> {
+        GeneratorNode::parse(raw, path, prism).map(|_| ())
+    }
+
+    /// Expands the generator and applies the node's selector.
+    pub fn expand(&self, ctx: &Context) -> Result<Vec<Generated>, Error> {
+        let mut sets = self.generator.generate(ctx, &self.path)?;
+        if let Some(selector) = &self.selector {
+            sets.retain(|g| selector.matches(&flat_view(&g.params)));
+        }
+        Ok(sets)
+    }
+}
+
+/// Expands a raw `generators` entry, first templating its fields with `earlier`
+/// parameters when there are any (a later matrix child, as in Argo).
+pub fn expand_raw(
+    raw: &Value,
+    path: &str,
+    ctx: &Context,
+    earlier: Option<&ParamSet>,
+) -> Result<Vec<Generated>, Error> {
+    let node = match earlier {
+        Some(params) if !params.is_empty() => {
+            let interpolated = interpolate(raw, params, ctx, path)?;
+            GeneratorNode::parse(&interpolated, path, ctx.prism)?
+        }
+        _ => GeneratorNode::parse(raw, path, ctx.prism)?,
+    };
+    node.expand(ctx)
+}
+
+/// Templates every string of a raw generator with `params` (Argo's `InterpolateGenerator`).
+pub fn interpolate(raw: &Value, params: &ParamSet, ctx: &Context, path: &str) -> Result<Value, Error> {
+    ctx.renderer
+        .render_value(raw, params)
+        .map_err(|e| Error::new(path, ErrorKind::RenderTemplate(e)))
+}
+
+/// Argo's `appendTemplatedValues`: each of a generator's `values` is rendered against
+/// the parameters made so far and added as `values.<key>` (flat) or `values: {key}` (nested).
+pub fn append_values(
+    values: &BTreeMap<String, String>,
+    params: &mut ParamSet,
+    ctx: &Context,
+    path: &str,
+) -> Result<(), Error> {
+    if values.is_empty() {
+        return Ok(());
+    }
+    let mut rendered = Map::new();
+    for (k, v) in values {
+        let value = ctx
+            .renderer
+            .render_str(v, params)
+            .map_err(|e| Error::new(format!("{path}.values.{k}"), ErrorKind::RenderTemplate(e)))?;
+        rendered.insert(k.clone(), Value::String(value));
+    }
+    match ctx.shape() {
+        ParamShape::Flat => {
+            for (k, v) in rendered {
+                params.insert(format!("values.{k}"), v);
+            }
+        }
+        ParamShape::Nested => {
+            params.insert("values".into(), Value::Object(rendered));
+        }
+    }
+    Ok(())
+}
+
+/// Deserializes a generator body, naming the path on error.
+fn from_body<T: DeserializeOwned>(body: Value, path: &str) -> Result<T, Error> {
+    serde_json::from_value(body).map_err(|e| Error::invalid(path, e.to_string()))
+}
+
+/// Deep merge where `over` wins (mergo's `WithOverride`), for nested parameter sets.
+pub fn merge_override(base: &mut ParamSet, over: &ParamSet) {
+    for (k, v) in over {
+        match (base.get_mut(k), v) {
+            (Some(Value::Object(b)), Value::Object(o)) => merge_override(b, o),
+            _ => {
+                base.insert(k.clone(), v.clone());
+            }
+        }
+    }
+}
+
+/// The path parameters Argo emits for a repository path, flat or nested.
+pub fn path_params(
+    params: &mut ParamSet,
+    shape: ParamShape,
+    prefix: &str,
+    dir: &str,
+    file: Option<&str>,
+) {
+    let basename = go_base(dir).to_string();
+    let basename_normalized = crate::params::normalize(&basename);
+    let segments: Vec<&str> = dir.split('/').collect();
+    match shape {
+        ParamShape::Flat => {
+            let name = if prefix.is_empty() {
+                "path".to_string()
+            } else {
+                format!("{prefix}.path")
+            };
+            params.insert(name.clone(), dir.into());
+            params.insert(format!("{name}.basename"), basename.into());
+            params.insert(format!("{name}.basenameNormalized"), basename_normalized.into());
+            if let Some(f) = file {
+                params.insert(format!("{name}.filename"), f.into());
+                params.insert(format!("{name}.filenameNormalized"), crate::params::normalize(f).into());
+            }
+            for (i, s) in segments.iter().enumerate() {
+                if !s.is_empty() {
+                    params.insert(format!("{name}[{i}]"), (*s).into());
+                }
+            }
+        }
+        ParamShape::Nested => {
+            let mut p = Map::new();
+            p.insert("path".into(), dir.into());
+            p.insert("basename".into(), basename.into());
+            p.insert("basenameNormalized".into(), basename_normalized.into());
+            if let Some(f) = file {
+                p.insert("filename".into(), f.into());
+                p.insert("filenameNormalized".into(), crate::params::normalize(f).into());
+            }
+            p.insert(
+                "segments".into(),
+                Value::Array(segments.iter().map(|s| Value::String(s.to_string())).collect()),
+            );
+            if prefix.is_empty() {
+                params.insert("path".into(), Value::Object(p));
+            } else {
+                let mut outer = Map::new();
+                outer.insert("path".into(), Value::Object(p));
+                params.insert(prefix.into(), Value::Object(outer));
+            }
+        }
+    }
+}
+
+/// Go's `path.Base`: the last element, `.` for an empty path.
+pub fn go_base(path: &str) -> &str {
+    let trimmed = path.trim_end_matches('/');
+    if trimmed.is_empty() {
+        return if path.is_empty() { "." } else { "/" };
+    }
+    trimmed.rsplit('/').next().unwrap_or(trimmed)
+}
+
+/// Go's `path.Dir` for a clean relative path: everything before the last `/`, or `.`.
+pub fn go_dir(path: &str) -> &str {
+    match path.rsplit_once('/') {
+        Some((dir, _)) if !dir.is_empty() => dir,
+        Some(_) => "/",
+        None => ".",
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    //! Helpers for the generators' table tests.
+    use super::*;
+    use crate::sources::memory::MemorySources;
+    use crate::spec::TemplateEngine;
+
+    /// Expands one raw generator entry at `spec.generators[0]`; params as JSON values.
+    pub fn expand_with(
+        raw: Value,
+        engine: TemplateEngine,
+        sources: &dyn Sources,
+        options: &RenderOptions,
+    ) -> Result<Vec<Value>, String> {
+        let renderer = Renderer::new(&engine).map_err(|e| e.to_string())?;
+        let warnings = RefCell::new(vec![]);
+        let ctx = Context {
+            sources,
+            renderer: &renderer,
+            options,
+            warnings: &warnings,
+            prism: true,
+        };
+        let sets = expand_raw(&raw, "spec.generators[0]", &ctx, None).map_err(|e| e.to_string())?;
+        Ok(sets.into_iter().map(|g| Value::Object(g.params)).collect())
+    }
+
+    fn engine(nested: bool) -> TemplateEngine {
+        if nested {
+            TemplateEngine::Handlebars
+        } else {
+            TemplateEngine::Fast
+        }
+    }
+
+    /// Expands with empty sources; `nested` picks handlebars (nested params) over fasttemplate.
+    pub fn expand_one(raw: Value, nested: bool) -> Vec<Value> {
+        expand_with(raw, engine(nested), &MemorySources::new(), &RenderOptions::default()).unwrap()
+    }
+
+    /// The error text of expanding with empty sources.
+    pub fn expand_err(raw: Value, nested: bool) -> String {
+        expand_with(raw, engine(nested), &MemorySources::new(), &RenderOptions::default()).unwrap_err()
+    }
+}
