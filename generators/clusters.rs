@@ -67,7 +67,10 @@ impl ClustersGenerator {
         }
         if self.flat_list {
             let mut one = ParamSet::new();
-            one.insert("clusters".into(), Value::Array(sets.into_iter().map(Value::Object).collect()));
+            one.insert(
+                "clusters".into(),
+                Value::Array(sets.into_iter().map(Value::Object).collect()),
+            );
             return Ok(vec![one]);
         }
         Ok(sets)
@@ -79,7 +82,10 @@ fn cluster_params(c: &Cluster, shape: ParamShape) -> ParamSet {
     p.insert("name".into(), c.name.clone().into());
     p.insert("nameNormalized".into(), normalize(&c.name).into());
     p.insert("server".into(), c.server.clone().into());
-    p.insert("project".into(), c.project.clone().unwrap_or_default().into());
+    p.insert(
+        "project".into(),
+        c.project.clone().unwrap_or_default().into(),
+    );
     match shape {
         ParamShape::Flat => {
             for (k, v) in &c.labels {
@@ -91,7 +97,11 @@ fn cluster_params(c: &Cluster, shape: ParamShape) -> ParamSet {
         }
         ParamShape::Nested => {
             let to_map = |m: &BTreeMap<String, String>| -> Value {
-                Value::Object(m.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect())
+                Value::Object(
+                    m.iter()
+                        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                        .collect(),
+                )
             };
             let mut meta = Map::new();
             meta.insert("labels".into(), to_map(&c.labels));
@@ -116,12 +126,18 @@ mod tests {
         c.name = name.into();
         c.server = server.into();
         c.labels.insert("env".into(), env.into());
-        c.labels.insert("argocd.argoproj.io/secret-type".into(), "cluster".into());
+        c.labels
+            .insert("argocd.argoproj.io/secret-type".into(), "cluster".into());
         c.secret_name = Some(name.into());
         c
     }
 
-    fn run(raw: Value, clusters: Vec<Cluster>, in_cluster: bool, engine: TemplateEngine) -> Vec<Value> {
+    fn run(
+        raw: Value,
+        clusters: Vec<Cluster>,
+        in_cluster: bool,
+        engine: TemplateEngine,
+    ) -> Vec<Value> {
         let sources = MemorySources::new().with_clusters(clusters);
         let options = RenderOptions {
             in_cluster_enabled: in_cluster,
@@ -136,8 +152,16 @@ mod tests {
 
     #[test]
     fn local_cluster_only_without_selector() {
-        let cs = vec![cluster("Prod_1", "https://p1", "prod"), cluster("test-1", "https://t1", "test")];
-        let all = run(json!({"clusters": {}}), cs.clone(), true, TemplateEngine::Fast);
+        let cs = vec![
+            cluster("Prod_1", "https://p1", "prod"),
+            cluster("test-1", "https://t1", "test"),
+        ];
+        let all = run(
+            json!({"clusters": {}}),
+            cs.clone(),
+            true,
+            TemplateEngine::Fast,
+        );
         assert_eq!(names(&all), vec!["in-cluster", "Prod_1", "test-1"]);
         assert_eq!(all[0]["server"], "https://kubernetes.default.svc");
         assert_eq!(all[0]["project"], "");
@@ -188,7 +212,10 @@ mod tests {
 
     #[test]
     fn flat_list_holds_every_cluster() {
-        let cs = vec![cluster("a", "https://a", "prod"), cluster("b", "https://b", "prod")];
+        let cs = vec![
+            cluster("a", "https://a", "prod"),
+            cluster("b", "https://b", "prod"),
+        ];
         let sets = run(
             json!({"clusters": {"flatList": true, "selector": {"matchLabels": {"env": "prod"}}}}),
             cs,

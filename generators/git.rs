@@ -76,7 +76,10 @@ pub enum FileGlobbing {
 impl GitGenerator {
     pub(super) fn check(&self, path: &str) -> Result<(), Error> {
         if self.repo_url.is_empty() {
-            return Err(Error::invalid(format!("{path}.repoURL"), "repoURL is required"));
+            return Err(Error::invalid(
+                format!("{path}.repoURL"),
+                "repoURL is required",
+            ));
         }
         let (items, field, dialect) = self.items(FileGlobbing::Default)?.ok_or_else(|| {
             Error::invalid(path, "a git generator needs `directories` or `files`")
@@ -88,7 +91,10 @@ impl GitGenerator {
         Ok(())
     }
 
-    fn items(&self, globbing: FileGlobbing) -> Result<Option<(&[PathItem], &'static str, Dialect)>, Error> {
+    fn items(
+        &self,
+        globbing: FileGlobbing,
+    ) -> Result<Option<(&[PathItem], &'static str, Dialect)>, Error> {
         Ok(match (&self.directories, &self.files) {
             (Some(d), _) => Some((d.as_slice(), "directories", Dialect::PathMatch)),
             (None, Some(f)) => Some((
@@ -119,7 +125,10 @@ impl GitGenerator {
                 )
             })?;
         let Some((items, field, dialect)) = self.items(ctx.options.git_file_globbing)? else {
-            return Err(Error::invalid(path, "a git generator needs `directories` or `files`"));
+            return Err(Error::invalid(
+                path,
+                "a git generator needs `directories` or `files`",
+            ));
         };
         let globs = items
             .iter()
@@ -136,7 +145,11 @@ impl GitGenerator {
             self.files(ctx, path, &repo, &globs)?
         };
         if sets.is_empty() {
-            let patterns: Vec<&str> = items.iter().filter(|i| !i.exclude).map(|i| i.path.as_str()).collect();
+            let patterns: Vec<&str> = items
+                .iter()
+                .filter(|i| !i.exclude)
+                .map(|i| i.path.as_str())
+                .collect();
             ctx.warn(format!(
                 "{path}: no {field} in {} at revision {:?} match {}; this generator yields no Applications",
                 self.repo_url,
@@ -243,7 +256,8 @@ impl GitGenerator {
 /// list or an empty file gives one empty set) or a single mapping.
 pub fn parse_objects(bytes: &[u8]) -> Result<Vec<ParamSet>, String> {
     let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_string())?;
-    let value: Value = serde_yaml::from_str(text).map_err(|e| format!("not valid YAML or JSON: {e}"))?;
+    let value: Value =
+        serde_yaml::from_str(text).map_err(|e| format!("not valid YAML or JSON: {e}"))?;
     match value {
         Value::Null => Ok(vec![ParamSet::new()]),
         Value::Object(m) => Ok(vec![m]),
@@ -280,15 +294,28 @@ mod tests {
                 ("apps/web/nested/deep/f.txt", ""),
                 ("apps/.hidden/f.txt", ""),
                 ("apps/legacy/f.txt", ""),
-                ("clusters/prod/config.json", r#"{"cluster": {"name": "prod", "replicas": 3, "tags": ["a"]}}"#),
-                ("clusters/test/config.json", r#"{"cluster": {"name": "test", "replicas": 1}}"#),
-                ("clusters/list/config.json", "[{\"cluster\": {\"name\": \"l1\"}}, {\"cluster\": {\"name\": \"l2\"}}]"),
+                (
+                    "clusters/prod/config.json",
+                    r#"{"cluster": {"name": "prod", "replicas": 3, "tags": ["a"]}}"#,
+                ),
+                (
+                    "clusters/test/config.json",
+                    r#"{"cluster": {"name": "test", "replicas": 1}}"#,
+                ),
+                (
+                    "clusters/list/config.json",
+                    "[{\"cluster\": {\"name\": \"l1\"}}, {\"cluster\": {\"name\": \"l2\"}}]",
+                ),
                 ("clusters/config.json", "{}"),
             ]),
         )
     }
 
-    fn run(raw: Value, engine: TemplateEngine, globbing: FileGlobbing) -> Result<Vec<Value>, String> {
+    fn run(
+        raw: Value,
+        engine: TemplateEngine,
+        globbing: FileGlobbing,
+    ) -> Result<Vec<Value>, String> {
         let options = RenderOptions {
             git_file_globbing: globbing,
             ..Default::default()
@@ -328,8 +355,10 @@ mod tests {
         .unwrap();
         assert_eq!(
             sets,
-            vec![json!({"app": {"path": {"path": "apps/web", "basename": "web", "basenameNormalized": "web",
-                                         "segments": ["apps", "web"]}}})]
+            vec![
+                json!({"app": {"path": {"path": "apps/web", "basename": "web", "basenameNormalized": "web",
+                                         "segments": ["apps", "web"]}}})
+            ]
         );
     }
 
@@ -341,7 +370,10 @@ mod tests {
             FileGlobbing::Default,
         )
         .unwrap();
-        assert_eq!(column(&sets, "cluster.name"), vec!["l1", "l2", "prod", "test"]);
+        assert_eq!(
+            column(&sets, "cluster.name"),
+            vec!["l1", "l2", "prod", "test"]
+        );
         let prod = &sets[2];
         assert_eq!(prod["cluster.replicas"], "3");
         assert_eq!(prod["cluster.tags.0"], "a");
@@ -366,7 +398,10 @@ mod tests {
             FileGlobbing::New,
         )
         .unwrap();
-        assert_eq!(column(&dstar, "path"), vec!["clusters", "clusters/prod", "clusters/test"]);
+        assert_eq!(
+            column(&dstar, "path"),
+            vec!["clusters", "clusters/prod", "clusters/test"]
+        );
     }
 
     #[test]
@@ -381,7 +416,8 @@ mod tests {
             err,
             "spec.generators[0].git: reading repository https://nope at revision \"main\": repository not found: https://nope"
         );
-        let bad = MemorySources::new().with_repo(URL, MemoryRepository::new([("a/c.yaml", "key: [unclosed")]));
+        let bad = MemorySources::new()
+            .with_repo(URL, MemoryRepository::new([("a/c.yaml", "key: [unclosed")]));
         let err = expand_with(
             json!({"git": {"repoURL": URL, "revision": "HEAD", "files": [{"path": "a/c.yaml"}]}}),
             TemplateEngine::Fast,
@@ -397,8 +433,15 @@ mod tests {
 
     #[test]
     fn missing_directories_and_files_is_an_error() {
-        let err = run(json!({"git": {"repoURL": URL, "revision": "HEAD"}}), TemplateEngine::Fast, FileGlobbing::Default)
-            .unwrap_err();
-        assert_eq!(err, "spec.generators[0].git: a git generator needs `directories` or `files`");
+        let err = run(
+            json!({"git": {"repoURL": URL, "revision": "HEAD"}}),
+            TemplateEngine::Fast,
+            FileGlobbing::Default,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            "spec.generators[0].git: a git generator needs `directories` or `files`"
+        );
     }
 }

@@ -37,7 +37,11 @@ impl ListGenerator {
                 ParamShape::Flat => out.push(flat_element(obj, &at)?),
             }
         }
-        if let Some(yaml) = self.elements_yaml.as_deref().filter(|y| !y.trim().is_empty()) {
+        if let Some(yaml) = self
+            .elements_yaml
+            .as_deref()
+            .filter(|y| !y.trim().is_empty())
+        {
             let items: Vec<ParamSet> = serde_yaml::from_str(yaml).map_err(|e| {
                 Error::invalid(
                     format!("{path}.elementsYaml"),
@@ -64,11 +68,16 @@ fn flat_element(obj: &ParamSet, at: &str) -> Result<ParamSet, Error> {
     let mut params = ParamSet::new();
     for (key, value) in obj {
         if key == "values" {
-            let values = value
-                .as_object()
-                .ok_or_else(|| Error::invalid(format!("{at}.values"), "values must be a mapping of strings"))?;
+            let values = value.as_object().ok_or_else(|| {
+                Error::invalid(
+                    format!("{at}.values"),
+                    "values must be a mapping of strings",
+                )
+            })?;
             for (k, v) in values {
-                let s = v.as_str().ok_or_else(|| not_string(&format!("values.{k}"), v))?;
+                let s = v
+                    .as_str()
+                    .ok_or_else(|| not_string(&format!("values.{k}"), v))?;
                 params.insert(format!("values.{k}"), s.into());
             }
         } else {
@@ -92,7 +101,7 @@ fn kind(v: &Value) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use crate::generators::tests::{expand_one, expand_err};
+    use crate::generators::tests::{expand_err, expand_one};
     use serde_json::json;
 
     #[test]
@@ -101,7 +110,13 @@ mod tests {
             json!({"list": {"elements": [{"cluster": "a", "values": {"env": "prod"}}, {"cluster": "b"}]}}),
             false,
         );
-        assert_eq!(sets, vec![json!({"cluster": "a", "values.env": "prod"}), json!({"cluster": "b"})]);
+        assert_eq!(
+            sets,
+            vec![
+                json!({"cluster": "a", "values.env": "prod"}),
+                json!({"cluster": "b"})
+            ]
+        );
     }
 
     #[test]
@@ -110,7 +125,10 @@ mod tests {
             json!({"list": {"elements": [{"a": "1"}], "elementsYaml": "- a: '2'\n  n: {x: 1}\n"}}),
             false,
         );
-        assert_eq!(sets, vec![json!({"a": "1"}), json!({"a": "2", "n": {"x": 1}})]);
+        assert_eq!(
+            sets,
+            vec![json!({"a": "1"}), json!({"a": "2", "n": {"x": 1}})]
+        );
     }
 
     #[test]
@@ -125,7 +143,10 @@ mod tests {
 
     #[test]
     fn nested_mode_keeps_types() {
-        let sets = expand_one(json!({"list": {"elements": [{"replicas": 3, "v": {"a": true}}]}}), true);
+        let sets = expand_one(
+            json!({"list": {"elements": [{"replicas": 3, "v": {"a": true}}]}}),
+            true,
+        );
         assert_eq!(sets, vec![json!({"replicas": 3, "v": {"a": true}})]);
     }
 }

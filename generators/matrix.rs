@@ -80,7 +80,12 @@ impl MatrixGenerator {
     }
 }
 
-fn combine(a: &Generated, b: &Generated, shape: ParamShape, path: &str) -> Result<Generated, Error> {
+fn combine(
+    a: &Generated,
+    b: &Generated,
+    shape: ParamShape,
+    path: &str,
+) -> Result<Generated, Error> {
     let params = match shape {
         ParamShape::Flat => {
             let mut out = a.params.clone();
@@ -153,7 +158,13 @@ mod tests {
             ]}}),
             false,
         );
-        assert_eq!(sets, vec![json!({"a": "1", "b": "x", "c": "z"}), json!({"a": "2", "b": "x", "c": "z"})]);
+        assert_eq!(
+            sets,
+            vec![
+                json!({"a": "1", "b": "x", "c": "z"}),
+                json!({"a": "2", "b": "x", "c": "z"})
+            ]
+        );
     }
 
     #[test]

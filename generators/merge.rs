@@ -50,7 +50,12 @@ impl MergeGenerator {
         let mut keys = self.merge_keys.clone();
         keys.sort();
         keys.dedup();
-        let mut base = expand_raw(&self.generators[0], &format!("{path}.generators[0]"), ctx, None)?;
+        let mut base = expand_raw(
+            &self.generators[0],
+            &format!("{path}.generators[0]"),
+            ctx,
+            None,
+        )?;
         let base_index = index_by_keys(&base, &keys, path, 0)?;
         for (i, child) in self.generators.iter().enumerate().skip(1) {
             let sets = expand_raw(child, &format!("{path}.generators[{i}]"), ctx, None)?;
@@ -86,7 +91,10 @@ fn index_by_keys(
     for (i, set) in sets.iter().enumerate() {
         let mut key = Map::new();
         for k in keys {
-            key.insert(k.clone(), lookup(&set.params, k).cloned().unwrap_or(Value::Null));
+            key.insert(
+                k.clone(),
+                lookup(&set.params, k).cloned().unwrap_or(Value::Null),
+            );
         }
         let key = Value::Object(key).to_string();
         if index.insert(key.clone(), i).is_some() {
@@ -131,7 +139,10 @@ mod tests {
         );
         assert_eq!(
             sets,
-            vec![json!({"server": "a", "replicas": "1"}), json!({"server": "b", "replicas": "3"})]
+            vec![
+                json!({"server": "a", "replicas": "1"}),
+                json!({"server": "b", "replicas": "3"})
+            ]
         );
     }
 

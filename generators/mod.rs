@@ -31,7 +31,12 @@ use std::rc::Rc;
 
 /// The generator keys Prism knows, for error messages.
 pub const KNOWN_GENERATORS: &str = "list, clusters, git, matrix, merge, values (prism.dev only)";
-const ARGO_UNSUPPORTED: &[&str] = &["scmProvider", "pullRequest", "clusterDecisionResource", "plugin"];
+const ARGO_UNSUPPORTED: &[&str] = &[
+    "scmProvider",
+    "pullRequest",
+    "clusterDecisionResource",
+    "plugin",
+];
 
 /// What generators read and write while expanding one ApplicationSet.
 pub struct Context<'a> {
@@ -95,12 +100,10 @@ impl Generator {
             "matrix" => Generator::Matrix(from_body(body, path)?),
             "merge" => Generator::Merge(from_body(body, path)?),
             "values" if prism => Generator::Values(from_body(body, path)?),
-            "values" => {
-                return Err(Error::invalid(
-                    path,
-                    "the values generator is Prism's own; set apiVersion: prism.dev/v1alpha1 to use it",
-                ))
-            }
+            "values" => return Err(Error::invalid(
+                path,
+                "the values generator is Prism's own; set apiVersion: prism.dev/v1alpha1 to use it",
+            )),
             other => {
                 return Err(Error::new(
                     path,
@@ -164,9 +167,9 @@ pub struct GeneratorNode {
 impl GeneratorNode {
     /// Reads a `generators` entry at `path` (e.g. `spec.generators[0]`).
     pub fn parse(raw: &Value, path: &str, prism: bool) -> Result<GeneratorNode, Error> {
-        let obj = raw
-            .as_object()
-            .ok_or_else(|| Error::invalid(path, "a generator must be a mapping such as `list: {...}`"))?;
+        let obj = raw.as_object().ok_or_else(|| {
+            Error::invalid(path, "a generator must be a mapping such as `list: {...}`")
+        })?;
         let mut key = None;
         for k in obj.keys() {
             if k == "selector" {
@@ -196,7 +199,10 @@ impl GeneratorNode {
             key = Some(k.as_str());
         }
         let key = key.ok_or_else(|| {
-            Error::invalid(path, format!("no generator in this entry; use one of {KNOWN_GENERATORS}"))
+            Error::invalid(
+                path,
+                format!("no generator in this entry; use one of {KNOWN_GENERATORS}"),
+            )
         })?;
         let gen_path = format!("{path}.{key}");
         let mut body = match obj.get(key) {
@@ -262,7 +268,12 @@ pub fn expand_raw(
 }
 
 /// Templates every string of a raw generator with `params` (Argo's `InterpolateGenerator`).
-pub fn interpolate(raw: &Value, params: &ParamSet, ctx: &Context, path: &str) -> Result<Value, Error> {
+pub fn interpolate(
+    raw: &Value,
+    params: &ParamSet,
+    ctx: &Context,
+    path: &str,
+) -> Result<Value, Error> {
     ctx.renderer
         .render_value(raw, params)
         .map_err(|e| Error::new(path, ErrorKind::RenderTemplate(e)))
@@ -337,10 +348,16 @@ pub fn path_params(
             };
             params.insert(name.clone(), dir.into());
             params.insert(format!("{name}.basename"), basename.into());
-            params.insert(format!("{name}.basenameNormalized"), basename_normalized.into());
+            params.insert(
+                format!("{name}.basenameNormalized"),
+                basename_normalized.into(),
+            );
             if let Some(f) = file {
                 params.insert(format!("{name}.filename"), f.into());
-                params.insert(format!("{name}.filenameNormalized"), crate::params::normalize(f).into());
+                params.insert(
+                    format!("{name}.filenameNormalized"),
+                    crate::params::normalize(f).into(),
+                );
             }
             for (i, s) in segments.iter().enumerate() {
                 if !s.is_empty() {
@@ -355,11 +372,19 @@ pub fn path_params(
             p.insert("basenameNormalized".into(), basename_normalized.into());
             if let Some(f) = file {
                 p.insert("filename".into(), f.into());
-                p.insert("filenameNormalized".into(), crate::params::normalize(f).into());
+                p.insert(
+                    "filenameNormalized".into(),
+                    crate::params::normalize(f).into(),
+                );
             }
             p.insert(
                 "segments".into(),
-                Value::Array(segments.iter().map(|s| Value::String(s.to_string())).collect()),
+                Value::Array(
+                    segments
+                        .iter()
+                        .map(|s| Value::String(s.to_string()))
+                        .collect(),
+                ),
             );
             if prefix.is_empty() {
                 params.insert("path".into(), Value::Object(p));
@@ -427,11 +452,23 @@ pub(crate) mod tests {
 
     /// Expands with empty sources; `nested` picks handlebars (nested params) over fasttemplate.
     pub fn expand_one(raw: Value, nested: bool) -> Vec<Value> {
-        expand_with(raw, engine(nested), &MemorySources::new(), &RenderOptions::default()).unwrap()
+        expand_with(
+            raw,
+            engine(nested),
+            &MemorySources::new(),
+            &RenderOptions::default(),
+        )
+        .unwrap()
     }
 
     /// The error text of expanding with empty sources.
     pub fn expand_err(raw: Value, nested: bool) -> String {
-        expand_with(raw, engine(nested), &MemorySources::new(), &RenderOptions::default()).unwrap_err()
+        expand_with(
+            raw,
+            engine(nested),
+            &MemorySources::new(),
+            &RenderOptions::default(),
+        )
+        .unwrap_err()
     }
 }

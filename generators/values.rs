@@ -69,7 +69,10 @@ impl ValuesGenerator {
 
     pub(super) fn check(&self, path: &str) -> Result<(), Error> {
         if self.repo_url.is_empty() {
-            return Err(Error::invalid(format!("{path}.repoURL"), "repoURL is required"));
+            return Err(Error::invalid(
+                format!("{path}.repoURL"),
+                "repoURL is required",
+            ));
         }
         Glob::new(self.pattern(), Dialect::Doublestar)
             .map_err(|e| Error::invalid(format!("{path}.pattern"), e.to_string()))?;
@@ -79,7 +82,11 @@ impl ValuesGenerator {
 
     /// The parameter sets.
     pub fn generate(&self, ctx: &Context, path: &str) -> Result<Vec<ParamSet>, Error> {
-        let revision = if self.revision.is_empty() { "HEAD" } else { &self.revision };
+        let revision = if self.revision.is_empty() {
+            "HEAD"
+        } else {
+            &self.revision
+        };
         let read_error = |source| {
             Error::new(
                 path,
@@ -90,7 +97,10 @@ impl ValuesGenerator {
                 },
             )
         };
-        let repo = ctx.sources.repository(&self.repo_url, revision).map_err(read_error)?;
+        let repo = ctx
+            .sources
+            .repository(&self.repo_url, revision)
+            .map_err(read_error)?;
         let glob = Glob::new(self.pattern(), Dialect::Doublestar)
             .map_err(|e| Error::invalid(format!("{path}.pattern"), e.to_string()))?;
         let (prefix, suffix) = self.env_affixes(path)?;
@@ -197,7 +207,10 @@ mod tests {
             URL,
             MemoryRepository::new([
                 ("services/api/values.yaml", "replicas: 1"),
-                ("services/api/values-prod.yaml", "replicas: 3\nimage: {tag: v1}"),
+                (
+                    "services/api/values-prod.yaml",
+                    "replicas: 3\nimage: {tag: v1}",
+                ),
                 ("services/api/values-test.yaml", ""),
                 ("services/web/values-prod.yaml", "replicas: 2"),
                 ("services/web/values-dev.yaml", "x: y"),
@@ -215,7 +228,12 @@ mod tests {
         let sets = run(json!({"values": {"repoURL": URL}}), TemplateEngine::Fast).unwrap();
         let pairs: Vec<(String, String)> = sets
             .iter()
-            .map(|s| (s["service"].as_str().unwrap().into(), s["env"].as_str().unwrap().into()))
+            .map(|s| {
+                (
+                    s["service"].as_str().unwrap().into(),
+                    s["env"].as_str().unwrap().into(),
+                )
+            })
             .collect();
         assert_eq!(
             pairs,
@@ -244,25 +262,45 @@ mod tests {
         .unwrap();
         let got: Vec<String> = sets
             .iter()
-            .map(|s| format!("{}/{}", s["service"].as_str().unwrap(), s["env"].as_str().unwrap()))
+            .map(|s| {
+                format!(
+                    "{}/{}",
+                    s["service"].as_str().unwrap(),
+                    s["env"].as_str().unwrap()
+                )
+            })
             .collect();
         assert_eq!(got, vec!["api/test", "api/prod", "web/prod"]);
-        assert_eq!(sets[1]["values"], json!({"replicas": 3, "image": {"tag": "v1"}}));
+        assert_eq!(
+            sets[1]["values"],
+            json!({"replicas": 3, "image": {"tag": "v1"}})
+        );
         assert_eq!(sets[1]["hasBaseValues"], true);
     }
 
     #[test]
     fn custom_pattern_needs_one_star_in_file_name() {
-        let err = run(json!({"values": {"repoURL": URL, "pattern": "envs/*/values.yaml"}}), TemplateEngine::Fast)
-            .unwrap_err();
+        let err = run(
+            json!({"values": {"repoURL": URL, "pattern": "envs/*/values.yaml"}}),
+            TemplateEngine::Fast,
+        )
+        .unwrap_err();
         assert!(err.starts_with("spec.generators[0].values.pattern: the file name in \"envs/*/values.yaml\" must contain exactly one `*`"), "{err}");
     }
 
     #[test]
     fn values_file_that_is_not_yaml_is_an_error() {
-        let bad = MemorySources::new().with_repo(URL, MemoryRepository::new([("svc/values-prod.yaml", "a: [1,\n")]));
-        let err = expand_with(json!({"values": {"repoURL": URL}}), TemplateEngine::Fast, &bad, &RenderOptions::default())
-            .unwrap_err();
+        let bad = MemorySources::new().with_repo(
+            URL,
+            MemoryRepository::new([("svc/values-prod.yaml", "a: [1,\n")]),
+        );
+        let err = expand_with(
+            json!({"values": {"repoURL": URL}}),
+            TemplateEngine::Fast,
+            &bad,
+            &RenderOptions::default(),
+        )
+        .unwrap_err();
         assert!(
             err.starts_with("spec.generators[0].values: file svc/values-prod.yaml in https://git.example.com/org/services.git: not valid YAML"),
             "{err}"

@@ -1,1 +1,35 @@
+//! Prism's command line: `prism generate`, `prism validate`, `prism version`.
+//!
+//! The engine ([`prism_engine`]) does the work; this crate is the edge around it:
+//! reading manifests and cluster Secret files, opening git repositories
+//! ([`git`], [`workdir`]) behind the engine's `Sources` trait ([`sources`]), and
+//! printing ([`output`]). Errors carry the file and the spec path and end the run
+//! with exit code 1 (2 for usage errors) before anything is written to stdout.
 
+pub mod cli;
+pub mod git;
+pub mod input;
+pub mod output;
+pub mod sources;
+pub mod workdir;
+
+/// Why a command failed; the message is printed as is.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Bad arguments (exit code 2).
+    #[error("{0}")]
+    Usage(String),
+    /// A spec or source error (exit code 1).
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl CliError {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            CliError::Usage(_) => 2,
+            CliError::Failed(_) => 1,
+        }
+    }
+}

@@ -80,7 +80,9 @@ impl Cluster {
                 let encoded = v.as_str().unwrap_or_default();
                 let bytes = base64::engine::general_purpose::STANDARD
                     .decode(encoded.trim())
-                    .map_err(|e| format!("Secret {secret_name}: data.{k} is not valid base64 ({e})"))?;
+                    .map_err(|e| {
+                        format!("Secret {secret_name}: data.{k} is not valid base64 ({e})")
+                    })?;
                 let text = String::from_utf8(bytes)
                     .map_err(|_| format!("Secret {secret_name}: data.{k} is not UTF-8 text"))?;
                 data.insert(k.clone(), text);
@@ -95,7 +97,9 @@ impl Cluster {
             }
         }
         let server = data.remove("server").ok_or_else(|| {
-            format!("Secret {secret_name}: a cluster Secret needs a `server` key in data or stringData")
+            format!(
+                "Secret {secret_name}: a cluster Secret needs a `server` key in data or stringData"
+            )
         })?;
         let name = data.remove("name").unwrap_or_default();
         Ok(Some(Cluster {
@@ -163,7 +167,10 @@ stringData: {url: https://x}
         let clusters = Cluster::parse_secrets(yaml).unwrap();
         assert_eq!(clusters.len(), 1);
         let c = &clusters[0];
-        assert_eq!((c.name.as_str(), c.server.as_str()), ("prod-1", "https://1.2.3.4"));
+        assert_eq!(
+            (c.name.as_str(), c.server.as_str()),
+            ("prod-1", "https://1.2.3.4")
+        );
         assert_eq!(c.project.as_deref(), Some("payments"));
         assert_eq!(c.labels.get("env").map(String::as_str), Some("prod"));
     }
@@ -172,7 +179,10 @@ stringData: {url: https://x}
     fn bad_base64_names_the_secret_and_key() {
         let yaml = "kind: Secret\nmetadata: {name: s1, labels: {argocd.argoproj.io/secret-type: cluster}}\ndata: {server: '!!!'}\n";
         let err = Cluster::parse_secrets(yaml).unwrap_err();
-        assert!(err.starts_with("Secret s1: data.server is not valid base64"), "{err}");
+        assert!(
+            err.starts_with("Secret s1: data.server is not valid base64"),
+            "{err}"
+        );
     }
 
     #[test]

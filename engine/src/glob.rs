@@ -40,7 +40,9 @@ impl Glob {
     /// Checks `pattern` in `dialect`.
     pub fn new(pattern: &str, dialect: Dialect) -> Result<Glob, GlobError> {
         check(pattern)?;
-        let literal = !pattern.bytes().any(|b| matches!(b, b'*' | b'?' | b'[' | b'\\'));
+        let literal = !pattern
+            .bytes()
+            .any(|b| matches!(b, b'*' | b'?' | b'[' | b'\\'));
         Ok(Glob {
             pattern: pattern.to_string(),
             dialect,
@@ -199,7 +201,8 @@ fn match_from(p: &[u8], s: &[u8], d: Dialect) -> bool {
                 let Some(end) = class_end(p, pi) else {
                     return false;
                 };
-                if si >= s.len() || (!crosses && s[si] == b'/') || !class_matches(p, pi, end, s[si]) {
+                if si >= s.len() || (!crosses && s[si] == b'/') || !class_matches(p, pi, end, s[si])
+                {
                     return false;
                 }
                 pi = end + 1;
@@ -245,9 +248,21 @@ mod tests {
 
     #[test]
     fn git_pathspec_star_crosses_slash_and_literal_matches_below() {
-        assert!(m("apps/*.yaml", Dialect::GitPathspec, "apps/a/b/config.yaml"));
-        assert!(m("apps/**/config.json", Dialect::GitPathspec, "apps/x/config.json"));
-        assert!(!m("apps/**/config.json", Dialect::GitPathspec, "apps/config.json"));
+        assert!(m(
+            "apps/*.yaml",
+            Dialect::GitPathspec,
+            "apps/a/b/config.yaml"
+        ));
+        assert!(m(
+            "apps/**/config.json",
+            Dialect::GitPathspec,
+            "apps/x/config.json"
+        ));
+        assert!(!m(
+            "apps/**/config.json",
+            Dialect::GitPathspec,
+            "apps/config.json"
+        ));
         assert!(m("apps", Dialect::GitPathspec, "apps/x/config.json"));
         assert!(!m("apps", Dialect::GitPathspec, "apps2/x.json"));
         assert!(m("config.json", Dialect::GitPathspec, "config.json"));
@@ -268,7 +283,10 @@ mod tests {
     #[test]
     fn malformed_patterns_are_errors() {
         let e = Glob::new("apps/[a-", Dialect::PathMatch).unwrap_err();
-        assert_eq!(e.to_string(), "invalid glob pattern \"apps/[a-\": a '[' is never closed by ']'");
+        assert_eq!(
+            e.to_string(),
+            "invalid glob pattern \"apps/[a-\": a '[' is never closed by ']'"
+        );
         assert!(Glob::new("x\\", Dialect::Doublestar).is_err());
     }
 }

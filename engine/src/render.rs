@@ -62,9 +62,47 @@ pub struct Rendered {
     pub warnings: Vec<String>,
 }
 
+/// Checks what can be checked without sources: the template engine is supported and
+/// every template string of a handlebars spec compiles.
+pub fn check(appset: &ApplicationSet) -> Result<(), Error> {
+    Renderer::new(&appset.engine).map_err(|e| Error::invalid("spec.goTemplate", e))?;
+    if appset.engine == crate::spec::TemplateEngine::Handlebars {
+        let mut strings = Vec::new();
+        collect_strings(&appset.template, &mut strings);
+        for s in strings.into_iter().filter(|s| s.contains("{{")) {
+            handlebars::Template::compile(s).map_err(|e| {
+                Error::new(
+                    "spec.template",
+                    ErrorKind::RenderTemplate(format!("template {s:?}: {e}")),
+                )
+            })?;
+        }
+    }
+    Ok(())
+}
+
+fn collect_strings<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+    match v {
+        Value::String(s) => out.push(s),
+        Value::Array(a) => a.iter().for_each(|v| collect_strings(v, out)),
+        Value::Object(m) => {
+            for (k, v) in m {
+                out.push(k);
+                collect_strings(v, out);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Renders every Application of `appset`.
-pub fn render(appset: &ApplicationSet, sources: &dyn Sources, options: &RenderOptions) -> Result<Rendered, Error> {
-    let renderer = Renderer::new(&appset.engine).map_err(|e| Error::invalid("spec.goTemplate", e))?;
+pub fn render(
+    appset: &ApplicationSet,
+    sources: &dyn Sources,
+    options: &RenderOptions,
+) -> Result<Rendered, Error> {
+    let renderer =
+        Renderer::new(&appset.engine).map_err(|e| Error::invalid("spec.goTemplate", e))?;
     let warnings = RefCell::new(Vec::new());
     let ctx = Context {
         sources,
@@ -112,7 +150,10 @@ fn render_application(
     let origin = set.origin.iter().map(|o| o.to_string()).collect::<Vec<_>>();
     let describe = || describe_set(&origin, &set.params);
     let render_error = |path: &str, e: String| {
-        Error::new(path, ErrorKind::RenderTemplate(format!("{e} (parameters from {})", describe())))
+        Error::new(
+            path,
+            ErrorKind::RenderTemplate(format!("{e} (parameters from {})", describe())),
+        )
     };
     // Argo returns the template untouched for an empty parameter set (no finalizer either).
     let empty = set.params.is_empty();
@@ -139,7 +180,10 @@ fn render_application(
         }
     }
     if !empty && !appset.preserve_resources_on_deletion && !metadata.contains_key("finalizers") {
-        metadata.insert("finalizers".into(), Value::Array(vec![RESOURCES_FINALIZER.into()]));
+        metadata.insert(
+            "finalizers".into(),
+            Value::Array(vec![RESOURCES_FINALIZER.into()]),
+        );
     }
     let mut app = Map::new();
     app.insert("apiVersion".into(), "argoproj.io/v1alpha1".into());
@@ -147,7 +191,10 @@ fn render_application(
     app.insert("metadata".into(), Value::Object(metadata));
     app.insert(
         "spec".into(),
-        rendered.get("spec").cloned().unwrap_or_else(|| Value::Object(Map::new())),
+        rendered
+            .get("spec")
+            .cloned()
+            .unwrap_or_else(|| Value::Object(Map::new())),
     );
     let mut app = Value::Object(app);
 
@@ -158,7 +205,10 @@ fn render_application(
         let patch: Value = serde_yaml::from_str(&text).map_err(|e| {
             Error::invalid(
                 "spec.templatePatch",
-                format!("the rendered patch is not valid YAML or JSON: {e} (parameters from {})", describe()),
+                format!(
+                    "the rendered patch is not valid YAML or JSON: {e} (parameters from {})",
+                    describe()
+                ),
             )
         })?;
         if !patch.is_null() {
@@ -193,7 +243,11 @@ fn render_application(
 /// Describes a parameter set for messages: its generators and a few parameters.
 fn describe_set(origin: &[String], params: &ParamSet) -> String {
     let flat = flat_view(params);
-    let mut shown: Vec<String> = flat.iter().take(6).map(|(k, v)| format!("{k}={v}")).collect();
+    let mut shown: Vec<String> = flat
+        .iter()
+        .take(6)
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
     if flat.len() > 6 {
         shown.push(format!("… {} more", flat.len() - 6));
     }
@@ -235,19 +289,31 @@ fn validate_application(app: &Value, name: &str) -> Result<(), String> {
             let Some(v) = v.as_str() else {
                 return Err(format!("label {k:?} is not a string"));
             };
-            check_label_value(v).map_err(|why| format!("label {k:?} has invalid value {v:?}: {why}"))?;
+            check_label_value(v)
+                .map_err(|why| format!("label {k:?} has invalid value {v:?}: {why}"))?;
         }
     }
-    if let Some(annotations) = app.pointer("/metadata/annotations").and_then(Value::as_object) {
+    if let Some(annotations) = app
+        .pointer("/metadata/annotations")
+        .and_then(Value::as_object)
+    {
         if let Some((k, _)) = annotations.iter().find(|(_, v)| !v.is_string()) {
             return Err(format!("annotation {k:?} is not a string"));
         }
     }
     let project = app.pointer("/spec/project");
-    if !project.and_then(Value::as_str).is_some_and(|p| !p.is_empty()) {
-        return Err("spec.project is missing or empty; Argo CD requires a project (e.g. default)".into());
+    if !project
+        .and_then(Value::as_str)
+        .is_some_and(|p| !p.is_empty())
+    {
+        return Err(
+            "spec.project is missing or empty; Argo CD requires a project (e.g. default)".into(),
+        );
     }
-    if !app.pointer("/spec/destination").is_some_and(Value::is_object) {
+    if !app
+        .pointer("/spec/destination")
+        .is_some_and(Value::is_object)
+    {
         return Err("spec.destination is missing; set server or name and namespace".into());
     }
     Ok(())
@@ -262,7 +328,9 @@ pub fn check_dns_subdomain(name: &str) -> Result<(), String> {
         .chars()
         .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-' || *c == '.'))
     {
-        return Err(format!("{c:?} is not allowed (only lowercase letters, digits, '-' and '.')"));
+        return Err(format!(
+            "{c:?} is not allowed (only lowercase letters, digits, '-' and '.')"
+        ));
     }
     for label in name.split('.') {
         let ok = label
@@ -288,7 +356,10 @@ fn check_label_value(v: &str) -> Result<(), String> {
     let alnum_ends = v.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
         && v.chars().last().is_some_and(|c| c.is_ascii_alphanumeric());
     if !v.chars().all(ok_char) || !alnum_ends {
-        return Err("use letters, digits, '-', '_' and '.', starting and ending with a letter or digit".into());
+        return Err(
+            "use letters, digits, '-', '_' and '.', starting and ending with a letter or digit"
+                .into(),
+        );
     }
     Ok(())
 }
@@ -354,7 +425,8 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
 fn canonical(v: Value) -> Value {
     match v {
         Value::Object(m) => {
-            let mut entries: Vec<(String, Value)> = m.into_iter().map(|(k, v)| (k, canonical(v))).collect();
+            let mut entries: Vec<(String, Value)> =
+                m.into_iter().map(|(k, v)| (k, canonical(v))).collect();
             entries.sort_by(|a, b| a.0.cmp(&b.0));
             Value::Object(entries.into_iter().collect())
         }

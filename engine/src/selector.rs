@@ -83,7 +83,10 @@ mod tests {
     use super::*;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -95,18 +98,26 @@ mod tests {
         sel.validate().unwrap();
         assert!(sel.matches(&labels(&[("env", "prod"), ("region", "eu")])));
         assert!(!sel.matches(&labels(&[("env", "prod"), ("region", "ap")])));
-        assert!(!sel.matches(&labels(&[("env", "prod"), ("region", "eu"), ("legacy", "1")])));
+        assert!(!sel.matches(&labels(&[
+            ("env", "prod"),
+            ("region", "eu"),
+            ("legacy", "1")
+        ])));
         assert!(!sel.matches(&labels(&[("env", "test"), ("region", "eu")])));
-        let not_in: LabelSelector =
-            serde_json::from_str(r#"{"matchExpressions":[{"key":"env","operator":"NotIn","values":["prod"]}]}"#).unwrap();
+        let not_in: LabelSelector = serde_json::from_str(
+            r#"{"matchExpressions":[{"key":"env","operator":"NotIn","values":["prod"]}]}"#,
+        )
+        .unwrap();
         assert!(not_in.matches(&labels(&[])));
         assert!(!not_in.matches(&labels(&[("env", "prod")])));
     }
 
     #[test]
     fn bad_operator_is_rejected() {
-        let sel: LabelSelector =
-            serde_json::from_str(r#"{"matchExpressions":[{"key":"env","operator":"Equals","values":["a"]}]}"#).unwrap();
+        let sel: LabelSelector = serde_json::from_str(
+            r#"{"matchExpressions":[{"key":"env","operator":"Equals","values":["a"]}]}"#,
+        )
+        .unwrap();
         assert_eq!(
             sel.validate().unwrap_err(),
             "matchExpressions[0]: \"Equals\" is not a valid label selector operator; use In, NotIn, Exists or DoesNotExist"

@@ -49,7 +49,11 @@ pub trait Repository: Send + Sync {
 /// Everything generators read.
 pub trait Sources {
     /// The repository `repo_url` at `revision` (branch, tag, SHA, `HEAD`, or empty for the default).
-    fn repository(&self, repo_url: &str, revision: &str) -> Result<Arc<dyn Repository>, SourceError>;
+    fn repository(
+        &self,
+        repo_url: &str,
+        revision: &str,
+    ) -> Result<Arc<dyn Repository>, SourceError>;
     /// The clusters Argo CD knows, from its cluster Secrets (the local cluster is not included;
     /// the clusters generator adds it as Argo does).
     fn clusters(&self) -> Result<Arc<[Cluster]>, SourceError>;
@@ -71,9 +75,13 @@ pub mod memory {
 
     impl MemoryRepository {
         /// A repository holding `files` (path, content).
-        pub fn new<P: Into<String>, C: Into<Vec<u8>>>(files: impl IntoIterator<Item = (P, C)>) -> Self {
-            let files: BTreeMap<String, Vec<u8>> =
-                files.into_iter().map(|(p, c)| (p.into(), c.into())).collect();
+        pub fn new<P: Into<String>, C: Into<Vec<u8>>>(
+            files: impl IntoIterator<Item = (P, C)>,
+        ) -> Self {
+            let files: BTreeMap<String, Vec<u8>> = files
+                .into_iter()
+                .map(|(p, c)| (p.into(), c.into()))
+                .collect();
             let mut dirs = BTreeSet::new();
             for path in files.keys() {
                 let mut cur = path.as_str();
@@ -101,10 +109,13 @@ pub mod memory {
             &self.file_list
         }
         fn read(&self, path: &str) -> Result<Vec<u8>, SourceError> {
-            self.files.get(path).cloned().ok_or_else(|| SourceError::ReadFile {
-                path: path.to_string(),
-                detail: "no such file".into(),
-            })
+            self.files
+                .get(path)
+                .cloned()
+                .ok_or_else(|| SourceError::ReadFile {
+                    path: path.to_string(),
+                    detail: "no such file".into(),
+                })
         }
     }
 
@@ -133,7 +144,11 @@ pub mod memory {
     }
 
     impl Sources for MemorySources {
-        fn repository(&self, repo_url: &str, _revision: &str) -> Result<Arc<dyn Repository>, SourceError> {
+        fn repository(
+            &self,
+            repo_url: &str,
+            _revision: &str,
+        ) -> Result<Arc<dyn Repository>, SourceError> {
             match self.repos.get(repo_url) {
                 Some(r) => Ok(r.clone() as Arc<dyn Repository>),
                 None => Err(SourceError::RepoNotFound(repo_url.to_string())),

@@ -79,7 +79,10 @@ impl ApplicationSet {
         let obj = value
             .as_object()
             .ok_or_else(|| Error::invalid("", "the document is not a YAML mapping"))?;
-        let api_version = obj.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+        let api_version = obj
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         if api_version != ARGO_API_VERSION && api_version != PRISM_API_VERSION {
             return Err(Error::invalid(
                 "apiVersion",
@@ -114,13 +117,18 @@ impl ApplicationSet {
             if prism_only && !prism {
                 return Err(Error::invalid(
                     format!("spec.{key}"),
-                    format!("{key} is a Prism field; set apiVersion: {PRISM_API_VERSION} to use it"),
+                    format!(
+                        "{key} is a Prism field; set apiVersion: {PRISM_API_VERSION} to use it"
+                    ),
                 ));
             }
             if !known && !prism_only {
                 return Err(Error::invalid(
                     format!("spec.{key}"),
-                    format!("unknown field {key:?}; ApplicationSet spec fields are {}", SPEC_FIELDS.join(", ")),
+                    format!(
+                        "unknown field {key:?}; ApplicationSet spec fields are {}",
+                        SPEC_FIELDS.join(", ")
+                    ),
                 ));
             }
         }
@@ -132,10 +140,14 @@ impl ApplicationSet {
         };
         let options = match spec.get("goTemplateOptions") {
             None | Some(Value::Null) => vec![],
-            Some(v) => serde_json::from_value::<Vec<String>>(v.clone())
-                .map_err(|_| Error::invalid("spec.goTemplateOptions", "must be a list of strings"))?,
+            Some(v) => serde_json::from_value::<Vec<String>>(v.clone()).map_err(|_| {
+                Error::invalid("spec.goTemplateOptions", "must be a list of strings")
+            })?,
         };
-        let engine = match (go_template, spec.get("templateEngine").and_then(Value::as_str)) {
+        let engine = match (
+            go_template,
+            spec.get("templateEngine").and_then(Value::as_str),
+        ) {
             (true, Some(e)) if e != "goTemplate" => {
                 return Err(Error::invalid(
                     "spec.templateEngine",
@@ -145,21 +157,29 @@ impl ApplicationSet {
             (true, _) | (false, Some("goTemplate")) => TemplateEngine::Go { options },
             (false, None) | (false, Some("fasttemplate")) => TemplateEngine::Fast,
             (false, Some("handlebars")) => TemplateEngine::Handlebars,
-            (false, Some(other)) => {
-                return Err(Error::invalid(
-                    "spec.templateEngine",
-                    format!("unknown template engine {other:?}; use fasttemplate, handlebars or goTemplate"),
-                ))
-            }
+            (false, Some(other)) => return Err(Error::invalid(
+                "spec.templateEngine",
+                format!(
+                    "unknown template engine {other:?}; use fasttemplate, handlebars or goTemplate"
+                ),
+            )),
         };
 
         let generators = spec
             .get("generators")
             .and_then(Value::as_array)
-            .ok_or_else(|| Error::invalid("spec.generators", "spec.generators is missing or not a list"))?
+            .ok_or_else(|| {
+                Error::invalid(
+                    "spec.generators",
+                    "spec.generators is missing or not a list",
+                )
+            })?
             .clone();
         if generators.is_empty() {
-            return Err(Error::invalid("spec.generators", "an ApplicationSet needs at least one generator"));
+            return Err(Error::invalid(
+                "spec.generators",
+                "an ApplicationSet needs at least one generator",
+            ));
         }
         for (i, g) in generators.iter().enumerate() {
             GeneratorNode::check(g, &format!("spec.generators[{i}]"), prism)?;
@@ -168,7 +188,9 @@ impl ApplicationSet {
         let template = spec
             .get("template")
             .filter(|t| t.is_object())
-            .ok_or_else(|| Error::invalid("spec.template", "spec.template is missing or not a mapping"))?
+            .ok_or_else(|| {
+                Error::invalid("spec.template", "spec.template is missing or not a mapping")
+            })?
             .clone();
         check_template(&template, "spec.template")?;
 
@@ -192,7 +214,8 @@ impl ApplicationSet {
             .and_then(Value::as_str)
             .map(str::to_string);
         if let Some(policy) = &applications_sync {
-            if !["create-only", "create-update", "create-delete", "sync"].contains(&policy.as_str()) {
+            if !["create-only", "create-update", "create-delete", "sync"].contains(&policy.as_str())
+            {
                 return Err(Error::invalid(
                     "spec.syncPolicy.applicationsSync",
                     format!("{policy:?} is not a policy; use create-only, create-update, create-delete or sync"),
@@ -221,9 +244,9 @@ impl ApplicationSet {
 
 /// Checks the shape of an Application template (`metadata`, `spec`).
 pub fn check_template(template: &Value, path: &str) -> Result<(), Error> {
-    let obj = template
-        .as_object()
-        .ok_or_else(|| Error::invalid(path, "a template must be a mapping with metadata and spec"))?;
+    let obj = template.as_object().ok_or_else(|| {
+        Error::invalid(path, "a template must be a mapping with metadata and spec")
+    })?;
     for key in obj.keys() {
         if key != "metadata" && key != "spec" {
             return Err(Error::invalid(
@@ -237,7 +260,8 @@ pub fn check_template(template: &Value, path: &str) -> Result<(), Error> {
             .as_object()
             .ok_or_else(|| Error::invalid(format!("{path}.metadata"), "must be a mapping"))?;
         for key in meta.keys() {
-            if !["name", "namespace", "labels", "annotations", "finalizers"].contains(&key.as_str()) {
+            if !["name", "namespace", "labels", "annotations", "finalizers"].contains(&key.as_str())
+            {
                 return Err(Error::invalid(
                     format!("{path}.metadata.{key}"),
                     format!(

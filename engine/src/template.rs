@@ -9,8 +9,8 @@
 use crate::params::{normalize, slugify, ParamSet, ParamShape};
 use crate::spec::TemplateEngine;
 use handlebars::{
-    Context, Handlebars, Helper, HelperDef, HelperResult, Output, RenderContext,
-    RenderError, RenderErrorReason, ScopedJson,
+    Context, Handlebars, Helper, HelperDef, HelperResult, Output, RenderContext, RenderError,
+    RenderErrorReason, ScopedJson,
 };
 use serde_json::{Map, Value};
 use std::cell::RefCell;
@@ -61,7 +61,8 @@ impl Renderer {
                         .map_err(|e| format!("template {template:?}: {e}"))?;
                 }
                 let hb = hb.borrow();
-                hb.render(template, params).map_err(|e| describe_handlebars_error(template, &e))
+                hb.render(template, params)
+                    .map_err(|e| describe_handlebars_error(template, &e))
             }
         }
     }
@@ -158,7 +159,10 @@ impl HelperDef for SlugifyHelper {
         _: &mut RenderContext<'reg, 'rc>,
         out: &mut dyn Output,
     ) -> HelperResult {
-        let text = h.param(0).map(|p| render_plain(p.value())).unwrap_or_default();
+        let text = h
+            .param(0)
+            .map(|p| render_plain(p.value()))
+            .unwrap_or_default();
         let max = h.param(1).and_then(|p| p.value().as_u64()).unwrap_or(50) as usize;
         let smart = h.param(2).and_then(|p| p.value().as_bool()).unwrap_or(true);
         out.write(&slugify(&text, max, smart))?;
@@ -243,17 +247,29 @@ mod tests {
     #[test]
     fn handlebars_helpers_and_strict_mode() {
         let r = Renderer::new(&TemplateEngine::Handlebars).unwrap();
-        let p = params(json!({"name": "My_App", "env": "", "path": {"basename": "api"}, "v": {"a": 1}}));
+        let p = params(
+            json!({"name": "My_App", "env": "", "path": {"basename": "api"}, "v": {"a": 1}}),
+        );
         let render = |t: &str| r.render_str(t, &p);
         assert_eq!(render("{{normalize name}}").unwrap(), "my-app");
         assert_eq!(render("{{upper path.basename}}").unwrap(), "API");
         assert_eq!(render("{{default env \"dev\"}}").unwrap(), "dev");
-        assert_eq!(render("{{trimSuffix (lower name) \"_app\"}}").unwrap(), "my");
+        assert_eq!(
+            render("{{trimSuffix (lower name) \"_app\"}}").unwrap(),
+            "my"
+        );
         assert_eq!(render("{{replace name \"_\" \".\"}}").unwrap(), "My.App");
         assert_eq!(render("{{toJson v}}").unwrap(), "{\"a\":1}");
         assert_eq!(render("{{toYaml v}}").unwrap(), "a: 1");
-        assert_eq!(render("{{slugify \"Hello World!\"}}").unwrap(), "hello-world");
-        assert_eq!(render("<{{name}}>").unwrap(), "<My_App>", "no HTML escaping");
+        assert_eq!(
+            render("{{slugify \"Hello World!\"}}").unwrap(),
+            "hello-world"
+        );
+        assert_eq!(
+            render("<{{name}}>").unwrap(),
+            "<My_App>",
+            "no HTML escaping"
+        );
         let err = render("{{nope}}").unwrap_err();
         assert_eq!(
             err,
@@ -267,14 +283,22 @@ mod tests {
         let r = Renderer::new(&TemplateEngine::Fast).unwrap();
         let p = params(json!({"team": "pay"}));
         let v = r
-            .render_value(&json!({"labels": {"team-{{team}}": "{{team}}"}, "n": 3}), &p)
+            .render_value(
+                &json!({"labels": {"team-{{team}}": "{{team}}"}, "n": 3}),
+                &p,
+            )
             .unwrap();
         assert_eq!(v, json!({"labels": {"team-pay": "pay"}, "n": 3}));
     }
 
     #[test]
     fn go_templates_are_refused_clearly() {
-        let err = Renderer::new(&TemplateEngine::Go { options: vec![] }).err().unwrap();
-        assert!(err.starts_with("goTemplate: true is not supported by prism yet"), "{err}");
+        let err = Renderer::new(&TemplateEngine::Go { options: vec![] })
+            .err()
+            .unwrap();
+        assert!(
+            err.starts_with("goTemplate: true is not supported by prism yet"),
+            "{err}"
+        );
     }
 }

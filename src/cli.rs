@@ -1,0 +1,192 @@
+//! Command-line arguments and the commands they run.
+
+use crate::input::{read_clusters, read_specs};
+use crate::output::{self, Format};
+use crate::sources::LocalSources;
+use crate::CliError;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use prism_engine::generators::git::FileGlobbing;
+use prism_engine::{render, RenderOptions};
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::PathBuf;
+
+/// Render Argo CD ApplicationSets into Applications, offline.
+#[derive(Debug, Parser)]
+#[command(name = "prism", version, about, propagate_version = true)]
+pub struct Cli {
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+    /// More logging on stderr (-v: debug, -vv: trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+/// Prism's commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Render the Applications an ApplicationSet produces.
+    Generate(GenerateArgs),
+    /// Check ApplicationSets without reading any repository or cluster.
+    Validate(ValidateArgs),
+    /// Print the version.
+    Version,
+}
+
+/// `prism generate`.
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// An ApplicationSet file, a directory of them, or - for stdin.
+    pub spec: String,
+    /// A file of Argo CD cluster Secrets (repeatable).
+    #[arg(long, value_name = "FILE")]
+    pub clusters: Vec<PathBuf>,
+    /// Read repository URL from a local clone or directory (repeatable).
+    #[arg(long, value_name = "URL=PATH", value_parser = parse_repo_mapping)]
+    pub repo: Vec<(String, PathBuf)>,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = Format::Yaml)]
+    pub output: Format,
+    /// For each Application, print the generators and parameters that made it.
+    #[arg(long)]
+    pub explain: bool,
+    /// Namespace of ApplicationSets whose manifest names none.
+    #[arg(long, default_value = prism_engine::spec::DEFAULT_NAMESPACE)]
+    pub namespace: String,
+    /// Where remote repositories are cloned [default: ~/.cache/prism/repos].
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// How git files patterns are matched: Argo's default, or its newer doublestar mode.
+    #[arg(long, value_enum, default_value_t = Globbing::Default)]
+    pub git_file_globbing: Globbing,
+    /// Leave out the local cluster, as Argo CD does with cluster.inClusterEnabled: "false".
+    #[arg(long)]
+    pub no_in_cluster: bool,
+}
+
+/// `prism validate`.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// An ApplicationSet file, a directory of them, or - for stdin.
+    pub spec: String,
+    /// Namespace of ApplicationSets whose manifest names none.
+    #[arg(long, default_value = prism_engine::spec::DEFAULT_NAMESPACE)]
+    pub namespace: String,
+}
+
+/// `--git-file-globbing`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Globbing {
+    /// `git ls-files` pathspecs: `*` matches across `/`.
+    Default,
+    /// doublestar: `*` stays in one path segment, `**` spans directories.
+    New,
+}
+
+fn parse_repo_mapping(s: &str) -> Result<(String, PathBuf), String> {
+    match s.rsplit_once('=') {
+        Some((url, path)) if !url.is_empty() && !path.is_empty() => {
+            Ok((url.to_string(), PathBuf::from(path)))
+        }
+        _ => Err(format!("expected URL=PATH, got {s:?}")),
+    }
+}
+
+/// Runs a parsed command line, writing results to `out` and warnings to stderr.
+pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
+    let text = match cli.command {
+        Command::Generate(args) => generate(&args)?,
+        Command::Validate(args) => validate(&args)?,
+        Command::Version => format!("prism {}\n", env!("CARGO_PKG_VERSION")),
+    };
+    out.write_all(text.as_bytes())
+        .and_then(|_| out.flush())
+        .map_err(|e| CliError::Failed(format!("writing output: {e}")))
+}
+
+/// Renders every ApplicationSet in `args.spec`; returns the whole output.
+pub fn generate(args: &GenerateArgs) -> Result<String, CliError> {
+    let _span = tracing::info_span!("generate", spec = %args.spec).entered();
+    let specs = read_specs(&args.spec, &args.namespace)?;
+    let clusters = read_clusters(&args.clusters)?;
+    let sources = LocalSources::new(
+        args.repo.clone(),
+        args.cache_dir
+            .clone()
+            .unwrap_or_else(crate::git::default_cache_dir),
+        clusters,
+    );
+    let options = RenderOptions {
+        git_file_globbing: match args.git_file_globbing {
+            Globbing::Default => FileGlobbing::Default,
+            Globbing::New => FileGlobbing::New,
+        },
+        in_cluster_enabled: !args.no_in_cluster,
+    };
+    let mut results = Vec::with_capacity(specs.len());
+    for spec in &specs {
+        let _span = tracing::info_span!("applicationset", name = %spec.appset.name).entered();
+        let rendered = render(&spec.appset, &sources, &options).map_err(|e| {
+            CliError::Failed(format!(
+                "{}: ApplicationSet {}: {e}",
+                spec.file, spec.appset.name
+            ))
+        })?;
+        for w in &rendered.warnings {
+            eprintln!(
+                "warning: {}: ApplicationSet {}: {w}",
+                spec.file, spec.appset.name
+            );
+        }
+        tracing::debug!(applications = rendered.applications.len(), "rendered");
+        results.push(rendered);
+    }
+    // Applications of different ApplicationSets in one namespace must not clash either.
+    let mut all: Vec<output::Rendered> = Vec::new();
+    let mut owner: HashMap<(&str, &str), &str> = HashMap::new();
+    for (spec, rendered) in specs.iter().zip(&results) {
+        for app in &rendered.applications {
+            let key = (spec.appset.namespace.as_str(), app.name.as_str());
+            if let Some(other) = owner.insert(key, spec.appset.name.as_str()) {
+                return Err(CliError::Failed(format!(
+                    "{}: ApplicationSets {other} and {} both render Application {} in namespace {}; make the names unique",
+                    spec.file, spec.appset.name, app.name, spec.appset.namespace
+                )));
+            }
+            all.push(output::Rendered {
+                application_set: &spec.appset.name,
+                app,
+            });
+        }
+    }
+    all.sort_by(|a, b| {
+        a.app
+            .name
+            .cmp(&b.app.name)
+            .then(a.application_set.cmp(b.application_set))
+    });
+    output::format(&all, args.output, args.explain)
+        .map_err(|e| CliError::Failed(format!("formatting output: {e}")))
+}
+
+/// Checks every ApplicationSet in `args.spec` without reading sources.
+pub fn validate(args: &ValidateArgs) -> Result<String, CliError> {
+    let specs = read_specs(&args.spec, &args.namespace)?;
+    let mut out = String::new();
+    for spec in &specs {
+        prism_engine::render::check(&spec.appset).map_err(|e| {
+            CliError::Failed(format!(
+                "{}: ApplicationSet {}: {e}",
+                spec.file, spec.appset.name
+            ))
+        })?;
+        out.push_str(&format!(
+            "ok: {}: ApplicationSet {} ({} generators)\n",
+            spec.file,
+            spec.appset.name,
+            spec.appset.generators.len()
+        ));
+    }
+    Ok(out)
+}

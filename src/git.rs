@@ -1,0 +1,250 @@
+//! Repositories read with git2, straight from the object database: no checkout.
+//!
+//! A revision (branch, tag, SHA, `HEAD`) is resolved to a commit once; its tree is
+//! walked once into sorted file and directory lists, and blobs are read by object id
+//! on demand. Remote `https://` and `ssh://` repositories are fetched into a bare
+//! repository in the cache directory (all branches and tags), and fetched again the
+//! next time a run asks for them.
+
+use git2::{
+    FetchOptions, ObjectType, Oid, RemoteCallbacks, Repository as GitRepo, TreeWalkMode,
+    TreeWalkResult,
+};
+use prism_engine::{Repository, SourceError};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// A git repository opened once and shared by every revision read from it.
+pub struct GitSource {
+    repo: Arc<Mutex<GitRepo>>,
+    location: String,
+}
+
+impl GitSource {
+    /// Opens a local repository (bare or not) at `path`; `Ok(None)` when `path` is not a git repository.
+    pub fn open(path: &Path) -> Result<Option<GitSource>, SourceError> {
+        match GitRepo::open(path) {
+            Ok(repo) => Ok(Some(GitSource {
+                repo: Arc::new(Mutex::new(repo)),
+                location: path.display().to_string(),
+            })),
+            Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(None),
+            Err(e) => Err(SourceError::Other(format!(
+                "cannot open git repository {}: {}",
+                path.display(),
+                e.message()
+            ))),
+        }
+    }
+
+    /// Fetches `url` into a bare repository under `cache_dir` (creating it the first
+    /// time) and opens it.
+    pub fn fetch_into_cache(url: &str, cache_dir: &Path) -> Result<GitSource, SourceError> {
+        let dir = cache_dir.join(cache_key(url));
+        let fail = |what: &str, e: git2::Error| {
+            SourceError::RepoNotFound(format!(
+                "{url}: {what}: {} (check the URL and your credentials; map it to a local clone with --repo {url}=PATH)",
+                e.message()
+            ))
+        };
+        std::fs::create_dir_all(&dir).map_err(|e| {
+            SourceError::Other(format!(
+                "cannot create cache directory {}: {e}",
+                dir.display()
+            ))
+        })?;
+        let repo = match GitRepo::open_bare(&dir) {
+            Ok(r) => r,
+            Err(_) => GitRepo::init_bare(&dir).map_err(|e| fail("init cache", e))?,
+        };
+        {
+            let mut remote = repo.remote_anonymous(url).map_err(|e| fail("remote", e))?;
+            let mut callbacks = RemoteCallbacks::new();
+            let mut tried_agent = false;
+            callbacks.credentials(move |url, username, allowed| {
+                if allowed.contains(git2::CredentialType::SSH_KEY) && !tried_agent {
+                    tried_agent = true;
+                    return git2::Cred::ssh_key_from_agent(username.unwrap_or("git"));
+                }
+                let config = git2::Config::open_default()?;
+                git2::Cred::credential_helper(&config, url, username)
+            });
+            let mut options = FetchOptions::new();
+            options.remote_callbacks(callbacks);
+            remote
+                .fetch(
+                    &["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"],
+                    Some(&mut options),
+                    None,
+                )
+                .map_err(|e| fail("fetch", e))?;
+            if let Ok(head) = remote.default_branch() {
+                if let Some(head) = head.as_str() {
+                    repo.set_head(head).map_err(|e| fail("set HEAD", e))?;
+                }
+            }
+        }
+        tracing::debug!(url, dir = %dir.display(), "fetched into cache");
+        Ok(GitSource {
+            repo: Arc::new(Mutex::new(repo)),
+            location: url.to_string(),
+        })
+    }
+
+    /// A snapshot of the tree at `revision` (empty means `HEAD`).
+    pub fn snapshot(&self, revision: &str) -> Result<GitSnapshot, SourceError> {
+        let repo = self
+            .repo
+            .lock()
+            .map_err(|_| SourceError::Other("git repository lock poisoned".into()))?;
+        let rev = if revision.is_empty() {
+            "HEAD"
+        } else {
+            revision
+        };
+        let commit = resolve(&repo, rev).map_err(|detail| SourceError::UnknownRevision {
+            revision: rev.to_string(),
+            detail: format!(
+                "{detail} in {}; use a branch, tag or commit SHA that exists there",
+                self.location
+            ),
+        })?;
+        let tree = commit.tree().map_err(|e| {
+            SourceError::Other(format!("reading tree of {}: {}", commit.id(), e.message()))
+        })?;
+        let mut files = Vec::new();
+        let mut dirs = Vec::new();
+        let mut blobs = HashMap::new();
+        tree.walk(TreeWalkMode::PreOrder, |root, entry| {
+            let Some(name) = entry.name() else {
+                return TreeWalkResult::Skip;
+            };
+            let path = format!("{root}{name}");
+            match entry.kind() {
+                Some(ObjectType::Tree) => dirs.push(path),
+                // Regular and executable files; symlinks (0o120000) and submodules are skipped.
+                Some(ObjectType::Blob) if entry.filemode() & 0o170000 == 0o100000 => {
+                    blobs.insert(path.clone(), entry.id());
+                    files.push(path);
+                }
+                _ => {}
+            }
+            TreeWalkResult::Ok
+        })
+        .map_err(|e| {
+            SourceError::Other(format!("walking tree of {}: {}", commit.id(), e.message()))
+        })?;
+        files.sort();
+        dirs.sort();
+        Ok(GitSnapshot {
+            repo: self.repo.clone(),
+            commit: commit.id().to_string(),
+            files,
+            dirs,
+            blobs,
+        })
+    }
+}
+
+/// Resolves a revision as Argo CD does: `HEAD`, a branch (local, else `origin/`), a tag, or a SHA.
+fn resolve<'r>(repo: &'r GitRepo, rev: &str) -> Result<git2::Commit<'r>, String> {
+    let candidates = [
+        rev.to_string(),
+        format!("refs/heads/{rev}"),
+        format!("refs/tags/{rev}"),
+        format!("refs/remotes/origin/{rev}"),
+    ];
+    for candidate in &candidates {
+        if let Ok(obj) = repo.revparse_single(candidate) {
+            if let Ok(commit) = obj.peel_to_commit() {
+                return Ok(commit);
+            }
+        }
+    }
+    Err(format!("{rev:?} is not a branch, tag or commit"))
+}
+
+/// A stable directory name for a remote URL in the cache.
+fn cache_key(url: &str) -> String {
+    // FNV-1a: stable across runs and platforms, unlike std's hasher.
+    let mut hash: u64 = 0xcbf29ce484222325;
+    for b in url.bytes() {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x100000001b3);
+    }
+    let readable: String = url
+        .rsplit('/')
+        .next()
+        .unwrap_or("repo")
+        .trim_end_matches(".git")
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .take(40)
+        .collect();
+    format!("{readable}-{hash:016x}")
+}
+
+/// One revision of a git repository.
+pub struct GitSnapshot {
+    repo: Arc<Mutex<GitRepo>>,
+    commit: String,
+    files: Vec<String>,
+    dirs: Vec<String>,
+    blobs: HashMap<String, Oid>,
+}
+
+impl Repository for GitSnapshot {
+    fn commit(&self) -> Option<&str> {
+        Some(&self.commit)
+    }
+    fn directories(&self) -> &[String] {
+        &self.dirs
+    }
+    fn files(&self) -> &[String] {
+        &self.files
+    }
+    fn read(&self, path: &str) -> Result<Vec<u8>, SourceError> {
+        let err = |detail: String| SourceError::ReadFile {
+            path: path.to_string(),
+            detail,
+        };
+        let oid = self
+            .blobs
+            .get(path)
+            .ok_or_else(|| err("no such file at this revision".into()))?;
+        let repo = self
+            .repo
+            .lock()
+            .map_err(|_| err("git repository lock poisoned".into()))?;
+        let blob = repo
+            .find_blob(*oid)
+            .map_err(|e| err(e.message().to_string()))?;
+        Ok(blob.content().to_vec())
+    }
+}
+
+/// The default cache directory: `$XDG_CACHE_HOME/prism/repos`, else `~/.cache/prism/repos`.
+pub fn default_cache_dir() -> PathBuf {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("prism").join("repos")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_key_is_stable_and_readable() {
+        assert_eq!(
+            cache_key("https://github.com/org/my-repo.git"),
+            cache_key("https://github.com/org/my-repo.git")
+        );
+        assert!(cache_key("https://github.com/org/my-repo.git").starts_with("my-repo-"));
+        assert_ne!(cache_key("https://a/x.git"), cache_key("https://b/x.git"));
+    }
+}

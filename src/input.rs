@@ -1,0 +1,135 @@
+//! Reading ApplicationSet manifests and cluster Secret files from disk or stdin.
+//!
+//! A spec argument is a file (one or more YAML documents), a directory (every
+//! `*.yaml`/`*.yml` in it, sorted, not recursive) or `-` (stdin). Documents that are
+//! not ApplicationSets are skipped, so a directory of mixed manifests works.
+
+use crate::CliError;
+use prism_engine::{ApplicationSet, Cluster};
+use serde_json::Value;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// One ApplicationSet and where it was read from.
+pub struct SpecDoc {
+    /// The file it came from (`<stdin>` for `-`).
+    pub file: String,
+    /// The parsed spec.
+    pub appset: ApplicationSet,
+}
+
+/// Reads every ApplicationSet named by `arg`.
+pub fn read_specs(arg: &str, default_namespace: &str) -> Result<Vec<SpecDoc>, CliError> {
+    let mut sources: Vec<(String, String)> = Vec::new();
+    if arg == "-" {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| CliError::Failed(format!("<stdin>: cannot read: {e}")))?;
+        sources.push(("<stdin>".into(), text));
+    } else {
+        let path = Path::new(arg);
+        let files = if path.is_dir() {
+            yaml_files_in(path)?
+        } else {
+            vec![path.to_path_buf()]
+        };
+        for file in files {
+            let text = std::fs::read_to_string(&file).map_err(|e| {
+                CliError::Failed(format!(
+                    "{}: cannot read: {e}; check the path",
+                    file.display()
+                ))
+            })?;
+            sources.push((file.display().to_string(), text));
+        }
+    }
+    let mut specs = Vec::new();
+    for (file, text) in sources {
+        for (i, doc) in documents(&text)
+            .map_err(|e| CliError::Failed(format!("{file}: {e}")))?
+            .into_iter()
+            .enumerate()
+        {
+            if !ApplicationSet::is_application_set(&doc) {
+                continue;
+            }
+            let appset = ApplicationSet::from_value(&doc, default_namespace).map_err(|e| {
+                let name = doc
+                    .pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("?");
+                CliError::Failed(format!(
+                    "{file}: document {}: ApplicationSet {name}: {e}",
+                    i + 1
+                ))
+            })?;
+            specs.push(SpecDoc {
+                file: file.clone(),
+                appset,
+            });
+        }
+    }
+    if specs.is_empty() {
+        return Err(CliError::Failed(format!(
+            "{arg}: no ApplicationSet found (looked for kind: ApplicationSet with apiVersion argoproj.io/v1alpha1 or prism.dev/v1alpha1)"
+        )));
+    }
+    Ok(specs)
+}
+
+/// Reads every cluster Secret in the given files, in order.
+pub fn read_clusters(files: &[PathBuf]) -> Result<Vec<Cluster>, CliError> {
+    let mut clusters = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(file).map_err(|e| {
+            CliError::Failed(format!(
+                "{}: cannot read clusters file: {e}",
+                file.display()
+            ))
+        })?;
+        let found = Cluster::parse_secrets(&text)
+            .map_err(|e| CliError::Failed(format!("{}: {e}", file.display())))?;
+        if found.is_empty() {
+            tracing::warn!(
+                "{}: no Argo CD cluster Secrets (label argocd.argoproj.io/secret-type: cluster) found",
+                file.display()
+            );
+        }
+        clusters.extend(found);
+    }
+    Ok(clusters)
+}
+
+fn yaml_files_in(dir: &Path) -> Result<Vec<PathBuf>, CliError> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| CliError::Failed(format!("{}: cannot list: {e}", dir.display())))?;
+    let mut files = Vec::new();
+    for entry in entries {
+        let path = entry
+            .map_err(|e| CliError::Failed(format!("{}: cannot list: {e}", dir.display())))?
+            .path();
+        let yaml = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| e == "yaml" || e == "yml");
+        if yaml && path.is_file() {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Splits a YAML stream into documents (empty documents dropped).
+fn documents(text: &str) -> Result<Vec<Value>, String> {
+    let mut out = Vec::new();
+    for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
+        let value: Value = serde::Deserialize::deserialize(doc)
+            .map_err(|e| format!("document {}: malformed YAML: {e}", i + 1))?;
+        if !value.is_null() {
+            out.push(value);
+        }
+    }
+    Ok(out)
+}

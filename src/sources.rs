@@ -1,0 +1,162 @@
+//! The CLI's [`Sources`]: repositories from local paths, `--repo` mappings or a clone
+//! cache, and clusters from Argo CD cluster Secret files.
+
+use crate::git::GitSource;
+use crate::workdir::DirSnapshot;
+use prism_engine::{Cluster, Repository, SourceError, Sources};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// Sources for one CLI run. Every repository is opened, and every revision resolved
+/// and listed, at most once per run.
+pub struct LocalSources {
+    repo_map: Vec<(String, PathBuf)>,
+    cache_dir: PathBuf,
+    clusters: Arc<[Cluster]>,
+    git: Mutex<HashMap<String, Arc<GitSource>>>,
+    snapshots: Mutex<HashMap<(String, String), Arc<dyn Repository>>>,
+}
+
+impl LocalSources {
+    /// Sources with `--repo URL=PATH` mappings, a clone cache and a cluster list.
+    pub fn new(
+        repo_map: Vec<(String, PathBuf)>,
+        cache_dir: PathBuf,
+        clusters: Vec<Cluster>,
+    ) -> Self {
+        LocalSources {
+            repo_map,
+            cache_dir,
+            clusters: clusters.into(),
+            git: Mutex::new(HashMap::new()),
+            snapshots: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Where `repo_url` lives: a local path, or `None` for a remote to fetch.
+    fn locate(&self, repo_url: &str) -> Result<Option<PathBuf>, SourceError> {
+        let wanted = normalize_url(repo_url);
+        if let Some((_, path)) = self
+            .repo_map
+            .iter()
+            .find(|(url, _)| normalize_url(url) == wanted)
+        {
+            return Ok(Some(path.clone()));
+        }
+        if let Some(path) = repo_url.strip_prefix("file://") {
+            return Ok(Some(PathBuf::from(path)));
+        }
+        let remote = ["https://", "http://", "ssh://", "git://"]
+            .iter()
+            .any(|s| repo_url.starts_with(s))
+            || (repo_url.contains('@') && repo_url.contains(':') && !repo_url.contains("://"));
+        if remote {
+            return Ok(None);
+        }
+        let path = Path::new(repo_url);
+        if path.exists() {
+            return Ok(Some(path.to_path_buf()));
+        }
+        Err(SourceError::RepoNotFound(format!(
+            "{repo_url} is neither a local path nor a git URL; map it with --repo {repo_url}=PATH"
+        )))
+    }
+
+    fn open(&self, repo_url: &str, revision: &str) -> Result<Arc<dyn Repository>, SourceError> {
+        let key = match self.locate(repo_url)? {
+            Some(path) => path.display().to_string(),
+            None => repo_url.to_string(),
+        };
+        let existing = self.git.lock().ok().and_then(|g| g.get(&key).cloned());
+        let git = match existing {
+            Some(g) => g,
+            None => {
+                let source = match self.locate(repo_url)? {
+                    Some(path) => {
+                        if !path.exists() {
+                            return Err(SourceError::RepoNotFound(format!(
+                                "{repo_url}: {} does not exist; check the path or the --repo mapping",
+                                path.display()
+                            )));
+                        }
+                        match GitSource::open(&path)? {
+                            Some(g) => g,
+                            None if path.is_dir() => {
+                                if !revision.is_empty() && revision != "HEAD" {
+                                    tracing::warn!(
+                                        "{repo_url}: {} is not a git repository; reading the directory as it is, \
+                                         not revision {revision:?}",
+                                        path.display()
+                                    );
+                                }
+                                return Ok(Arc::new(DirSnapshot::open(&path)?));
+                            }
+                            None => {
+                                return Err(SourceError::RepoNotFound(format!(
+                                    "{repo_url}: {} is neither a git repository nor a directory",
+                                    path.display()
+                                )))
+                            }
+                        }
+                    }
+                    None => GitSource::fetch_into_cache(repo_url, &self.cache_dir)?,
+                };
+                let source = Arc::new(source);
+                if let Ok(mut g) = self.git.lock() {
+                    g.insert(key, source.clone());
+                }
+                source
+            }
+        };
+        Ok(Arc::new(git.snapshot(revision)?))
+    }
+}
+
+impl Sources for LocalSources {
+    fn repository(
+        &self,
+        repo_url: &str,
+        revision: &str,
+    ) -> Result<Arc<dyn Repository>, SourceError> {
+        let key = (repo_url.to_string(), revision.to_string());
+        if let Some(found) = self
+            .snapshots
+            .lock()
+            .ok()
+            .and_then(|s| s.get(&key).cloned())
+        {
+            return Ok(found);
+        }
+        let repo = self.open(repo_url, revision)?;
+        if let Ok(mut s) = self.snapshots.lock() {
+            s.insert(key, repo.clone());
+        }
+        Ok(repo)
+    }
+
+    fn clusters(&self) -> Result<Arc<[Cluster]>, SourceError> {
+        Ok(self.clusters.clone())
+    }
+}
+
+/// Repository URLs compare as Argo CD compares them: case-insensitive, without a
+/// trailing `/` or `.git`.
+fn normalize_url(url: &str) -> String {
+    let url = url.trim().to_lowercase();
+    let url = url.trim_end_matches('/');
+    url.strip_suffix(".git").unwrap_or(url).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize_url;
+
+    #[test]
+    fn urls_compare_like_argo() {
+        assert_eq!(
+            normalize_url("https://GitHub.com/Org/Repo.git"),
+            normalize_url("https://github.com/org/repo/")
+        );
+    }
+}
