@@ -1,0 +1,146 @@
+//! `prism generate` end to end on the bundled example: output formats, validity against
+//! Argo CD's Application CRD schema, determinism, `--explain`.
+
+mod common;
+use common::*;
+use serde_json::Value;
+
+#[test]
+fn example_renders_one_application_per_service_env_and_cluster() {
+    let mut args = EXAMPLE.to_vec();
+    args.extend(["-o", "names"]);
+    let out = prism(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let names: Vec<String> = stdout(&out).lines().map(String::from).collect();
+    let mut want = Vec::new();
+    for svc in ["api", "web", "worker"] {
+        for cluster in ["preview-eu-1", "prod-eu-1", "prod-us-1", "test-eu-1"] {
+            want.push(format!("{svc}-{cluster}"));
+        }
+    }
+    assert_eq!(names, want);
+}
+
+#[test]
+fn example_json_is_a_kubectl_list_of_valid_applications() {
+    let mut args = EXAMPLE.to_vec();
+    args.extend(["-o", "json"]);
+    let out = prism(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list["apiVersion"], "v1");
+    assert_eq!(list["kind"], "List");
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 12);
+
+    let crd: Value = serde_yaml::from_str(&std::fs::read_to_string("tests/data/crds/application-crd.yaml").unwrap())
+        .unwrap();
+    let schema = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
+    let validator = jsonschema::validator_for(schema).unwrap();
+    for app in items {
+        let errors: Vec<String> = validator.iter_errors(app).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{}: {errors:?}", app["metadata"]["name"]);
+        assert_eq!(app["metadata"]["namespace"], "argocd");
+        assert_eq!(app["metadata"]["finalizers"][0], "resources-finalizer.argocd.argoproj.io");
+    }
+    let api_prod_us = items.iter().find(|a| a["metadata"]["name"] == "api-prod-us-1").unwrap();
+    assert_eq!(api_prod_us["spec"]["destination"]["server"], "https://prod-us-1.k8s.example.com");
+    assert_eq!(api_prod_us["spec"]["destination"]["namespace"], "api-prod");
+    assert_eq!(api_prod_us["spec"]["source"]["path"], "services/api");
+    assert_eq!(
+        api_prod_us["spec"]["source"]["helm"]["valueFiles"],
+        serde_json::json!(["values.yaml", "values-prod.yaml"])
+    );
+    assert_eq!(api_prod_us["spec"]["syncPolicy"]["syncOptions"][0], "CreateNamespace=true");
+}
+
+#[test]
+fn a_schema_violation_would_be_caught() {
+    // Guards the test above: the validator does reject a broken Application.
+    let crd: Value = serde_yaml::from_str(&std::fs::read_to_string("tests/data/crds/application-crd.yaml").unwrap())
+        .unwrap();
+    let validator = jsonschema::validator_for(&crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]).unwrap();
+    let bad = serde_json::json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+        "metadata": {"name": "x"}, "spec": {"project": "default"}});
+    assert!(!validator.is_valid(&bad), "spec.destination is required by the CRD");
+}
+
+#[test]
+fn output_is_byte_identical_across_runs() {
+    let a = prism(EXAMPLE);
+    let b = prism(EXAMPLE);
+    assert!(a.status.success());
+    assert_eq!(a.stdout, b.stdout);
+    let yaml = stdout(&a);
+    assert_eq!(yaml.matches("\n---\n").count() + 1, 12, "12 documents");
+    assert!(yaml.starts_with("---\napiVersion: argoproj.io/v1alpha1\nkind: Application\n"));
+}
+
+#[test]
+fn explain_names_generators_and_parameters() {
+    let mut args = EXAMPLE.to_vec();
+    args.extend(["--explain", "-o", "json"]);
+    let out = prism(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let first = &list["items"][0];
+    assert_eq!(first["application"], "api-preview-eu-1");
+    assert_eq!(first["applicationSet"], "multi-env");
+    assert_eq!(
+        first["generators"],
+        serde_json::json!([
+            "spec.generators[0].matrix.generators[0].values",
+            "spec.generators[0].matrix.generators[1].clusters"
+        ])
+    );
+    assert_eq!(first["parameters"]["env"], "preview");
+    assert_eq!(first["parameters"]["server"], "https://preview-eu-1.k8s.example.com");
+    assert_eq!(first["parameters"]["values.replicaCount"], "1");
+    assert_eq!(first["parameters"]["hasBaseValues"], "true");
+}
+
+#[test]
+fn spec_from_stdin_and_directory() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let spec = std::fs::read("examples/multi-env/applicationset.yaml").unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_prism"))
+        .args(["generate", "-", "--clusters", "examples/multi-env/clusters.yaml", "--repo",
+               "https://github.com/example-org/services.git=examples/multi-env/repo", "-o", "names"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&spec).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(stdout(&out).lines().count(), 12);
+
+    // A directory: every *.yaml in it; the Secrets file in it is skipped as a spec.
+    let out = prism(&["generate", "examples/multi-env", "--clusters", "examples/multi-env/clusters.yaml", "--repo",
+        "https://github.com/example-org/services.git=examples/multi-env/repo", "-o", "names"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).lines().count(), 12);
+}
+
+#[test]
+fn validate_and_version() {
+    let out = prism(&["validate", "examples/multi-env/applicationset.yaml"]);
+    assert!(out.status.success());
+    assert_eq!(
+        stdout(&out),
+        "ok: examples/multi-env/applicationset.yaml: ApplicationSet multi-env (1 generators)\n"
+    );
+    let out = prism(&["version"]);
+    assert_eq!(stdout(&out), format!("prism {}\n", env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let out = prism(&["generate"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = prism(&["generate", "x.yaml", "--repo", "no-equals-sign"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("expected URL=PATH"), "{}", stderr(&out));
+}
