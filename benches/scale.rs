@@ -23,15 +23,28 @@ fn main() {
     build_repo(&tmp.path().join("services"), services);
     std::fs::write(tmp.path().join("clusters.yaml"), clusters()).expect("write clusters");
     std::fs::write(tmp.path().join("appset.yaml"), APPSET).expect("write spec");
-    eprintln!("scenario built in {:?}: {services} services, 12 clusters", build.elapsed());
+    eprintln!(
+        "scenario built in {:?}: {services} services, 12 clusters",
+        build.elapsed()
+    );
 
-    let repo_arg = format!("https://git.example.com/org/services.git={}", tmp.path().join("services").display());
+    let repo_arg = format!(
+        "https://git.example.com/org/services.git={}",
+        tmp.path().join("services").display()
+    );
     let mut times = Vec::new();
     let mut count = 0;
     for _ in 0..RUNS {
         let start = Instant::now();
         let out = Command::new(env!("CARGO_BIN_EXE_prism"))
-            .args(["generate", "appset.yaml", "--clusters", "clusters.yaml", "--repo", &repo_arg])
+            .args([
+                "generate",
+                "appset.yaml",
+                "--clusters",
+                "clusters.yaml",
+                "--repo",
+                &repo_arg,
+            ])
             .current_dir(tmp.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -44,8 +57,15 @@ fn main() {
     times.sort();
     let median = times[RUNS / 2];
     println!("scale: {services} services x 3 envs x 4 clusters/env -> {count} Applications");
-    println!("scale: prism generate wall time: min {} ms, median {} ms ({RUNS} runs)", ms(times[0]), ms(median));
-    println!("scale: peak RSS: {:.1} MB", peak_child_rss_kib() as f64 / 1024.0);
+    println!(
+        "scale: prism generate wall time: min {} ms, median {} ms ({RUNS} runs)",
+        ms(times[0]),
+        ms(median)
+    );
+    println!(
+        "scale: peak RSS: {:.1} MB",
+        peak_child_rss_kib() as f64 / 1024.0
+    );
 }
 
 fn ms(d: Duration) -> u128 {
@@ -65,15 +85,19 @@ fn peak_child_rss_kib() -> i64 {
 /// Writes the repository straight into the object database (no working tree).
 fn build_repo(dir: &Path, services: usize) {
     let repo = Repository::init_bare(dir).expect("init repo");
-    let base = repo.blob(b"image:\n  repository: registry.example.com/team/svc\nreplicaCount: 1\n").expect("blob");
+    let base = repo
+        .blob(b"image:\n  repository: registry.example.com/team/svc\nreplicaCount: 1\n")
+        .expect("blob");
     let mut services_tree = repo.treebuilder(None).expect("treebuilder");
     for i in 0..services {
         let mut svc = repo.treebuilder(None).expect("treebuilder");
-        svc.insert("values.yaml", base, FileMode::Blob.into()).expect("insert");
+        svc.insert("values.yaml", base, FileMode::Blob.into())
+            .expect("insert");
         for (n, env) in ENVS.iter().enumerate() {
             let content = format!("replicaCount: {}\nenv: {env}\nresources:\n  limits: {{cpu: 500m, memory: 256Mi}}\n", n + 1);
             let blob = repo.blob(content.as_bytes()).expect("blob");
-            svc.insert(format!("values-{env}.yaml"), blob, FileMode::Blob.into()).expect("insert");
+            svc.insert(format!("values-{env}.yaml"), blob, FileMode::Blob.into())
+                .expect("insert");
         }
         let svc_oid = svc.write().expect("write tree");
         services_tree
@@ -82,10 +106,14 @@ fn build_repo(dir: &Path, services: usize) {
     }
     let services_oid = services_tree.write().expect("write tree");
     let mut root = repo.treebuilder(None).expect("treebuilder");
-    root.insert("services", services_oid, FileMode::Tree.into()).expect("insert");
-    let tree = repo.find_tree(root.write().expect("write tree")).expect("tree");
+    root.insert("services", services_oid, FileMode::Tree.into())
+        .expect("insert");
+    let tree = repo
+        .find_tree(root.write().expect("write tree"))
+        .expect("tree");
     let sig = Signature::now("bench", "bench@prism.dev").expect("signature");
-    repo.commit(Some("HEAD"), &sig, &sig, "scale", &tree, &[]).expect("commit");
+    repo.commit(Some("HEAD"), &sig, &sig, "scale", &tree, &[])
+        .expect("commit");
 }
 
 fn clusters() -> String {

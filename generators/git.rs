@@ -52,6 +52,9 @@ pub struct GitGenerator {
     pub requeue_after_seconds: Option<i64>,
 }
 
+/// Patterns, the field they come from (`directories` or `files`) and their dialect.
+type Patterns<'a> = (&'a [PathItem], &'static str, Dialect);
+
 /// A `directories` or `files` entry.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -81,7 +84,7 @@ impl GitGenerator {
                 "repoURL is required",
             ));
         }
-        let (items, field, dialect) = self.items(FileGlobbing::Default)?.ok_or_else(|| {
+        let (items, field, dialect) = self.items(FileGlobbing::Default).ok_or_else(|| {
             Error::invalid(path, "a git generator needs `directories` or `files`")
         })?;
         for (i, item) in items.iter().enumerate() {
@@ -91,11 +94,9 @@ impl GitGenerator {
         Ok(())
     }
 
-    fn items(
-        &self,
-        globbing: FileGlobbing,
-    ) -> Result<Option<(&[PathItem], &'static str, Dialect)>, Error> {
-        Ok(match (&self.directories, &self.files) {
+    /// The patterns in use, the field they come from and their dialect.
+    fn items(&self, globbing: FileGlobbing) -> Option<Patterns<'_>> {
+        match (&self.directories, &self.files) {
             (Some(d), _) => Some((d.as_slice(), "directories", Dialect::PathMatch)),
             (None, Some(f)) => Some((
                 f.as_slice(),
@@ -106,7 +107,7 @@ impl GitGenerator {
                 },
             )),
             (None, None) => None,
-        })
+        }
     }
 
     /// The parameter sets.
@@ -124,7 +125,7 @@ impl GitGenerator {
                     },
                 )
             })?;
-        let Some((items, field, dialect)) = self.items(ctx.options.git_file_globbing)? else {
+        let Some((items, field, dialect)) = self.items(ctx.options.git_file_globbing) else {
             return Err(Error::invalid(
                 path,
                 "a git generator needs `directories` or `files`",

@@ -6,10 +6,7 @@
 //! repository in the cache directory (all branches and tags), and fetched again the
 //! next time a run asks for them.
 
-use git2::{
-    FetchOptions, ObjectType, Oid, RemoteCallbacks, Repository as GitRepo, TreeWalkMode,
-    TreeWalkResult,
-};
+use git2::{ObjectType, Oid, Repository as GitRepo, TreeWalkMode, TreeWalkResult};
 use prism_engine::{Repository, SourceError};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -40,50 +37,65 @@ impl GitSource {
 
     /// Fetches `url` into a bare repository under `cache_dir` (creating it the first
     /// time) and opens it.
+    ///
+    /// Fetching runs the `git` command, as Argo CD's repo-server does, so the user's
+    /// credential helpers, SSH configuration, proxies and CA settings apply unchanged;
+    /// reading stays in git2. (libgit2's own HTTPS support would also cost every run
+    /// ~50 ms of OpenSSL start-up.)
     pub fn fetch_into_cache(url: &str, cache_dir: &Path) -> Result<GitSource, SourceError> {
         let dir = cache_dir.join(cache_key(url));
-        let fail = |what: &str, e: git2::Error| {
-            SourceError::RepoNotFound(format!(
-                "{url}: {what}: {} (check the URL and your credentials; map it to a local clone with --repo {url}=PATH)",
-                e.message()
-            ))
-        };
         std::fs::create_dir_all(&dir).map_err(|e| {
             SourceError::Other(format!(
                 "cannot create cache directory {}: {e}",
                 dir.display()
             ))
         })?;
+        let fail = |what: &str, detail: String| {
+            SourceError::RepoNotFound(format!(
+                "{url}: {what} failed: {} (check the URL and your git credentials, or map it to a local clone with --repo {url}=PATH)",
+                detail.trim()
+            ))
+        };
         let repo = match GitRepo::open_bare(&dir) {
             Ok(r) => r,
-            Err(_) => GitRepo::init_bare(&dir).map_err(|e| fail("init cache", e))?,
-        };
-        {
-            let mut remote = repo.remote_anonymous(url).map_err(|e| fail("remote", e))?;
-            let mut callbacks = RemoteCallbacks::new();
-            let mut tried_agent = false;
-            callbacks.credentials(move |url, username, allowed| {
-                if allowed.contains(git2::CredentialType::SSH_KEY) && !tried_agent {
-                    tried_agent = true;
-                    return git2::Cred::ssh_key_from_agent(username.unwrap_or("git"));
-                }
-                let config = git2::Config::open_default()?;
-                git2::Cred::credential_helper(&config, url, username)
-            });
-            let mut options = FetchOptions::new();
-            options.remote_callbacks(callbacks);
-            remote
-                .fetch(
-                    &["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"],
-                    Some(&mut options),
-                    None,
-                )
-                .map_err(|e| fail("fetch", e))?;
-            if let Ok(head) = remote.default_branch() {
-                if let Some(head) = head.as_str() {
-                    repo.set_head(head).map_err(|e| fail("set HEAD", e))?;
-                }
+            Err(_) => {
+                GitRepo::init_bare(&dir).map_err(|e| fail("init cache", e.message().to_string()))?
             }
+        };
+        let git = |args: &[&str]| -> Result<String, String> {
+            let out = std::process::Command::new("git")
+                .arg("--git-dir")
+                .arg(&dir)
+                .args(args)
+                .env("GIT_TERMINAL_PROMPT", "0")
+                .stdin(std::process::Stdio::null())
+                .output()
+                .map_err(|e| format!("cannot run git: {e}"))?;
+            if out.status.success() {
+                Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+            } else {
+                Err(String::from_utf8_lossy(&out.stderr).into_owned())
+            }
+        };
+        git(&[
+            "fetch",
+            "--quiet",
+            "--prune",
+            "--force",
+            url,
+            "+refs/heads/*:refs/heads/*",
+            "+refs/tags/*:refs/tags/*",
+        ])
+        .map_err(|e| fail("git fetch", e))?;
+        // Point the cache's HEAD at the remote's default branch.
+        let symref =
+            git(&["ls-remote", "--symref", url, "HEAD"]).map_err(|e| fail("git ls-remote", e))?;
+        if let Some(head) = symref.lines().find_map(|l| {
+            l.strip_prefix("ref: ")
+                .and_then(|r| r.strip_suffix("\tHEAD"))
+        }) {
+            repo.set_head(head)
+                .map_err(|e| fail("set HEAD", e.message().to_string()))?;
         }
         tracing::debug!(url, dir = %dir.display(), "fetched into cache");
         Ok(GitSource {

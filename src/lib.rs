@@ -12,6 +12,7 @@ pub mod input;
 pub mod output;
 pub mod sources;
 pub mod workdir;
+pub mod yaml;
 
 /// Why a command failed; the message is printed as is.
 #[derive(Debug, thiserror::Error)]

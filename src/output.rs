@@ -25,38 +25,36 @@ pub struct Rendered<'a> {
 }
 
 /// The whole output as one string, so nothing is written unless everything rendered.
-pub fn format(
-    apps: &[Rendered],
-    format: Format,
-    explain: bool,
-) -> Result<String, serde_yaml::Error> {
-    let items: Vec<Value> = apps
-        .iter()
-        .map(|r| {
-            if explain {
-                explanation(r)
-            } else {
-                r.app.manifest.clone()
-            }
-        })
-        .collect();
-    Ok(match format {
-        Format::Names => apps.iter().map(|r| format!("{}\n", r.app.name)).collect(),
+pub fn format(apps: &[Rendered], format: Format, explain: bool) -> String {
+    if format == Format::Names {
+        return apps.iter().map(|r| format!("{}\n", r.app.name)).collect();
+    }
+    let explanations: Vec<Value> = if explain {
+        apps.iter().map(explanation).collect()
+    } else {
+        Vec::new()
+    };
+    let items: Vec<&Value> = if explain {
+        explanations.iter().collect()
+    } else {
+        apps.iter().map(|r| &r.app.manifest).collect()
+    };
+    match format {
         Format::Json => {
             let list = json!({"apiVersion": "v1", "kind": "List", "items": items});
             let mut s = serde_json::to_string_pretty(&list).unwrap_or_default();
             s.push('\n');
             s
         }
-        Format::Yaml => {
-            let mut out = String::new();
-            for item in &items {
+        _ => {
+            let mut out = String::with_capacity(items.len() * 1024);
+            for item in items {
                 out.push_str("---\n");
-                out.push_str(&serde_yaml::to_string(item)?);
+                crate::yaml::write_document(&mut out, item);
             }
             out
         }
-    })
+    }
 }
 
 fn explanation(r: &Rendered) -> Value {

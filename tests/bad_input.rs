@@ -35,14 +35,23 @@ fn fails(content: &str, extra: &[&str]) -> (String, String) {
 
 #[test]
 fn malformed_yaml() {
-    let (file, err) = fails("apiVersion: argoproj.io/v1alpha1\nkind: ApplicationSet\nspec: [unclosed\n", &[]);
-    assert!(err.starts_with(&format!("error: {file}: document 1: malformed YAML: ")), "{err}");
+    let (file, err) = fails(
+        "apiVersion: argoproj.io/v1alpha1\nkind: ApplicationSet\nspec: [unclosed\n",
+        &[],
+    );
+    assert!(
+        err.starts_with(&format!("error: {file}: document 1: malformed YAML: ")),
+        "{err}"
+    );
     assert!(err.contains("line"), "names the position: {err}");
 }
 
 #[test]
 fn unknown_generator_key() {
-    let (file, err) = fails(&appset("argoproj.io/v1alpha1", "  - lists: {elements: []}\n", "x"), &[]);
+    let (file, err) = fails(
+        &appset("argoproj.io/v1alpha1", "  - lists: {elements: []}\n", "x"),
+        &[],
+    );
     assert_eq!(
         err,
         format!(
@@ -55,15 +64,25 @@ fn unknown_generator_key() {
 #[test]
 fn unknown_field_inside_a_generator() {
     let (_, err) = fails(
-        &appset("argoproj.io/v1alpha1", "  - git: {repoURL: x, revision: HEAD, directory: [{path: '*'}]}\n", "x"),
+        &appset(
+            "argoproj.io/v1alpha1",
+            "  - git: {repoURL: x, revision: HEAD, directory: [{path: '*'}]}\n",
+            "x",
+        ),
         &[],
     );
-    assert!(err.contains("spec.generators[0].git: unknown field `directory`, expected one of"), "{err}");
+    assert!(
+        err.contains("spec.generators[0].git: unknown field `directory`, expected one of"),
+        "{err}"
+    );
 }
 
 #[test]
 fn values_generator_needs_prism_api() {
-    let (_, err) = fails(&appset("argoproj.io/v1alpha1", "  - values: {repoURL: x}\n", "x"), &[]);
+    let (_, err) = fails(
+        &appset("argoproj.io/v1alpha1", "  - values: {repoURL: x}\n", "x"),
+        &[],
+    );
     assert!(
         err.ends_with("spec.generators[0].values: the values generator is Prism's own; set apiVersion: prism.dev/v1alpha1 to use it"),
         "{err}"
@@ -80,7 +99,13 @@ fn values_file_that_is_not_yaml() {
         "  - values: {repoURL: https://git.example.com/s.git}\n",
         "'{{service}}-{{env}}'",
     );
-    let (_, err) = fails(&content, &["--repo", &format!("https://git.example.com/s.git={}", repo.display())]);
+    let (_, err) = fails(
+        &content,
+        &[
+            "--repo",
+            &format!("https://git.example.com/s.git={}", repo.display()),
+        ],
+    );
     assert!(
         err.contains(
             "ApplicationSet bad: spec.generators[0].values: file svc/api/values-prod.yaml in https://git.example.com/s.git: not valid YAML"
@@ -92,7 +117,11 @@ fn values_file_that_is_not_yaml() {
 #[test]
 fn duplicate_application_names_name_both_parameter_sets() {
     let (file, err) = fails(
-        &appset("argoproj.io/v1alpha1", "  - list: {elements: [{env: prod, region: eu}, {env: prod, region: us}]}\n", "'app-{{env}}'"),
+        &appset(
+            "argoproj.io/v1alpha1",
+            "  - list: {elements: [{env: prod, region: eu}, {env: prod, region: us}]}\n",
+            "'app-{{env}}'",
+        ),
         &[],
     );
     assert_eq!(
@@ -108,7 +137,11 @@ fn duplicate_application_names_name_both_parameter_sets() {
 #[test]
 fn invalid_rendered_name() {
     let (file, err) = fails(
-        &appset("argoproj.io/v1alpha1", "  - list: {elements: [{cluster: Prod_EU}]}\n", "'{{cluster}}-app'"),
+        &appset(
+            "argoproj.io/v1alpha1",
+            "  - list: {elements: [{cluster: Prod_EU}]}\n",
+            "'{{cluster}}-app'",
+        ),
         &[],
     );
     assert_eq!(
@@ -123,8 +156,15 @@ fn invalid_rendered_name() {
 
 #[test]
 fn handlebars_reference_to_a_missing_parameter() {
-    let content = appset("prism.dev/v1alpha1", "  - list: {elements: [{cluster: a}]}\n", "'{{clustr}}'")
-        .replace("spec:\n  generators", "spec:\n  templateEngine: handlebars\n  generators");
+    let content = appset(
+        "prism.dev/v1alpha1",
+        "  - list: {elements: [{cluster: a}]}\n",
+        "'{{clustr}}'",
+    )
+    .replace(
+        "spec:\n  generators",
+        "spec:\n  templateEngine: handlebars\n  generators",
+    );
     let (file, err) = fails(&content, &[]);
     assert_eq!(
         err,
@@ -138,15 +178,29 @@ fn handlebars_reference_to_a_missing_parameter() {
 
 #[test]
 fn go_template_is_refused_not_rendered_wrong() {
-    let content = appset("argoproj.io/v1alpha1", "  - list: {elements: [{cluster: a}]}\n", "'{{.cluster}}'")
-        .replace("spec:\n  generators", "spec:\n  goTemplate: true\n  generators");
+    let content = appset(
+        "argoproj.io/v1alpha1",
+        "  - list: {elements: [{cluster: a}]}\n",
+        "'{{.cluster}}'",
+    )
+    .replace(
+        "spec:\n  generators",
+        "spec:\n  goTemplate: true\n  generators",
+    );
     let (_, err) = fails(&content, &[]);
     assert!(err.ends_with("spec.goTemplate: goTemplate: true is not supported by prism yet; remove goTemplate (and use {{param}} syntax) or render this ApplicationSet with Argo CD"), "{err}");
 }
 
 #[test]
 fn non_string_list_element_in_default_mode() {
-    let (_, err) = fails(&appset("argoproj.io/v1alpha1", "  - list: {elements: [{cluster: a, replicas: 3}]}\n", "'{{cluster}}'"), &[]);
+    let (_, err) = fails(
+        &appset(
+            "argoproj.io/v1alpha1",
+            "  - list: {elements: [{cluster: a, replicas: 3}]}\n",
+            "'{{cluster}}'",
+        ),
+        &[],
+    );
     assert!(err.ends_with("spec.generators[0].list.elements[0].replicas: is a number, not a string; Argo's default template mode needs string values: quote it (\"3\")"), "{err}");
 }
 
@@ -154,15 +208,27 @@ fn non_string_list_element_in_default_mode() {
 fn bad_clusters_file() {
     let tmp = tempfile::tempdir().unwrap();
     let clusters = write(tmp.path(), "clusters.yaml", "kind: Secret\nmetadata: {name: c1, labels: {argocd.argoproj.io/secret-type: cluster}}\ndata: {server: 'not base64!'}\n");
-    let (_, err) = fails(&appset("argoproj.io/v1alpha1", "  - clusters: {}\n", "'{{name}}'"), &["--clusters", &clusters]);
-    assert!(err.starts_with(&format!("error: {clusters}: Secret c1: data.server is not valid base64")), "{err}");
+    let (_, err) = fails(
+        &appset("argoproj.io/v1alpha1", "  - clusters: {}\n", "'{{name}}'"),
+        &["--clusters", &clusters],
+    );
+    assert!(
+        err.starts_with(&format!(
+            "error: {clusters}: Secret c1: data.server is not valid base64"
+        )),
+        "{err}"
+    );
 }
 
 #[test]
 fn missing_spec_file() {
     let out = prism(&["generate", "does/not/exist.yaml"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).starts_with("error: does/not/exist.yaml: cannot read: "), "{}", stderr(&out));
+    assert!(
+        stderr(&out).starts_with("error: does/not/exist.yaml: cannot read: "),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -179,7 +245,12 @@ fn glob_matching_nothing_is_a_warning_with_zero_applications() {
             "'{{path.basename}}'",
         ),
     );
-    let out = prism(&["generate", &file, "--repo", &format!("https://git.example.com/a.git={}", repo.display())]);
+    let out = prism(&[
+        "generate",
+        &file,
+        "--repo",
+        &format!("https://git.example.com/a.git={}", repo.display()),
+    ]);
     assert_eq!(out.status.code(), Some(0));
     assert!(out.stdout.is_empty());
     assert_eq!(

@@ -33,36 +33,57 @@ fn example_json_is_a_kubectl_list_of_valid_applications() {
     let items = list["items"].as_array().unwrap();
     assert_eq!(items.len(), 12);
 
-    let crd: Value = serde_yaml::from_str(&std::fs::read_to_string("tests/data/crds/application-crd.yaml").unwrap())
-        .unwrap();
+    let crd: Value = serde_yaml::from_str(
+        &std::fs::read_to_string("tests/data/crds/application-crd.yaml").unwrap(),
+    )
+    .unwrap();
     let schema = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
     let validator = jsonschema::validator_for(schema).unwrap();
     for app in items {
         let errors: Vec<String> = validator.iter_errors(app).map(|e| e.to_string()).collect();
         assert!(errors.is_empty(), "{}: {errors:?}", app["metadata"]["name"]);
         assert_eq!(app["metadata"]["namespace"], "argocd");
-        assert_eq!(app["metadata"]["finalizers"][0], "resources-finalizer.argocd.argoproj.io");
+        assert_eq!(
+            app["metadata"]["finalizers"][0],
+            "resources-finalizer.argocd.argoproj.io"
+        );
     }
-    let api_prod_us = items.iter().find(|a| a["metadata"]["name"] == "api-prod-us-1").unwrap();
-    assert_eq!(api_prod_us["spec"]["destination"]["server"], "https://prod-us-1.k8s.example.com");
+    let api_prod_us = items
+        .iter()
+        .find(|a| a["metadata"]["name"] == "api-prod-us-1")
+        .unwrap();
+    assert_eq!(
+        api_prod_us["spec"]["destination"]["server"],
+        "https://prod-us-1.k8s.example.com"
+    );
     assert_eq!(api_prod_us["spec"]["destination"]["namespace"], "api-prod");
     assert_eq!(api_prod_us["spec"]["source"]["path"], "services/api");
     assert_eq!(
         api_prod_us["spec"]["source"]["helm"]["valueFiles"],
         serde_json::json!(["values.yaml", "values-prod.yaml"])
     );
-    assert_eq!(api_prod_us["spec"]["syncPolicy"]["syncOptions"][0], "CreateNamespace=true");
+    assert_eq!(
+        api_prod_us["spec"]["syncPolicy"]["syncOptions"][0],
+        "CreateNamespace=true"
+    );
 }
 
 #[test]
 fn a_schema_violation_would_be_caught() {
     // Guards the test above: the validator does reject a broken Application.
-    let crd: Value = serde_yaml::from_str(&std::fs::read_to_string("tests/data/crds/application-crd.yaml").unwrap())
-        .unwrap();
-    let validator = jsonschema::validator_for(&crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]).unwrap();
+    let crd: Value = serde_yaml::from_str(
+        &std::fs::read_to_string("tests/data/crds/application-crd.yaml").unwrap(),
+    )
+    .unwrap();
+    let validator =
+        jsonschema::validator_for(&crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"])
+            .unwrap();
     let bad = serde_json::json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
         "metadata": {"name": "x"}, "spec": {"project": "default"}});
-    assert!(!validator.is_valid(&bad), "spec.destination is required by the CRD");
+    assert!(
+        !validator.is_valid(&bad),
+        "spec.destination is required by the CRD"
+    );
 }
 
 #[test]
@@ -94,7 +115,10 @@ fn explain_names_generators_and_parameters() {
         ])
     );
     assert_eq!(first["parameters"]["env"], "preview");
-    assert_eq!(first["parameters"]["server"], "https://preview-eu-1.k8s.example.com");
+    assert_eq!(
+        first["parameters"]["server"],
+        "https://preview-eu-1.k8s.example.com"
+    );
     assert_eq!(first["parameters"]["values.replicaCount"], "1");
     assert_eq!(first["parameters"]["hasBaseValues"], "true");
 }
@@ -105,8 +129,16 @@ fn spec_from_stdin_and_directory() {
     use std::process::{Command, Stdio};
     let spec = std::fs::read("examples/multi-env/applicationset.yaml").unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_prism"))
-        .args(["generate", "-", "--clusters", "examples/multi-env/clusters.yaml", "--repo",
-               "https://github.com/example-org/services.git=examples/multi-env/repo", "-o", "names"])
+        .args([
+            "generate",
+            "-",
+            "--clusters",
+            "examples/multi-env/clusters.yaml",
+            "--repo",
+            "https://github.com/example-org/services.git=examples/multi-env/repo",
+            "-o",
+            "names",
+        ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -118,8 +150,16 @@ fn spec_from_stdin_and_directory() {
     assert_eq!(stdout(&out).lines().count(), 12);
 
     // A directory: every *.yaml in it; the Secrets file in it is skipped as a spec.
-    let out = prism(&["generate", "examples/multi-env", "--clusters", "examples/multi-env/clusters.yaml", "--repo",
-        "https://github.com/example-org/services.git=examples/multi-env/repo", "-o", "names"]);
+    let out = prism(&[
+        "generate",
+        "examples/multi-env",
+        "--clusters",
+        "examples/multi-env/clusters.yaml",
+        "--repo",
+        "https://github.com/example-org/services.git=examples/multi-env/repo",
+        "-o",
+        "names",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out).lines().count(), 12);
 }
@@ -133,7 +173,10 @@ fn validate_and_version() {
         "ok: examples/multi-env/applicationset.yaml: ApplicationSet multi-env (1 generators)\n"
     );
     let out = prism(&["version"]);
-    assert_eq!(stdout(&out), format!("prism {}\n", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        stdout(&out),
+        format!("prism {}\n", env!("CARGO_PKG_VERSION"))
+    );
 }
 
 #[test]
@@ -142,5 +185,9 @@ fn usage_errors_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     let out = prism(&["generate", "x.yaml", "--repo", "no-equals-sign"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("expected URL=PATH"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("expected URL=PATH"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -29,7 +29,11 @@ spec:
 "#;
 
 fn spec(dir: &std::path::Path, repo: &str, rev: &str) -> String {
-    write(dir, "appset.yaml", &DIRS_SPEC.replace("REPO", repo).replace("REV", rev))
+    write(
+        dir,
+        "appset.yaml",
+        &DIRS_SPEC.replace("REPO", repo).replace("REV", rev),
+    )
 }
 
 fn names(out: &std::process::Output) -> Vec<String> {
@@ -40,12 +44,22 @@ fn names(out: &std::process::Output) -> Vec<String> {
 fn repo_with_history() -> (TestRepo, git2::Oid, git2::Oid) {
     let r = TestRepo::new();
     let first = r.commit(
-        &[("apps/api/k.yaml", Some("a")), ("apps/legacy/k.yaml", Some("l")), ("README.md", Some("r"))],
+        &[
+            ("apps/api/k.yaml", Some("a")),
+            ("apps/legacy/k.yaml", Some("l")),
+            ("README.md", Some("r")),
+        ],
         "first",
     );
     r.branch("release", first);
     r.tag("v1.0.0", first);
-    let second = r.commit(&[("apps/web/k.yaml", Some("w")), ("apps/.hidden/k.yaml", Some("h"))], "second");
+    let second = r.commit(
+        &[
+            ("apps/web/k.yaml", Some("w")),
+            ("apps/.hidden/k.yaml", Some("h")),
+        ],
+        "second",
+    );
     (r, first, second)
 }
 
@@ -73,7 +87,12 @@ fn working_tree_changes_are_not_read_from_a_git_repository() {
     std::fs::create_dir_all(r.path().join("apps/uncommitted")).unwrap();
     std::fs::write(r.path().join("apps/uncommitted/k.yaml"), "x").unwrap();
     let tmp = tempfile::tempdir().unwrap();
-    let out = prism(&["generate", &spec(tmp.path(), &r.path().display().to_string(), "HEAD"), "-o", "names"]);
+    let out = prism(&[
+        "generate",
+        &spec(tmp.path(), &r.path().display().to_string(), "HEAD"),
+        "-o",
+        "names",
+    ]);
     assert_eq!(names(&out), vec!["api", "web"]);
 }
 
@@ -83,11 +102,23 @@ fn repo_mapping_file_url_and_bare_clone() {
     let tmp = tempfile::tempdir().unwrap();
     // --repo maps the spec's URL (compared as Argo does: case, trailing .git) to the clone.
     let mapped = spec(tmp.path(), "https://git.example.com/Org/Apps.git", "main");
-    let out = prism(&["generate", &mapped, "--repo", &format!("https://git.example.com/org/apps={}", r.path().display()), "-o", "names"]);
+    let out = prism(&[
+        "generate",
+        &mapped,
+        "--repo",
+        &format!("https://git.example.com/org/apps={}", r.path().display()),
+        "-o",
+        "names",
+    ]);
     assert_eq!(names(&out), vec!["api", "web"]);
 
     let file_url = format!("file://{}", r.path().display());
-    let out = prism(&["generate", &spec(tmp.path(), &file_url, "release"), "-o", "names"]);
+    let out = prism(&[
+        "generate",
+        &spec(tmp.path(), &file_url, "release"),
+        "-o",
+        "names",
+    ]);
     assert_eq!(names(&out), vec!["api"]);
 
     let bare_dir = tmp.path().join("bare.git");
@@ -95,7 +126,12 @@ fn repo_mapping_file_url_and_bare_clone() {
         .bare(true)
         .clone(&file_url, &bare_dir)
         .unwrap();
-    let out = prism(&["generate", &spec(tmp.path(), &bare_dir.display().to_string(), "main"), "-o", "names"]);
+    let out = prism(&[
+        "generate",
+        &spec(tmp.path(), &bare_dir.display().to_string(), "main"),
+        "-o",
+        "names",
+    ]);
     assert_eq!(names(&out), vec!["api", "web"]);
 }
 
@@ -105,8 +141,14 @@ fn plain_directory_is_read_as_it_is() {
     let dir = tmp.path().join("checkout");
     write(&dir, "apps/api/k.yaml", "a");
     write(&dir, "apps/draft/k.yaml", "d");
-    let out = prism(&["generate", &spec(tmp.path(), "https://git.example.com/apps.git", "HEAD"),
-        "--repo", &format!("https://git.example.com/apps.git={}", dir.display()), "-o", "names"]);
+    let out = prism(&[
+        "generate",
+        &spec(tmp.path(), "https://git.example.com/apps.git", "HEAD"),
+        "--repo",
+        &format!("https://git.example.com/apps.git={}", dir.display()),
+        "-o",
+        "names",
+    ]);
     assert_eq!(names(&out), vec!["api", "draft"]);
 }
 
@@ -124,9 +166,23 @@ fn remote_fetch_into_cache_and_refetch() {
     // A new commit upstream is seen on the next fetch into the same cache directory.
     let third = r.commit(&[("apps/new/k.yaml", Some("n"))], "third");
     let again = GitSource::fetch_into_cache(&url, cache.path()).unwrap();
-    assert_eq!(again.snapshot("main").unwrap().commit(), Some(third.to_string().as_str()));
-    assert_eq!(std::fs::read_dir(cache.path()).unwrap().count(), 1, "one cache entry per URL");
-    assert_eq!(again.snapshot("main").unwrap().read("apps/new/k.yaml").unwrap(), b"n");
+    assert_eq!(
+        again.snapshot("main").unwrap().commit(),
+        Some(third.to_string().as_str())
+    );
+    assert_eq!(
+        std::fs::read_dir(cache.path()).unwrap().count(),
+        1,
+        "one cache entry per URL"
+    );
+    assert_eq!(
+        again
+            .snapshot("main")
+            .unwrap()
+            .read("apps/new/k.yaml")
+            .unwrap(),
+        b"n"
+    );
 }
 
 #[test]
@@ -162,7 +218,9 @@ fn unknown_revision_and_missing_repo_are_clear_errors() {
     let out = prism(&["generate", &spec_file, "--cache-dir", &cache]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stderr(&out).contains("map it to a local clone with --repo https://git.example.com/unmapped.git=PATH"),
+        stderr(&out).contains(
+            "map it to a local clone with --repo https://git.example.com/unmapped.git=PATH"
+        ),
         "{}",
         stderr(&out)
     );
@@ -173,14 +231,27 @@ fn git_files_from_a_real_repository() {
     let r = TestRepo::new();
     r.commit(
         &[
-            ("clusters/prod/config.json", Some(r#"{"cluster": {"name": "prod", "address": "https://p"}}"#)),
-            ("clusters/test/config.json", Some(r#"{"cluster": {"name": "test", "address": "https://t"}}"#)),
-            ("clusters/test/nested/config.json", Some(r#"{"cluster": {"name": "nested", "address": "https://n"}}"#)),
+            (
+                "clusters/prod/config.json",
+                Some(r#"{"cluster": {"name": "prod", "address": "https://p"}}"#),
+            ),
+            (
+                "clusters/test/config.json",
+                Some(r#"{"cluster": {"name": "test", "address": "https://t"}}"#),
+            ),
+            (
+                "clusters/test/nested/config.json",
+                Some(r#"{"cluster": {"name": "nested", "address": "https://n"}}"#),
+            ),
         ],
         "c",
     );
     let tmp = tempfile::tempdir().unwrap();
-    let spec_file = write(tmp.path(), "files.yaml", &format!(r#"
+    let spec_file = write(
+        tmp.path(),
+        "files.yaml",
+        &format!(
+            r#"
 apiVersion: argoproj.io/v1alpha1
 kind: ApplicationSet
 metadata: {{name: guestbook}}
@@ -198,9 +269,27 @@ spec:
       project: default
       source: {{repoURL: https://github.com/argoproj/argo-cd.git, targetRevision: HEAD, path: "apps/guestbook"}}
       destination: {{server: '{{{{cluster.address}}}}', namespace: guestbook}}
-"#, r.path().display()));
+"#,
+            r.path().display()
+        ),
+    );
     let out = prism(&["generate", &spec_file, "-o", "names"]);
-    assert_eq!(names(&out), vec!["nested-guestbook", "prod-guestbook", "test-guestbook"], "pathspec * crosses /");
-    let out = prism(&["generate", &spec_file, "-o", "names", "--git-file-globbing", "new"]);
-    assert_eq!(names(&out), vec!["prod-guestbook", "test-guestbook"], "doublestar * stays in a segment");
+    assert_eq!(
+        names(&out),
+        vec!["nested-guestbook", "prod-guestbook", "test-guestbook"],
+        "pathspec * crosses /"
+    );
+    let out = prism(&[
+        "generate",
+        &spec_file,
+        "-o",
+        "names",
+        "--git-file-globbing",
+        "new",
+    ]);
+    assert_eq!(
+        names(&out),
+        vec!["prod-guestbook", "test-guestbook"],
+        "doublestar * stays in a segment"
+    );
 }

@@ -12,9 +12,9 @@ use crate::sources::SourceError;
 pub struct Error {
     /// Where in the ApplicationSet the error arose, e.g. `spec.generators[0].list`.
     pub path: String,
-    /// What went wrong.
+    /// What went wrong (boxed: errors are rare, results are everywhere).
     #[source]
-    pub kind: ErrorKind,
+    pub kind: Box<ErrorKind>,
 }
 
 impl Error {
@@ -22,7 +22,7 @@ impl Error {
     pub fn new(path: impl Into<String>, kind: ErrorKind) -> Self {
         Error {
             path: path.into(),
-            kind,
+            kind: Box::new(kind),
         }
     }
 

@@ -128,7 +128,7 @@ pub fn render(
             None => "spec.template".to_string(),
         };
         for set in sets {
-            let app = render_application(appset, &renderer, &template, &template_path, &set)?;
+            let app = render_application(appset, &renderer, &template, &template_path, set)?;
             applications.push(app);
         }
     }
@@ -145,7 +145,7 @@ fn render_application(
     renderer: &Renderer,
     template: &Value,
     template_path: &str,
-    set: &Generated,
+    set: Generated,
 ) -> Result<RenderedApplication, Error> {
     let origin = set.origin.iter().map(|o| o.to_string()).collect::<Vec<_>>();
     let describe = || describe_set(&origin, &set.params);
@@ -164,18 +164,25 @@ fn render_application(
             .render_value(template, &set.params)
             .map_err(|e| render_error(template_path, e))?
     };
-    let meta = rendered.get("metadata").and_then(Value::as_object);
+    let mut rendered = match rendered {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    };
+    let mut meta = match rendered.remove("metadata") {
+        Some(Value::Object(m)) => m,
+        _ => Map::new(),
+    };
     let mut metadata = Map::new();
     for key in ["name", "labels", "annotations", "finalizers"] {
-        if let Some(v) = meta.and_then(|m| m.get(key)) {
-            let is_empty = match v {
+        if let Some(v) = meta.remove(key) {
+            let is_empty = match &v {
                 Value::Object(m) => m.is_empty(),
                 Value::Array(a) => a.is_empty(),
                 Value::Null => true,
                 _ => false,
             };
             if !is_empty {
-                metadata.insert(key.to_string(), v.clone());
+                metadata.insert(key.to_string(), v);
             }
         }
     }
@@ -192,8 +199,7 @@ fn render_application(
     app.insert(
         "spec".into(),
         rendered
-            .get("spec")
-            .cloned()
+            .remove("spec")
             .unwrap_or_else(|| Value::Object(Map::new())),
     );
     let mut app = Value::Object(app);
@@ -236,7 +242,7 @@ fn render_application(
         name,
         manifest: canonical(app),
         generators: origin,
-        params: set.params.clone(),
+        params: set.params,
     })
 }
 
@@ -302,10 +308,7 @@ fn validate_application(app: &Value, name: &str) -> Result<(), String> {
         }
     }
     let project = app.pointer("/spec/project");
-    if !project
-        .and_then(Value::as_str)
-        .is_some_and(|p| !p.is_empty())
-    {
+    if project.and_then(Value::as_str).is_none_or(str::is_empty) {
         return Err(
             "spec.project is missing or empty; Argo CD requires a project (e.g. default)".into(),
         );
@@ -421,8 +424,23 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
     }
 }
 
-/// Sorts every mapping's keys, so output order never depends on map implementation.
+/// Sorts every mapping's keys, so output order never depends on the map implementation
+/// (serde_json keeps insertion order when any crate in the build turns on `preserve_order`).
 fn canonical(v: Value) -> Value {
+    static SORTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let sorted = *SORTED.get_or_init(|| {
+        let mut probe = Map::new();
+        probe.insert("b".into(), Value::Null);
+        probe.insert("a".into(), Value::Null);
+        probe.keys().next().map(String::as_str) == Some("a")
+    });
+    if sorted {
+        return v;
+    }
+    sort_keys(v)
+}
+
+fn sort_keys(v: Value) -> Value {
     match v {
         Value::Object(m) => {
             let mut entries: Vec<(String, Value)> =
@@ -430,7 +448,7 @@ fn canonical(v: Value) -> Value {
             entries.sort_by(|a, b| a.0.cmp(&b.0));
             Value::Object(entries.into_iter().collect())
         }
-        Value::Array(a) => Value::Array(a.into_iter().map(canonical).collect()),
+        Value::Array(a) => Value::Array(a.into_iter().map(sort_keys).collect()),
         other => other,
     }
 }

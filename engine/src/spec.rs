@@ -157,12 +157,14 @@ impl ApplicationSet {
             (true, _) | (false, Some("goTemplate")) => TemplateEngine::Go { options },
             (false, None) | (false, Some("fasttemplate")) => TemplateEngine::Fast,
             (false, Some("handlebars")) => TemplateEngine::Handlebars,
-            (false, Some(other)) => return Err(Error::invalid(
-                "spec.templateEngine",
-                format!(
+            (false, Some(other)) => {
+                return Err(Error::invalid(
+                    "spec.templateEngine",
+                    format!(
                     "unknown template engine {other:?}; use fasttemplate, handlebars or goTemplate"
                 ),
-            )),
+                ))
+            }
         };
 
         let generators = spec

@@ -43,7 +43,12 @@ impl TestRepo {
         }
         index.write().unwrap();
         let tree = self.repo.find_tree(index.write_tree().unwrap()).unwrap();
-        let sig = Signature::new("Prism Test", "test@prism.dev", &git2::Time::new(1_700_000_000, 0)).unwrap();
+        let sig = Signature::new(
+            "Prism Test",
+            "test@prism.dev",
+            &git2::Time::new(1_700_000_000, 0),
+        )
+        .unwrap();
         let parent = self.repo.head().ok().and_then(|h| h.peel_to_commit().ok());
         let parents: Vec<&git2::Commit> = parent.iter().collect();
         self.repo
@@ -73,7 +78,10 @@ pub fn prism_in(cwd: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_prism"))
         .args(args)
         .current_dir(cwd)
-        .env("XDG_CACHE_HOME", std::env::temp_dir().join("prism-test-cache"))
+        .env(
+            "XDG_CACHE_HOME",
+            std::env::temp_dir().join("prism-test-cache"),
+        )
         .output()
         .expect("run prism")
 }
