@@ -452,3 +452,149 @@ fn sort_keys(v: Value) -> Value {
         other => other,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sources::memory::MemorySources;
+    use serde_json::json;
+
+    fn run(yaml: &str) -> Result<Vec<Value>, String> {
+        let doc: Value = serde_yaml::from_str(yaml).unwrap();
+        let appset = ApplicationSet::from_value(&doc, "argocd").map_err(|e| e.to_string())?;
+        let rendered = render(&appset, &MemorySources::new(), &RenderOptions::default())
+            .map_err(|e| e.to_string())?;
+        Ok(rendered
+            .applications
+            .into_iter()
+            .map(|a| a.manifest)
+            .collect())
+    }
+
+    const BASE: &str = r#"
+apiVersion: argoproj.io/v1alpha1
+kind: ApplicationSet
+metadata: {name: s, namespace: team-a}
+spec:
+  SYNC
+  generators:
+  - list:
+      elements: [{env: prod, rev: v2}, {env: test, rev: main}]
+  template:
+    metadata:
+      name: 'app-{{env}}'
+      namespace: elsewhere
+      labels: {'env-{{env}}': 'yes'}
+    spec:
+      project: default
+      source: {repoURL: https://g/r.git, targetRevision: HEAD, path: 'envs/{{env}}'}
+      destination: {server: https://kubernetes.default.svc, namespace: '{{env}}'}
+"#;
+
+    #[test]
+    fn namespace_finalizer_and_templated_keys_as_argo() {
+        let apps = run(&BASE.replace("SYNC", "")).unwrap();
+        assert_eq!(apps.len(), 2);
+        let prod = &apps[0];
+        assert_eq!(prod["metadata"]["name"], "app-prod");
+        assert_eq!(
+            prod["metadata"]["namespace"], "team-a",
+            "always the ApplicationSet's namespace"
+        );
+        assert_eq!(prod["metadata"]["finalizers"], json!([RESOURCES_FINALIZER]));
+        assert_eq!(prod["metadata"]["labels"], json!({"env-prod": "yes"}));
+        assert_eq!(prod["spec"]["source"]["path"], "envs/prod");
+    }
+
+    #[test]
+    fn no_finalizer_when_preserving_resources_or_set_by_template() {
+        let apps =
+            run(&BASE.replace("SYNC", "syncPolicy: {preserveResourcesOnDeletion: true}")).unwrap();
+        assert!(apps[0]["metadata"].get("finalizers").is_none());
+        let own = BASE
+            .replace("SYNC", "")
+            .replace("namespace: elsewhere", "finalizers: [custom/finalizer]");
+        let apps = run(&own).unwrap();
+        assert_eq!(
+            apps[0]["metadata"]["finalizers"],
+            json!(["custom/finalizer"])
+        );
+    }
+
+    #[test]
+    fn template_patch_merges_and_deletes() {
+        let spec = BASE.replace(
+            "SYNC",
+            "templatePatch: |\n    spec:\n      source:\n        targetRevision: '{{rev}}'\n        path: null\n      syncPolicy:\n        automated: {prune: true}\n",
+        );
+        let apps = run(&spec).unwrap();
+        assert_eq!(apps[0]["spec"]["source"]["targetRevision"], "v2");
+        assert!(apps[0]["spec"]["source"].get("path").is_none());
+        assert_eq!(apps[0]["spec"]["syncPolicy"]["automated"]["prune"], true);
+        assert_eq!(apps[1]["spec"]["source"]["targetRevision"], "main");
+    }
+
+    #[test]
+    fn generator_template_overrides_fill_from_spec_template() {
+        let spec = BASE.replace("SYNC", "").replace(
+            "      elements: [{env: prod, rev: v2}, {env: test, rev: main}]",
+            "      elements: [{env: prod, rev: v2}]\n      template:\n        metadata: {}\n        spec:\n          project: special\n          source: {path: 'custom/{{env}}'}",
+        );
+        let apps = run(&spec).unwrap();
+        assert_eq!(apps[0]["spec"]["project"], "special");
+        assert_eq!(apps[0]["spec"]["source"]["path"], "custom/prod");
+        assert_eq!(
+            apps[0]["spec"]["source"]["repoURL"], "https://g/r.git",
+            "filled from spec.template"
+        );
+        assert_eq!(apps[0]["metadata"]["name"], "app-prod");
+    }
+
+    #[test]
+    fn missing_project_is_an_error() {
+        let spec = BASE
+            .replace("SYNC", "")
+            .replace("      project: default\n", "");
+        let err = run(&spec).unwrap_err();
+        assert!(
+            err.starts_with(
+                "spec.template: rendered Application \"app-prod\" is invalid: spec.project is missing or empty"
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn empty_parameter_set_renders_the_template_as_written() {
+        // Argo returns the template untouched (and adds no finalizer) for an empty set.
+        let spec = BASE
+            .replace("SYNC", "")
+            .replace("[{env: prod, rev: v2}, {env: test, rev: main}]", "[{}]")
+            .replace("'app-{{env}}'", "fixed");
+        let apps = run(&spec).unwrap();
+        assert_eq!(apps[0]["metadata"]["name"], "fixed");
+        assert!(apps[0]["metadata"].get("finalizers").is_none());
+    }
+
+    #[test]
+    fn unknown_spec_field_and_prism_field_on_argo_api() {
+        let err = run(&BASE.replace("SYNC", "generator: []")).unwrap_err();
+        assert!(
+            err.starts_with("spec.generator: unknown field \"generator\""),
+            "{err}"
+        );
+        let err = run(&BASE.replace("SYNC", "templateEngine: handlebars")).unwrap_err();
+        assert_eq!(
+            err,
+            "spec.templateEngine: templateEngine is a Prism field; set apiVersion: prism.dev/v1alpha1 to use it"
+        );
+    }
+
+    #[test]
+    fn dns_names() {
+        assert!(check_dns_subdomain("api-prod.eu-1").is_ok());
+        assert!(check_dns_subdomain("-api").is_err());
+        assert!(check_dns_subdomain("api..x").is_err());
+        assert!(check_dns_subdomain(&"a".repeat(254)).is_err());
+    }
+}
