@@ -15,8 +15,8 @@
 //!
 //! Both add `values.<k>` (templated) and honour `pathParamPrefix`.
 
-use super::{append_values, go_base, go_dir, path_params, Context};
-use crate::error::{Error, ErrorKind};
+use super::{append_values, go_base, go_dir, parse_error, path_params, read_error, Context};
+use crate::error::Error;
 use crate::glob::{Dialect, Glob};
 use crate::params::{flatten_value, ParamSet, ParamShape};
 use crate::sources::Repository;
@@ -115,16 +115,7 @@ impl GitGenerator {
         let repo = ctx
             .sources
             .repository(&self.repo_url, &self.revision)
-            .map_err(|source| {
-                Error::new(
-                    path,
-                    ErrorKind::ReadRepo {
-                        repo_url: self.repo_url.clone(),
-                        revision: self.revision.clone(),
-                        source,
-                    },
-                )
-            })?;
+            .map_err(|e| read_error(path, &self.repo_url, &self.revision, e))?;
         let Some((items, field, dialect)) = self.items(ctx.options.git_file_globbing) else {
             return Err(Error::invalid(
                 path,
@@ -211,27 +202,11 @@ impl GitGenerator {
         }
         let mut sets = Vec::new();
         for file in chosen {
-            let bytes = repo.read(file).map_err(|source| {
-                Error::new(
-                    path,
-                    ErrorKind::ReadRepo {
-                        repo_url: self.repo_url.clone(),
-                        revision: self.revision.clone(),
-                        source,
-                    },
-                )
-            })?;
-            let parse_error = |message: String| {
-                Error::new(
-                    path,
-                    ErrorKind::ParseFile {
-                        file: file.to_string(),
-                        repo_url: self.repo_url.clone(),
-                        message,
-                    },
-                )
-            };
-            let objects = parse_objects(&bytes).map_err(parse_error)?;
+            let bytes = repo
+                .read(file)
+                .map_err(|e| read_error(path, &self.repo_url, &self.revision, e))?;
+            let objects =
+                parse_objects(&bytes).map_err(|m| parse_error(path, &self.repo_url, file, m))?;
             for object in objects {
                 let mut params = ParamSet::new();
                 match ctx.shape() {

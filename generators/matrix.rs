@@ -41,7 +41,7 @@ impl MatrixGenerator {
     /// The combined parameter sets.
     pub fn generate(&self, ctx: &Context, path: &str) -> Result<Vec<Generated>, Error> {
         let child_path = |i: usize| format!("{path}.generators[{i}]");
-        let mut acc = expand_raw(&self.generators[0], &child_path(0), ctx, None)?;
+        let mut acc = expand_raw(&self.generators[0], &child_path(0), ctx)?;
         for (i, child) in self.generators.iter().enumerate().skip(1) {
             let at = child_path(i);
             let templated = child.to_string().contains("{{");
@@ -55,7 +55,7 @@ impl MatrixGenerator {
                     match memo.get(&key) {
                         Some(sets) => sets.clone(),
                         None => {
-                            let sets = Rc::new(expand_raw(&interpolated, &at, ctx, None)?);
+                            let sets = Rc::new(expand_raw(&interpolated, &at, ctx)?);
                             memo.insert(key, sets.clone());
                             sets
                         }
@@ -64,7 +64,7 @@ impl MatrixGenerator {
                     match &untemplated {
                         Some(sets) => sets.clone(),
                         None => {
-                            let sets = Rc::new(expand_raw(child, &at, ctx, None)?);
+                            let sets = Rc::new(expand_raw(child, &at, ctx)?);
                             untemplated = Some(sets.clone());
                             sets
                         }

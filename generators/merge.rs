@@ -50,15 +50,10 @@ impl MergeGenerator {
         let mut keys = self.merge_keys.clone();
         keys.sort();
         keys.dedup();
-        let mut base = expand_raw(
-            &self.generators[0],
-            &format!("{path}.generators[0]"),
-            ctx,
-            None,
-        )?;
+        let mut base = expand_raw(&self.generators[0], &format!("{path}.generators[0]"), ctx)?;
         let base_index = index_by_keys(&base, &keys, path, 0)?;
         for (i, child) in self.generators.iter().enumerate().skip(1) {
-            let sets = expand_raw(child, &format!("{path}.generators[{i}]"), ctx, None)?;
+            let sets = expand_raw(child, &format!("{path}.generators[{i}]"), ctx)?;
             let index = index_by_keys(&sets, &keys, path, i)?;
             for (key, &bi) in &base_index {
                 if let Some(&oi) = index.get(key) {

@@ -249,22 +249,10 @@ impl GeneratorNode {
     }
 }
 
-/// Expands a raw `generators` entry, first templating its fields with `earlier`
-/// parameters when there are any (a later matrix child, as in Argo).
-pub fn expand_raw(
-    raw: &Value,
-    path: &str,
-    ctx: &Context,
-    earlier: Option<&ParamSet>,
-) -> Result<Vec<Generated>, Error> {
-    let node = match earlier {
-        Some(params) if !params.is_empty() => {
-            let interpolated = interpolate(raw, params, ctx, path)?;
-            GeneratorNode::parse(&interpolated, path, ctx.prism)?
-        }
-        _ => GeneratorNode::parse(raw, path, ctx.prism)?,
-    };
-    node.expand(ctx)
+/// Reads and expands a raw `generators` entry at `path` (a matrix templates later
+/// children with [`interpolate`] first).
+pub fn expand_raw(raw: &Value, path: &str, ctx: &Context) -> Result<Vec<Generated>, Error> {
+    GeneratorNode::parse(raw, path, ctx.prism)?.expand(ctx)
 }
 
 /// Templates every string of a raw generator with `params` (Argo's `InterpolateGenerator`).
@@ -309,6 +297,35 @@ pub fn append_values(
         }
     }
     Ok(())
+}
+
+/// The error for a repository or file that could not be read.
+pub fn read_error(
+    path: &str,
+    repo_url: &str,
+    revision: &str,
+    source: crate::sources::SourceError,
+) -> Error {
+    Error::new(
+        path,
+        ErrorKind::ReadRepo {
+            repo_url: repo_url.to_string(),
+            revision: revision.to_string(),
+            source,
+        },
+    )
+}
+
+/// The error for a repository file that is not valid YAML or JSON (or not the expected shape).
+pub fn parse_error(path: &str, repo_url: &str, file: &str, message: String) -> Error {
+    Error::new(
+        path,
+        ErrorKind::ParseFile {
+            file: file.to_string(),
+            repo_url: repo_url.to_string(),
+            message,
+        },
+    )
 }
 
 /// Deserializes a generator body, naming the path on error.
@@ -438,7 +455,7 @@ pub(crate) mod tests {
             warnings: &warnings,
             prism: true,
         };
-        let sets = expand_raw(&raw, "spec.generators[0]", &ctx, None).map_err(|e| e.to_string())?;
+        let sets = expand_raw(&raw, "spec.generators[0]", &ctx).map_err(|e| e.to_string())?;
         Ok(sets.into_iter().map(|g| Value::Object(g.params)).collect())
     }
 

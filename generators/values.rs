@@ -11,8 +11,8 @@
 //! (flattened in the default mode), plus `values.<k>` from the generator's own
 //! templated `values`, which win.
 
-use super::{append_values, go_base, go_dir, Context};
-use crate::error::{Error, ErrorKind};
+use super::{append_values, go_base, go_dir, parse_error, read_error, Context};
+use crate::error::Error;
 use crate::glob::{Dialect, Glob};
 use crate::params::{flatten_value, normalize, ParamSet, ParamShape};
 use serde::Deserialize;
@@ -87,16 +87,7 @@ impl ValuesGenerator {
         } else {
             &self.revision
         };
-        let read_error = |source| {
-            Error::new(
-                path,
-                ErrorKind::ReadRepo {
-                    repo_url: self.repo_url.clone(),
-                    revision: revision.to_string(),
-                    source,
-                },
-            )
-        };
+        let read_error = |e| read_error(path, &self.repo_url, revision, e);
         let repo = ctx
             .sources
             .repository(&self.repo_url, revision)
@@ -131,16 +122,8 @@ impl ValuesGenerator {
         let mut sets = Vec::with_capacity(found.len());
         for (dir, _, env, file) in found {
             let bytes = repo.read(file).map_err(read_error)?;
-            let values = parse_values(&bytes).map_err(|message| {
-                Error::new(
-                    path,
-                    ErrorKind::ParseFile {
-                        file: file.to_string(),
-                        repo_url: self.repo_url.clone(),
-                        message,
-                    },
-                )
-            })?;
+            let values =
+                parse_values(&bytes).map_err(|m| parse_error(path, &self.repo_url, file, m))?;
             let base_file = if dir == "." {
                 "values.yaml".to_string()
             } else {
