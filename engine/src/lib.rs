@@ -16,6 +16,7 @@
 pub mod cluster;
 pub mod error;
 pub mod glob;
+pub mod gotemplate;
 pub mod params;
 pub mod render;
 pub mod selector;

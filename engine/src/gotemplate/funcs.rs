@@ -1,0 +1,748 @@
+//! Sprig's functions (Argo's set) and Argo's own (`normalize`, `slugify`, `toYaml`,
+//! `fromYaml`, `fromYamlArray`), with sprig's argument order and semantics.
+//!
+//! A sprig function Prism does not implement yet fails when called with
+//! `function "X" is not supported by prism`, never with wrong output.
+
+use super::printf::quote;
+use super::value::{format_v, V};
+use crate::params::{normalize, slugify};
+use base64::Engine as _;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+type R<T> = Result<T, String>;
+
+/// Sprig functions in Argo's set that Prism does not implement yet.
+const NOT_YET: &[&str] = &[
+    "regexMatch",
+    "regexFind",
+    "regexFindAll",
+    "regexReplaceAll",
+    "regexReplaceAllLiteral",
+    "regexSplit",
+    "regexQuoteMeta",
+    "mustRegexMatch",
+    "mustRegexFind",
+    "mustRegexFindAll",
+    "mustRegexReplaceAll",
+    "mustRegexReplaceAllLiteral",
+    "mustRegexSplit",
+    "semver",
+    "semverCompare",
+    "sha1sum",
+    "sha256sum",
+    "sha512sum",
+    "adler32sum",
+    "toDate",
+    "mustToDate",
+    "date",
+    "dateInZone",
+    "dateModify",
+    "mustDateModify",
+    "ago",
+    "duration",
+    "durationRound",
+    "htmlDate",
+    "htmlDateInZone",
+    "unixEpoch",
+    "now",
+    "uuidv4",
+    "randAlphaNum",
+    "randAlpha",
+    "randAscii",
+    "randNumeric",
+    "randBytes",
+    "randInt",
+    "wrap",
+    "wrapWith",
+    "abbrev",
+    "abbrevboth",
+    "initials",
+    "swapcase",
+    "shuffle",
+    "nospace",
+    "b32enc",
+    "b32dec",
+    "genPrivateKey",
+    "derivePassword",
+    "buildCustomCert",
+    "genCA",
+    "genCAWithKey",
+    "genSelfSignedCert",
+    "genSelfSignedCertWithKey",
+    "genSignedCert",
+    "genSignedCertWithKey",
+    "encryptAES",
+    "decryptAES",
+    "bcrypt",
+    "htpasswd",
+    "getHostByName",
+    "env",
+    "expandenv",
+    "osBase",
+    "osClean",
+    "osDir",
+    "osExt",
+    "osIsAbs",
+    "base",
+    "dir",
+    "clean",
+    "ext",
+    "isAbs",
+    "typeOf",
+    "typeIs",
+    "typeIsLike",
+    "kindOf",
+    "kindIs",
+    "deepEqual",
+    "deepCopy",
+    "mustDeepCopy",
+    "urlParse",
+    "urlJoin",
+    "sortAlphaNum",
+    "floor",
+    "ceil",
+    "round",
+    "addf",
+    "add1f",
+    "subf",
+    "mulf",
+    "divf",
+    "maxf",
+    "minf",
+    "fail",
+    "chunk",
+    "mustChunk",
+    "slice",
+    "concat",
+    "mustFirst",
+    "mustLast",
+    "mustRest",
+    "mustInitial",
+    "mustAppend",
+    "mustPrepend",
+    "mustUniq",
+    "mustWithout",
+    "mustHas",
+    "mustCompact",
+    "mustReverse",
+    "mustPush",
+    "push",
+    "omit",
+    "pick",
+    "mustMerge",
+    "mustMergeOverwrite",
+    "mustToJson",
+    "mustToPrettyJson",
+    "mustToRawJson",
+    "mustFromJson",
+    "fromJsonArray",
+    "mustFromJsonArray",
+    "list",
+    "tuple",
+    "seq",
+    "toDecimal",
+    "biggest",
+    "shuffle",
+    "sha1",
+    "getHostByName",
+];
+
+fn want(name: &str, args: &[V], n: usize) -> R<()> {
+    if args.len() != n {
+        return Err(format!(
+            "wrong number of args for {name}: want {n} got {}",
+            args.len()
+        ));
+    }
+    Ok(())
+}
+
+fn at_least(name: &str, args: &[V], n: usize) -> R<()> {
+    if args.len() < n {
+        return Err(format!(
+            "wrong number of args for {name}: want at least {n} got {}",
+            args.len()
+        ));
+    }
+    Ok(())
+}
+
+fn s<'a>(name: &str, v: &'a V) -> R<&'a str> {
+    v.as_str().ok_or_else(|| match v {
+        V::Missing | V::Nil => format!("error calling {name}: invalid value; expected string"),
+        other => format!(
+            "error calling {name}: wrong type for value; expected string; got {}",
+            other.type_name()
+        ),
+    })
+}
+
+/// sprig's `strval`: strings as they are, anything else as `%v`.
+pub fn strval(v: &V) -> String {
+    match v {
+        V::Str(s) => s.to_string(),
+        V::Missing => "<nil>".into(),
+        other => format_v(other),
+    }
+}
+
+/// sprig's `empty`.
+pub fn empty(v: &V) -> bool {
+    !v.truthy()
+}
+
+/// `cast.ToInt64` as sprig uses it: numbers truncate, numeric strings parse, else 0.
+pub fn to_i64(v: &V) -> i64 {
+    match v {
+        V::Int(i) => *i,
+        V::Float(f) => *f as i64,
+        V::Bool(b) => i64::from(*b),
+        V::Str(s) => s
+            .trim()
+            .parse::<i64>()
+            .or_else(|_| s.trim().parse::<f64>().map(|f| f as i64))
+            .unwrap_or(0),
+        _ => 0,
+    }
+}
+
+fn to_f64(v: &V) -> f64 {
+    match v {
+        V::Int(i) => *i as f64,
+        V::Float(f) => *f,
+        V::Bool(b) => f64::from(u8::from(*b)),
+        V::Str(s) => s.trim().parse().unwrap_or(0.0),
+        _ => 0.0,
+    }
+}
+
+fn list_of<'a>(name: &str, v: &'a V) -> R<&'a [V]> {
+    match v {
+        V::List(l) => Ok(l),
+        V::Missing | V::Nil => Ok(&[]),
+        other => Err(format!(
+            "error calling {name}: cannot find {name} on type {}",
+            other.type_name()
+        )),
+    }
+}
+
+fn map_of<'a>(name: &str, v: &'a V) -> R<&'a BTreeMap<String, V>> {
+    match v {
+        V::Map(m) => Ok(m),
+        other => Err(format!("error calling {name}: wrong type for value; expected map[string]interface {{}}; got {}", other.type_name())),
+    }
+}
+
+fn str_v(s: impl Into<Rc<str>>) -> V {
+    V::Str(s.into())
+}
+
+fn list_v(items: Vec<V>) -> V {
+    V::List(Rc::new(items))
+}
+
+/// Go's `json.Marshal`: keys sorted, `<`, `>` and `&` escaped.
+fn go_json(v: &V, pretty: bool, escape_html: bool) -> String {
+    let j = v.to_json();
+    let s = if pretty {
+        serde_json::to_string_pretty(&j)
+    } else {
+        serde_json::to_string(&j)
+    }
+    .unwrap_or_default();
+    if escape_html {
+        s.replace('<', "\\u003c")
+            .replace('>', "\\u003e")
+            .replace('&', "\\u0026")
+    } else {
+        s
+    }
+}
+
+fn yaml_value(text: &str) -> R<serde_json::Value> {
+    serde_yaml::from_str(text).map_err(|e| e.to_string())
+}
+
+/// Go's `strings.Title`: upper-cases the first letter of each word.
+fn title(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut prev_letter = false;
+    for c in s.chars() {
+        if !prev_letter && c.is_alphabetic() {
+            out.extend(c.to_uppercase());
+        } else {
+            out.push(c);
+        }
+        prev_letter = c.is_alphanumeric() || c == '_' || c == '\'';
+    }
+    out
+}
+
+/// Splits into words at case changes, `-`, `_` and spaces (xstrings' rules, simplified).
+fn words(s: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let chars: Vec<char> = s.chars().collect();
+    for (i, &c) in chars.iter().enumerate() {
+        if c == '-' || c == '_' || c.is_whitespace() || c == '.' {
+            if !cur.is_empty() {
+                words.push(std::mem::take(&mut cur));
+            }
+            continue;
+        }
+        let boundary = c.is_uppercase()
+            && !cur.is_empty()
+            && (chars[i - 1].is_lowercase()
+                || chars[i - 1].is_ascii_digit()
+                || chars.get(i + 1).is_some_and(|n| n.is_lowercase())
+                    && chars[i - 1].is_uppercase());
+        if boundary {
+            words.push(std::mem::take(&mut cur));
+        }
+        cur.push(c);
+    }
+    if !cur.is_empty() {
+        words.push(cur);
+    }
+    words
+}
+
+/// `url.QueryEscape`.
+pub fn query_escape(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            b' ' => out.push('+'),
+            other => out.push_str(&format!("%{other:02X}")),
+        }
+    }
+    out
+}
+
+fn merge_into(dst: &mut BTreeMap<String, V>, src: &BTreeMap<String, V>, overwrite: bool) {
+    for (k, v) in src {
+        match (dst.get_mut(k), v) {
+            (Some(V::Map(d)), V::Map(s)) => merge_into(Rc::make_mut(d), s, overwrite),
+            (Some(existing), _) if !overwrite && !empty(existing) => {}
+            _ => {
+                dst.insert(k.clone(), v.clone());
+            }
+        }
+    }
+}
+
+/// Calls function `name`.
+pub fn call(name: &str, args: Vec<V>) -> R<V> {
+    let a = &args;
+    Ok(match name {
+        "default" => {
+            at_least(name, a, 1)?;
+            match a.get(1) {
+                Some(given) if !empty(given) => given.clone(),
+                _ => a[0].clone(),
+            }
+        }
+        "empty" => {
+            want(name, a, 1)?;
+            V::Bool(empty(&a[0]))
+        }
+        "coalesce" => a.iter().find(|v| !empty(v)).cloned().unwrap_or(V::Nil),
+        "ternary" => {
+            want(name, a, 3)?;
+            if a[2].truthy() {
+                a[0].clone()
+            } else {
+                a[1].clone()
+            }
+        }
+        "lower" => str_v(s(name, &a[0])?.to_lowercase()),
+        "upper" => str_v(s(name, &a[0])?.to_uppercase()),
+        "title" => str_v(title(s(name, &a[0])?)),
+        "trim" => str_v(s(name, &a[0])?.trim()),
+        "trimPrefix" => {
+            want(name, a, 2)?;
+            let (p, x) = (s(name, &a[0])?, s(name, &a[1])?);
+            str_v(x.strip_prefix(p).unwrap_or(x))
+        }
+        "trimSuffix" => {
+            want(name, a, 2)?;
+            let (p, x) = (s(name, &a[0])?, s(name, &a[1])?);
+            str_v(x.strip_suffix(p).unwrap_or(x))
+        }
+        "trimAll" => {
+            want(name, a, 2)?;
+            let (cut, x) = (s(name, &a[0])?, s(name, &a[1])?);
+            str_v(x.trim_matches(|c| cut.contains(c)))
+        }
+        "replace" => {
+            want(name, a, 3)?;
+            str_v(s(name, &a[2])?.replace(s(name, &a[0])?, s(name, &a[1])?))
+        }
+        "trunc" => {
+            want(name, a, 2)?;
+            let (n, x) = (to_i64(&a[0]), s(name, &a[1])?);
+            let len = x.len() as i64;
+            str_v(if n < 0 {
+                x.get((len + n).max(0) as usize..).unwrap_or(x)
+            } else {
+                x.get(..(n.min(len)) as usize).unwrap_or(x)
+            })
+        }
+        "substr" => {
+            want(name, a, 3)?;
+            let (start, end, x) = (to_i64(&a[0]), to_i64(&a[1]), s(name, &a[2])?);
+            let len = x.len() as i64;
+            let start = start.clamp(0, len) as usize;
+            let end = if end < 0 || end > len {
+                len as usize
+            } else {
+                end as usize
+            };
+            str_v(if start > end {
+                ""
+            } else {
+                x.get(start..end).unwrap_or("")
+            })
+        }
+        "contains" => {
+            want(name, a, 2)?;
+            V::Bool(s(name, &a[1])?.contains(s(name, &a[0])?))
+        }
+        "hasPrefix" => {
+            want(name, a, 2)?;
+            V::Bool(s(name, &a[1])?.starts_with(s(name, &a[0])?))
+        }
+        "hasSuffix" => {
+            want(name, a, 2)?;
+            V::Bool(s(name, &a[1])?.ends_with(s(name, &a[0])?))
+        }
+        "quote" => str_v(
+            a.iter()
+                .filter(|v| !matches!(v, V::Nil | V::Missing))
+                .map(|v| quote(&strval(v)))
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
+        "squote" => str_v(
+            a.iter()
+                .filter(|v| !matches!(v, V::Nil | V::Missing))
+                .map(|v| format!("'{}'", strval(v)))
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
+        "cat" => str_v(
+            a.iter()
+                .filter(|v| !matches!(v, V::Nil | V::Missing))
+                .map(strval)
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
+        "indent" | "nindent" => {
+            want(name, a, 2)?;
+            let pad = " ".repeat(to_i64(&a[0]).max(0) as usize);
+            let text = s(name, &a[1])?;
+            let indented = format!("{pad}{}", text.replace('\n', &format!("\n{pad}")));
+            str_v(if name == "nindent" {
+                format!("\n{indented}")
+            } else {
+                indented
+            })
+        }
+        "repeat" => {
+            want(name, a, 2)?;
+            str_v(s(name, &a[1])?.repeat(to_i64(&a[0]).max(0) as usize))
+        }
+        "plural" => {
+            want(name, a, 3)?;
+            if to_i64(&a[2]) == 1 {
+                a[0].clone()
+            } else {
+                a[1].clone()
+            }
+        }
+        "kebabcase" => str_v(
+            words(s(name, &a[0])?)
+                .iter()
+                .map(|w| w.to_lowercase())
+                .collect::<Vec<_>>()
+                .join("-"),
+        ),
+        "snakecase" => str_v(
+            words(s(name, &a[0])?)
+                .iter()
+                .map(|w| w.to_lowercase())
+                .collect::<Vec<_>>()
+                .join("_"),
+        ),
+        "camelcase" => str_v(
+            words(s(name, &a[0])?)
+                .iter()
+                .map(|w| title(&w.to_lowercase()))
+                .collect::<String>(),
+        ),
+        "splitList" => {
+            want(name, a, 2)?;
+            list_v(s(name, &a[1])?.split(s(name, &a[0])?).map(str_v).collect())
+        }
+        "split" => {
+            want(name, a, 2)?;
+            let parts: BTreeMap<String, V> = s(name, &a[1])?
+                .split(s(name, &a[0])?)
+                .enumerate()
+                .map(|(i, p)| (format!("_{i}"), str_v(p)))
+                .collect();
+            V::Map(Rc::new(parts))
+        }
+        "join" => {
+            want(name, a, 2)?;
+            let sep = s(name, &a[0])?;
+            let items: Vec<String> = match &a[1] {
+                V::List(l) => l.iter().map(strval).collect(),
+                other => vec![strval(other)],
+            };
+            str_v(items.join(sep))
+        }
+        "list" => list_v(args.clone()),
+        "dict" => {
+            let mut m = BTreeMap::new();
+            for pair in a.chunks(2) {
+                m.insert(strval(&pair[0]), pair.get(1).cloned().unwrap_or(str_v("")));
+            }
+            V::Map(Rc::new(m))
+        }
+        "get" => {
+            want(name, a, 2)?;
+            map_of(name, &a[0])?
+                .get(s(name, &a[1])?)
+                .cloned()
+                .unwrap_or(str_v(""))
+        }
+        "set" => {
+            want(name, a, 3)?;
+            let mut m = map_of(name, &a[0])?.clone();
+            m.insert(s(name, &a[1])?.to_string(), a[2].clone());
+            V::Map(Rc::new(m))
+        }
+        "unset" => {
+            want(name, a, 2)?;
+            let mut m = map_of(name, &a[0])?.clone();
+            m.remove(s(name, &a[1])?);
+            V::Map(Rc::new(m))
+        }
+        "hasKey" => {
+            want(name, a, 2)?;
+            V::Bool(map_of(name, &a[0])?.contains_key(s(name, &a[1])?))
+        }
+        "keys" => list_v(
+            a.iter()
+                .map(|m| map_of(name, m))
+                .collect::<R<Vec<_>>>()?
+                .into_iter()
+                .flat_map(|m| m.keys().map(|k| str_v(k.as_str())))
+                .collect(),
+        ),
+        "values" => {
+            want(name, a, 1)?;
+            list_v(map_of(name, &a[0])?.values().cloned().collect())
+        }
+        "pluck" => {
+            at_least(name, a, 1)?;
+            let key = s(name, &a[0])?;
+            list_v(
+                a[1..]
+                    .iter()
+                    .filter_map(|m| match m {
+                        V::Map(m) => m.get(key).cloned(),
+                        _ => None,
+                    })
+                    .collect(),
+            )
+        }
+        "dig" => {
+            at_least(name, a, 3)?;
+            let (map, rest) = a.split_last().ok_or("dig needs a map")?;
+            let (default, keys) = rest.split_last().ok_or("dig needs a default")?;
+            let mut cur = map.clone();
+            for k in keys {
+                let k = s(name, k)?;
+                cur = match &cur {
+                    V::Map(m) => match m.get(k) {
+                        Some(v) => v.clone(),
+                        None => return Ok(default.clone()),
+                    },
+                    _ => return Ok(default.clone()),
+                };
+            }
+            cur
+        }
+        "merge" | "mergeOverwrite" => {
+            at_least(name, a, 1)?;
+            let mut dst = map_of(name, &a[0])?.clone();
+            for src in &a[1..] {
+                merge_into(&mut dst, map_of(name, src)?, name == "mergeOverwrite");
+            }
+            V::Map(Rc::new(dst))
+        }
+        "first" => list_of(name, &a[0])?.first().cloned().unwrap_or(V::Nil),
+        "last" => list_of(name, &a[0])?.last().cloned().unwrap_or(V::Nil),
+        "rest" => list_v(list_of(name, &a[0])?.iter().skip(1).cloned().collect()),
+        "initial" => {
+            let l = list_of(name, &a[0])?;
+            list_v(l[..l.len().saturating_sub(1)].to_vec())
+        }
+        "append" => {
+            want(name, a, 2)?;
+            let mut l = list_of(name, &a[0])?.to_vec();
+            l.push(a[1].clone());
+            list_v(l)
+        }
+        "prepend" => {
+            want(name, a, 2)?;
+            let mut l = vec![a[1].clone()];
+            l.extend(list_of(name, &a[0])?.iter().cloned());
+            list_v(l)
+        }
+        "uniq" => {
+            let mut seen: Vec<String> = Vec::new();
+            let mut out = Vec::new();
+            for v in list_of(name, &a[0])? {
+                let key = go_json(v, false, false) + v.type_name();
+                if !seen.contains(&key) {
+                    seen.push(key);
+                    out.push(v.clone());
+                }
+            }
+            list_v(out)
+        }
+        "without" => {
+            at_least(name, a, 1)?;
+            let drop: Vec<String> = a[1..].iter().map(|v| go_json(v, false, false)).collect();
+            list_v(
+                list_of(name, &a[0])?
+                    .iter()
+                    .filter(|v| !drop.contains(&go_json(v, false, false)))
+                    .cloned()
+                    .collect(),
+            )
+        }
+        "has" => {
+            want(name, a, 2)?;
+            let needle = go_json(&a[0], false, false);
+            V::Bool(
+                list_of(name, &a[1])?
+                    .iter()
+                    .any(|v| go_json(v, false, false) == needle),
+            )
+        }
+        "compact" => list_v(
+            list_of(name, &a[0])?
+                .iter()
+                .filter(|v| !empty(v))
+                .cloned()
+                .collect(),
+        ),
+        "reverse" => list_v(list_of(name, &a[0])?.iter().rev().cloned().collect()),
+        "sortAlpha" => {
+            let mut l: Vec<String> = list_of(name, &a[0])?.iter().map(strval).collect();
+            l.sort();
+            list_v(l.into_iter().map(str_v).collect())
+        }
+        "until" => list_v((0..to_i64(&a[0]).max(0)).map(V::Int).collect()),
+        "untilStep" => {
+            want(name, a, 3)?;
+            let (start, stop, step) = (to_i64(&a[0]), to_i64(&a[1]), to_i64(&a[2]));
+            let mut out = Vec::new();
+            let mut i = start;
+            while step != 0
+                && ((step > 0 && i < stop) || (step < 0 && i > stop))
+                && out.len() < 1_000_000
+            {
+                out.push(V::Int(i));
+                i += step;
+            }
+            list_v(out)
+        }
+        "add" => V::Int(a.iter().map(to_i64).sum()),
+        "add1" => V::Int(to_i64(&a[0]) + 1),
+        "sub" => {
+            want(name, a, 2)?;
+            V::Int(to_i64(&a[0]) - to_i64(&a[1]))
+        }
+        "mul" => V::Int(a.iter().map(to_i64).product()),
+        "div" | "mod" => {
+            want(name, a, 2)?;
+            let d = to_i64(&a[1]);
+            if d == 0 {
+                return Err(format!(
+                    "error calling {name}: runtime error: integer divide by zero"
+                ));
+            }
+            V::Int(if name == "div" {
+                to_i64(&a[0]) / d
+            } else {
+                to_i64(&a[0]) % d
+            })
+        }
+        "max" => V::Int(a.iter().map(to_i64).max().ok_or("max needs an argument")?),
+        "min" => V::Int(a.iter().map(to_i64).min().ok_or("min needs an argument")?),
+        "int" | "int64" => V::Int(to_i64(&a[0])),
+        "float64" => V::Float(to_f64(&a[0])),
+        "atoi" => V::Int(s(name, &a[0])?.parse().unwrap_or(0)),
+        "toString" => str_v(strval(&a[0])),
+        "toStrings" => list_v(
+            list_of(name, &a[0])?
+                .iter()
+                .map(|v| str_v(strval(v)))
+                .collect(),
+        ),
+        "toJson" => str_v(go_json(&a[0], false, true)),
+        "toPrettyJson" => str_v(go_json(&a[0], true, true)),
+        "toRawJson" => str_v(go_json(&a[0], false, false)),
+        "fromJson" => serde_json::from_str(s(name, &a[0])?)
+            .map(|v| V::from_json(&v))
+            .unwrap_or(V::Map(Rc::default())),
+        "toYaml" => str_v(
+            serde_yaml::to_string(&a[0].to_json())
+                .map(|y| y.trim_end_matches('\n').to_string())
+                .unwrap_or_default(),
+        ),
+        "fromYaml" => match yaml_value(s(name, &a[0])?) {
+            Ok(v @ serde_json::Value::Object(_)) => V::from_json(&v),
+            Ok(_) => V::Map(Rc::default()),
+            Err(e) => V::Map(Rc::new(BTreeMap::from([("Error".to_string(), str_v(e))]))),
+        },
+        "fromYamlArray" => match yaml_value(s(name, &a[0])?) {
+            Ok(v @ serde_json::Value::Array(_)) => V::from_json(&v),
+            Ok(_) => list_v(vec![]),
+            Err(e) => list_v(vec![str_v(e)]),
+        },
+        "b64enc" => str_v(base64::engine::general_purpose::STANDARD.encode(strval(&a[0]))),
+        "b64dec" => str_v(
+            base64::engine::general_purpose::STANDARD
+                .decode(strval(&a[0]))
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .unwrap_or_else(|| "illegal base64 data at input byte 0".into()),
+        ),
+        "normalize" => str_v(normalize(s(name, &a[0])?)),
+        "slugify" => {
+            let (text, max, smart) = match a.as_slice() {
+                [t] => (t, 50, true),
+                [m, t] => (t, to_i64(m) as usize, true),
+                [m, sm, t, ..] => (t, to_i64(m) as usize, sm.truthy()),
+                [] => return Err("wrong number of args for slugify: want at least 1 got 0".into()),
+            };
+            str_v(slugify(&strval(text), max, smart))
+        }
+        other if NOT_YET.contains(&other) => {
+            return Err(format!("function {other:?} is not supported by prism"))
+        }
+        other => return Err(format!("function {other:?} not defined")),
+    })
+}

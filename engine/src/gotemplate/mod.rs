@@ -1,0 +1,85 @@
+//! Go `text/template`, as Argo CD renders `goTemplate: true` ApplicationSets: Go's
+//! syntax and builtins, sprig's functions (Argo's set) and Argo's own.
+//!
+//! Prism's own parser and evaluator rather than a crate: `gtmpl` (the one Rust port)
+//! lacks `break`/`continue`, `else if` chains on `with`, Go's `<no value>` and
+//! `missingkey` semantics and most of sprig, and is little maintained. The data model
+//! keeps Go's distinctions that show in output: numbers from parameters are float64,
+//! template constants are ints, and a missing map key is not nil.
+
+mod exec;
+mod funcs;
+mod parse;
+mod printf;
+mod value;
+
+pub use value::V;
+
+use crate::params::ParamSet;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+/// A compiled template.
+#[derive(Debug, Clone)]
+pub struct GoTemplate {
+    tree: Rc<parse::Tree>,
+}
+
+impl GoTemplate {
+    /// Parses `source`; errors say `line:col: message`.
+    pub fn parse(source: &str) -> Result<GoTemplate, String> {
+        parse::parse(source)
+            .map(|tree| GoTemplate {
+                tree: Rc::new(tree),
+            })
+            .map_err(|e| format!("{}:{}: {}", e.pos.line, e.pos.col, e.message))
+    }
+
+    /// Executes with `data` as `.`; `missing_error` is `missingkey=error`.
+    pub fn execute(&self, data: &V, missing_error: bool) -> Result<String, String> {
+        exec::Exec::run(&self.tree, data.clone(), missing_error).map_err(|e| {
+            format!(
+                "{}:{}: executing at <{}>: {}",
+                e.pos.line, e.pos.col, e.action, e.message
+            )
+        })
+    }
+}
+
+/// Compiled templates by source, so each distinct string is parsed once per render.
+#[derive(Default)]
+pub struct Cache {
+    templates: HashMap<String, GoTemplate>,
+}
+
+impl Cache {
+    /// Renders `source` with `params` (converted once by the caller into `data`).
+    pub fn render(
+        &mut self,
+        source: &str,
+        data: &V,
+        missing_error: bool,
+    ) -> Result<String, String> {
+        if !self.templates.contains_key(source) {
+            let t = GoTemplate::parse(source)?;
+            self.templates.insert(source.to_string(), t);
+        }
+        match self.templates.get(source) {
+            Some(t) => t.execute(data, missing_error),
+            None => Err("template cache lost an entry".into()),
+        }
+    }
+}
+
+/// Parameters as template data.
+pub fn data_of(params: &ParamSet) -> V {
+    V::Map(Rc::new(
+        params
+            .iter()
+            .map(|(k, v)| (k.clone(), V::from_json(v)))
+            .collect(),
+    ))
+}
+
+#[cfg(test)]
+mod tests;

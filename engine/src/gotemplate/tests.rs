@@ -1,0 +1,174 @@
+//! Table tests: (template, data, expected output or error), expectations from Go's and
+//! sprig's documented behaviour.
+
+use super::*;
+use serde_json::json;
+
+fn run(t: &str, data: serde_json::Value, missing_error: bool) -> Result<String, String> {
+    let tmpl = GoTemplate::parse(t)?;
+    tmpl.execute(&V::from_json(&data), missing_error)
+}
+
+fn ok(t: &str, data: serde_json::Value) -> String {
+    run(t, data, false).unwrap_or_else(|e| panic!("{t}: {e}"))
+}
+
+#[test]
+fn language() {
+    let d = json!({"name": "api", "env": "prod", "n": 3, "list": ["a", "b"], "m": {"k": "v", "a": 1},
+                   "empty": {}, "t": true, "path": {"basename": "api", "segments": ["apps", "api"]}});
+    let cases: &[(&str, &str)] = &[
+        ("{{.name}}-{{.env}}", "api-prod"),
+        ("{{.missing}}", "<no value>"),
+        ("{{.missing.deeper}}", "<no value>"),
+        ("{{.n}}", "3"),
+        ("{{.m}}", "map[a:1 k:v]"),
+        ("{{.list}}", "[a b]"),
+        ("{{.path.basename}}/{{index .path.segments 0}}", "api/apps"),
+        ("{{index .m \"nope\"}}", "<nil>"),
+        ("{{if .t}}yes{{else}}no{{end}}", "yes"),
+        ("{{if .empty}}yes{{else}}no{{end}}", "no"),
+        (
+            "{{if eq .env \"test\"}}t{{else if eq .env \"prod\"}}p{{else}}x{{end}}",
+            "p",
+        ),
+        ("{{range $i, $v := .list}}{{$i}}={{$v}};{{end}}", "0=a;1=b;"),
+        ("{{range .list}}{{.}}{{else}}none{{end}}", "ab"),
+        ("{{range .nothing}}{{.}}{{else}}none{{end}}", "none"),
+        ("{{range $k, $v := .m}}{{$k}}:{{$v}} {{end}}", "a:1 k:v "),
+        (
+            "{{range .list}}{{if eq . \"b\"}}{{break}}{{end}}{{.}}{{end}}",
+            "a",
+        ),
+        (
+            "{{range .list}}{{if eq . \"a\"}}{{continue}}{{end}}{{.}}{{end}}",
+            "b",
+        ),
+        ("{{with .path}}{{.basename}}{{end}}", "api"),
+        ("{{with .missing}}x{{else}}fallback{{end}}", "fallback"),
+        ("{{$x := .name}}{{$x}}{{$x = \"web\"}}-{{$x}}", "api-web"),
+        ("{{range .list}}{{$.name}}{{end}}", "apiapi"),
+        (
+            "{{define \"t\"}}[{{.}}]{{end}}{{template \"t\" .name}}",
+            "[api]",
+        ),
+        ("{{block \"b\" .env}}<{{.}}>{{end}}", "<prod>"),
+        ("a  {{- .name -}}  b", "aapib"),
+        ("x{{/* a comment */}}y", "xy"),
+        ("{{ .name | printf \"%s!\" }}", "api!"),
+        ("{{ (index .list 1) }}", "b"),
+        ("{{ len .list }} {{ len .name }} {{ len .m }}", "2 3 2"),
+        ("{{ slice .name 1 }} {{ slice .list 0 1 }}", "pi [a]"),
+        (
+            "{{ and 1 0 2 }} {{ or 0 \"\" \"x\" }} {{ not .t }}",
+            "0 x false",
+        ),
+        ("{{ print 1 2 \"a\" 3 }}", "1 2a3"),
+        ("{{ println \"a\" 1 }}", "a 1\n"),
+        (
+            "{{ printf \"%v %d %q %05.2f %x %t %s\" .m 7 \"q\" 3.14159 255 true .list }}",
+            "map[a:1 k:v] 7 \"q\" 03.14 ff true [a b]",
+        ),
+        ("{{ printf \"%d\" .n }}", "%!d(float64=3)"),
+        ("{{ printf \"%s %s\" \"a\" }}", "a %!s(MISSING)"),
+        ("{{ printf \"%s\" \"a\" \"b\" }}", "a%!(EXTRA string=b)"),
+        ("{{ printf \"%-4s|%4s\" \"a\" \"b\" }}", "a   |   b"),
+        ("{{ eq .env \"dev\" \"prod\" }}", "true"),
+        (
+            "{{ lt 1 2 }} {{ ge \"b\" \"a\" }} {{ ne 1 2 }}",
+            "true true true",
+        ),
+        ("{{ html \"<a href='x'>\" }}", "&lt;a href=&#39;x&#39;&gt;"),
+        ("{{ js \"a'b<\" }}", "a\\'b\\u003C"),
+        ("{{ urlquery \"a b&c\" }}", "a+b%26c"),
+        ("{{ 0x1F }} {{ 1.5 }} {{ 'a' }} {{ -2 }}", "31 1.5 97 -2"),
+        ("{{ `raw\\n` }}", "raw\\n"),
+    ];
+    for (t, want) in cases {
+        assert_eq!(ok(t, d.clone()), *want, "template {t}");
+    }
+}
+
+#[test]
+fn errors() {
+    let d = json!({"n": 3, "name": "api"});
+    let cases: &[(&str, bool, &str)] = &[
+        (
+            "{{.missing}}",
+            true,
+            "1:1: executing at <.missing>: map has no entry for key \"missing\"",
+        ),
+        (
+            "x\n  {{ eq .n 3 }}",
+            false,
+            "2:3: executing at <eq .n 3>: error calling eq: incompatible types for comparison",
+        ),
+        (
+            "{{ nope 1 }}",
+            false,
+            "1:1: executing at <nope 1>: function \"nope\" not defined",
+        ),
+        (
+            "{{ sha256sum .name }}",
+            false,
+            "1:1: executing at <sha256sum .name>: function \"sha256sum\" is not supported by prism",
+        ),
+        (
+            "{{ .name.x }}",
+            false,
+            "1:1: executing at <.name.x>: can't evaluate field x in type string",
+        ),
+        ("{{ if .n }}", false, "1:1: unexpected EOF in if"),
+        ("{{ .name ", false, "1:1: unclosed action"),
+        ("{{ end }}", false, "1:1: unexpected {{end}}"),
+        (
+            "{{ index .name 9 }}",
+            false,
+            "1:1: executing at <index .name 9>: error calling index: index out of range: 9",
+        ),
+    ];
+    for (t, missing, want) in cases {
+        assert_eq!(
+            run(t, d.clone(), *missing).unwrap_err(),
+            *want,
+            "template {t}"
+        );
+    }
+}
+
+#[test]
+fn sprig_functions() {
+    let d = json!({"name": "My App", "env": "", "n": 3, "list": ["b", "a", "b", ""], "m": {"a": {"b": "deep"}},
+                   "json": "{\"k\": [1, 2]}", "yaml": "a: 1\nb: [x]"});
+    let cases: &[(&str, &str)] = &[
+        ("{{ default \"dev\" .env }} {{ default \"dev\" .missing }} {{ .name | default \"x\" }}", "dev dev My App"),
+        ("{{ empty .env }} {{ empty .n }} {{ coalesce .env .missing \"c\" }}", "true false c"),
+        ("{{ ternary \"a\" \"b\" true }}", "a"),
+        ("{{ lower .name }} {{ upper .name }} {{ title \"hello world\" }}", "my app MY APP Hello World"),
+        ("{{ trim \"  x \" }}|{{ trimPrefix \"My \" .name }}|{{ trimSuffix \"App\" .name }}|{{ trimAll \"$\" \"$5$\" }}", "x|App|My |5"),
+        ("{{ replace \" \" \"-\" .name }} {{ trunc 2 .name }} {{ trunc -3 .name }} {{ substr 0 2 .name }}", "My-App My App My"),
+        ("{{ contains \"App\" .name }} {{ hasPrefix \"My\" .name }} {{ hasSuffix \"x\" .name }}", "true true false"),
+        ("{{ quote .name }} {{ squote .name }} {{ cat \"a\" .missing \"b\" }}", "\"My App\" 'My App' a b"),
+        ("{{ indent 2 \"a\\nb\" }}|{{ nindent 2 \"a\" }}", "  a\n  b|\n  a"),
+        ("{{ splitList \",\" \"a,b\" }} {{ (split \",\" \"a,b\")._1 }} {{ join \"-\" .list }}", "[a b] b b-a-b-"),
+        ("{{ $d := dict \"k\" \"v\" \"n\" 1 }}{{ get $d \"k\" }} {{ hasKey $d \"n\" }} {{ keys $d }} {{ (set $d \"z\" 2).z }}", "v true [k n] 2"),
+        ("{{ dig \"a\" \"b\" \"none\" .m }} {{ dig \"a\" \"x\" \"none\" .m }}", "deep none"),
+        ("{{ merge (dict \"a\" 1) (dict \"a\" 2 \"b\" 3) }} {{ mergeOverwrite (dict \"a\" 1) (dict \"a\" 2) }}", "map[a:1 b:3] map[a:2]"),
+        ("{{ first .list }} {{ last .list }} {{ rest .list }} {{ initial .list }}", "b  [a b ] [b a b]"),
+        ("{{ uniq .list }} {{ compact .list }} {{ without .list \"b\" }} {{ has \"a\" .list }}", "[b a ] [b a b] [a ] true"),
+        ("{{ sortAlpha .list }} {{ reverse (list 1 2) }} {{ append (list 1) 2 }} {{ prepend (list 1) 0 }}", "[ a b b] [2 1] [1 2] [0 1]"),
+        ("{{ until 3 }} {{ untilStep 0 10 4 }}", "[0 1 2] [0 4 8]"),
+        ("{{ add 1 2 .n }} {{ add1 .n }} {{ sub 5 2 }} {{ mul 2 3 }} {{ div 7 2 }} {{ mod 7 2 }} {{ max 1 5 2 }} {{ min 4 2 }}", "6 4 3 6 3 1 5 2"),
+        ("{{ int \"12\" }} {{ float64 \"1.5\" }} {{ atoi \"x\" }} {{ toString 5 }} {{ toStrings (list 1 2) }}", "12 1.5 0 5 [1 2]"),
+        ("{{ toJson .m }} {{ toJson \"<\" }} {{ toRawJson \"<\" }} {{ (fromJson .json).k }}", "{\"a\":{\"b\":\"deep\"}} \"\\u003c\" \"<\" [1 2]"),
+        ("{{ toYaml .m }}|{{ (fromYaml .yaml).b }}|{{ fromYamlArray \"- 1\\n- 2\" }}", "a:\n  b: deep|[x]|[1 2]"),
+        ("{{ b64enc \"hi\" }} {{ b64dec \"aGk=\" }}", "aGk= hi"),
+        ("{{ repeat 3 \"ab\" }} {{ plural \"one\" \"many\" 2 }}", "ababab many"),
+        ("{{ kebabcase \"FirstName\" }} {{ snakecase \"firstName\" }} {{ camelcase \"http_server\" }}", "first-name first_name HttpServer"),
+        ("{{ normalize \"My_App\" }} {{ slugify \"Hello World!\" }}", "my-app hello-world"),
+        ("{{ pluck \"a\" (dict \"a\" 1) (dict \"a\" 2) }}", "[1 2]"),
+    ];
+    for (t, want) in cases {
+        assert_eq!(ok(t, d.clone()), *want, "template {t}");
+    }
+}
