@@ -177,18 +177,47 @@ fn handlebars_reference_to_a_missing_parameter() {
 }
 
 #[test]
-fn go_template_is_refused_not_rendered_wrong() {
+fn go_template_missing_key_names_field_and_position() {
     let content = appset(
         "argoproj.io/v1alpha1",
         "  - list: {elements: [{cluster: a}]}\n",
-        "'{{.cluster}}'",
+        "'{{.cluster}}-{{.clustr}}'",
+    )
+    .replace(
+        "spec:\n  generators",
+        "spec:\n  goTemplate: true\n  goTemplateOptions: [\"missingkey=error\"]\n  generators",
+    );
+    let (file, err) = fails(&content, &[]);
+    assert_eq!(
+        err,
+        format!(
+            "error: {file}: ApplicationSet bad: spec.template: rendering template: template \"{{{{.cluster}}}}-{{{{.clustr}}}}\": \
+             1:14: executing at <.clustr>: map has no entry for key \"clustr\" (parameters from spec.generators[0].list {{cluster=a}})"
+        )
+    );
+}
+
+#[test]
+fn go_template_syntax_error_is_caught_by_validate() {
+    let content = appset(
+        "argoproj.io/v1alpha1",
+        "  - list: {elements: [{cluster: a}]}\n",
+        "'{{if .cluster}}x'",
     )
     .replace(
         "spec:\n  generators",
         "spec:\n  goTemplate: true\n  generators",
     );
-    let (_, err) = fails(&content, &[]);
-    assert!(err.ends_with("spec.goTemplate: goTemplate: true is not supported by prism yet; remove goTemplate (and use {{param}} syntax) or render this ApplicationSet with Argo CD"), "{err}");
+    let tmp = tempfile::tempdir().unwrap();
+    let file = write(tmp.path(), "appset.yaml", &content);
+    let out = prism(&["validate", &file]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out).trim_end(),
+        format!(
+            "error: {file}: ApplicationSet bad: spec.template: rendering template: template \"{{{{if .cluster}}}}x\": 1:1: unexpected EOF in if"
+        )
+    );
 }
 
 #[test]

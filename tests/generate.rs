@@ -191,3 +191,116 @@ fn usage_errors_exit_2() {
         stderr(&out)
     );
 }
+
+/// The bundled example rewritten for `goTemplate: true` renders the same Applications.
+#[test]
+fn go_template_spec_renders_the_same_as_the_default_mode() {
+    let spec = std::fs::read_to_string("examples/multi-env/applicationset.yaml")
+        .unwrap()
+        .replace(
+            "spec:\n  generators:",
+            "spec:\n  goTemplate: true\n  goTemplateOptions: [\"missingkey=error\"]\n  generators:",
+        )
+        .replace("env: \"{{env}}\"", "env: '{{.env}}'")
+        .replace(
+            "\"{{service}}-{{nameNormalized}}\"",
+            "'{{.service}}-{{.nameNormalized}}'",
+        )
+        .replace("\"{{service}}\"", "'{{.service}}'")
+        .replace("\"{{env}}\"", "'{{.env}}'")
+        .replace("\"{{path}}\"", "'{{.path}}'")
+        .replace("\"values-{{env}}.yaml\"", "'values-{{.env}}.yaml'")
+        .replace("\"{{server}}\"", "'{{.server}}'")
+        .replace("\"{{service}}-{{env}}\"", "'{{.service}}-{{.env}}'");
+    assert!(!spec.contains("\"{{"), "every template rewritten:\n{spec}");
+    let tmp = tempfile::tempdir().unwrap();
+    let file = write(tmp.path(), "go.yaml", &spec);
+    let mut args = EXAMPLE.to_vec();
+    args[1] = &file;
+    let go = prism(&args);
+    assert!(go.status.success(), "{}", stderr(&go));
+    let fast = prism(EXAMPLE);
+    assert_eq!(stdout(&go), stdout(&fast));
+}
+
+/// An Argo CD goTemplate manifest with git files, nested parameters, sprig and a templatePatch
+/// producing a boolean.
+#[test]
+fn go_template_git_files_and_template_patch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    write(
+        &repo,
+        "clusters/prod/config.yaml",
+        "cluster:\n  name: Prod-EU\n  address: https://p\n  replicas: 3\n  autoSync: true\n",
+    );
+    write(
+        &repo,
+        "clusters/test/config.yaml",
+        "cluster:\n  name: test\n  address: https://t\n  replicas: 1\n  autoSync: false\n",
+    );
+    let spec = write(
+        tmp.path(),
+        "appset.yaml",
+        r#"
+apiVersion: argoproj.io/v1alpha1
+kind: ApplicationSet
+metadata: {name: guestbook}
+spec:
+  goTemplate: true
+  generators:
+  - git:
+      repoURL: https://github.com/example/cluster-config.git
+      revision: HEAD
+      files:
+      - path: "clusters/**/config.yaml"
+  template:
+    metadata:
+      name: '{{ .cluster.name | normalize }}-guestbook'
+      annotations:
+        replicas: '{{ .cluster.replicas }}'
+        dir: '{{ .path.basename }}/{{ index .path.segments 0 }}'
+    spec:
+      project: default
+      source:
+        repoURL: https://github.com/argoproj/argo-cd.git
+        targetRevision: HEAD
+        path: guestbook
+      destination:
+        server: '{{ .cluster.address }}'
+        namespace: '{{ default "guestbook" .cluster.namespace }}'
+  templatePatch: |
+    {{- if .cluster.autoSync }}
+    spec:
+      syncPolicy:
+        automated:
+          prune: {{ .cluster.autoSync }}
+    {{- end }}
+"#,
+    );
+    let out = prism(&[
+        "generate",
+        &spec,
+        "-o",
+        "json",
+        "--repo",
+        &format!(
+            "https://github.com/example/cluster-config.git={}",
+            repo.display()
+        ),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    let prod = &items[0];
+    assert_eq!(prod["metadata"]["name"], "prod-eu-guestbook");
+    assert_eq!(prod["metadata"]["annotations"]["replicas"], "3");
+    assert_eq!(prod["metadata"]["annotations"]["dir"], "prod/clusters");
+    assert_eq!(prod["spec"]["destination"]["namespace"], "guestbook");
+    assert_eq!(
+        prod["spec"]["syncPolicy"]["automated"]["prune"], true,
+        "a boolean, not a string"
+    );
+    assert!(items[1]["spec"].get("syncPolicy").is_none());
+}

@@ -65,7 +65,22 @@ pub struct Rendered {
 /// Checks what can be checked without sources: the template engine is supported and
 /// every template string of a handlebars spec compiles.
 pub fn check(appset: &ApplicationSet) -> Result<(), Error> {
-    Renderer::new(&appset.engine).map_err(|e| Error::invalid("spec.goTemplate", e))?;
+    Renderer::new(&appset.engine).map_err(|e| Error::invalid("spec.goTemplateOptions", e))?;
+    if let crate::spec::TemplateEngine::Go { .. } = appset.engine {
+        let mut strings = Vec::new();
+        collect_strings(&appset.template, &mut strings);
+        if let Some(p) = &appset.template_patch {
+            strings.push(p);
+        }
+        for s in strings.into_iter().filter(|s| s.contains("{{")) {
+            crate::gotemplate::GoTemplate::parse(s).map_err(|e| {
+                Error::new(
+                    "spec.template",
+                    ErrorKind::RenderTemplate(format!("template {s:?}: {e}")),
+                )
+            })?;
+        }
+    }
     if appset.engine == crate::spec::TemplateEngine::Handlebars {
         let mut strings = Vec::new();
         collect_strings(&appset.template, &mut strings);
@@ -102,7 +117,7 @@ pub fn render(
     options: &RenderOptions,
 ) -> Result<Rendered, Error> {
     let renderer =
-        Renderer::new(&appset.engine).map_err(|e| Error::invalid("spec.goTemplate", e))?;
+        Renderer::new(&appset.engine).map_err(|e| Error::invalid("spec.goTemplateOptions", e))?;
     let warnings = RefCell::new(Vec::new());
     let ctx = Context {
         sources,

@@ -1,10 +1,9 @@
-//! Template engines: Argo's default (fasttemplate) syntax and handlebars.
+//! Template engines: Argo's default (fasttemplate) syntax, Go templates and handlebars.
 //!
 //! A [`Renderer`] renders one string, or every string (and map key) in a JSON tree,
 //! against a parameter set. Argo renders the Application template field by field,
 //! map keys included, so [`Renderer::render_value`] walks the tree the same way.
-//! Go templates (`goTemplate: true`) come later; [`Renderer::new`] refuses them so a
-//! spec that needs them fails instead of rendering wrong.
+//! Go templates (`goTemplate: true`) run on [`crate::gotemplate`].
 
 use crate::params::{normalize, slugify, ParamSet, ParamShape};
 use crate::spec::TemplateEngine;
@@ -19,23 +18,41 @@ use std::cell::RefCell;
 pub struct Renderer {
     engine: TemplateEngine,
     handlebars: Option<RefCell<Handlebars<'static>>>,
+    go: RefCell<crate::gotemplate::Cache>,
+    missing_key_error: bool,
 }
 
 impl Renderer {
-    /// A renderer for `engine`; Go templates are not supported yet.
+    /// A renderer for `engine`; fails on an unknown `goTemplateOptions` entry.
     pub fn new(engine: &TemplateEngine) -> Result<Renderer, String> {
+        let mut missing_key_error = false;
         let handlebars = match engine {
             TemplateEngine::Fast => None,
             TemplateEngine::Handlebars => Some(RefCell::new(new_handlebars())),
-            TemplateEngine::Go { .. } => {
-                return Err("goTemplate: true is not supported by prism yet; \
-                     remove goTemplate (and use {{param}} syntax) or render this ApplicationSet with Argo CD"
-                    .to_string())
+            TemplateEngine::Go { options } => {
+                for option in options {
+                    match option.as_str() {
+                        "missingkey=error" => missing_key_error = true,
+                        // With map data Go prints <no value> for zero too (golang/go#24963).
+                        "missingkey=default" | "missingkey=invalid" | "missingkey=zero" => {
+                            missing_key_error = false
+                        }
+                        other => {
+                            return Err(format!(
+                                "goTemplateOptions: unknown option {other:?}; \
+                                 use missingkey=error, missingkey=zero or missingkey=default"
+                            ))
+                        }
+                    }
+                }
+                None
             }
         };
         Ok(Renderer {
             engine: engine.clone(),
             handlebars,
+            go: RefCell::new(crate::gotemplate::Cache::default()),
+            missing_key_error,
         })
     }
 
@@ -52,6 +69,9 @@ impl Renderer {
         if !template.contains("{{") {
             return Ok(template.to_string());
         }
+        if let TemplateEngine::Go { .. } = self.engine {
+            return self.render_go(template, &crate::gotemplate::data_of(params));
+        }
         match &self.handlebars {
             None => fasttemplate(template, params),
             Some(hb) => {
@@ -67,26 +87,49 @@ impl Renderer {
         }
     }
 
+    fn render_go(&self, template: &str, data: &crate::gotemplate::V) -> Result<String, String> {
+        self.go
+            .borrow_mut()
+            .render(template, data, self.missing_key_error)
+            .map_err(|e| format!("template {template:?}: {e}"))
+    }
+
     /// Renders every string value and every map key in `value`.
     pub fn render_value(&self, value: &Value, params: &ParamSet) -> Result<Value, String> {
-        Ok(match value {
-            Value::String(s) => Value::String(self.render_str(s, params)?),
-            Value::Array(items) => Value::Array(
-                items
-                    .iter()
-                    .map(|v| self.render_value(v, params))
-                    .collect::<Result<_, _>>()?,
-            ),
-            Value::Object(map) => {
-                let mut out = Map::new();
-                for (k, v) in map {
-                    out.insert(self.render_str(k, params)?, self.render_value(v, params)?);
+        if let TemplateEngine::Go { .. } = self.engine {
+            // Convert the parameters once for the whole tree.
+            let data = crate::gotemplate::data_of(params);
+            return walk(value, &|s: &str| {
+                if s.contains("{{") {
+                    self.render_go(s, &data)
+                } else {
+                    Ok(s.to_string())
                 }
-                Value::Object(out)
-            }
-            other => other.clone(),
-        })
+            });
+        }
+        walk(value, &|s: &str| self.render_str(s, params))
     }
+}
+
+/// Applies `render` to every string value and map key of `value`.
+fn walk(value: &Value, render: &dyn Fn(&str) -> Result<String, String>) -> Result<Value, String> {
+    Ok(match value {
+        Value::String(s) => Value::String(render(s)?),
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|v| walk(v, render))
+                .collect::<Result<_, _>>()?,
+        ),
+        Value::Object(map) => {
+            let mut out = Map::new();
+            for (k, v) in map {
+                out.insert(render(k)?, walk(v, render)?);
+            }
+            Value::Object(out)
+        }
+        other => other.clone(),
+    })
 }
 
 /// Argo's default syntax, as `valyala/fasttemplate` with Argo's tag function: `{{ key }}`
@@ -292,13 +335,30 @@ mod tests {
     }
 
     #[test]
-    fn go_templates_are_refused_clearly() {
-        let err = Renderer::new(&TemplateEngine::Go { options: vec![] })
-            .err()
+    fn go_templates_render_nested_params() {
+        let r = Renderer::new(&TemplateEngine::Go {
+            options: vec!["missingkey=error".into()],
+        })
+        .unwrap();
+        let p = params(json!({"path": {"basename": "api"}, "replicas": 3}));
+        let v = r
+            .render_value(
+                &json!({"name": "{{.path.basename}}-{{.replicas}}", "k": "plain"}),
+                &p,
+            )
             .unwrap();
-        assert!(
-            err.starts_with("goTemplate: true is not supported by prism yet"),
-            "{err}"
+        assert_eq!(v, json!({"name": "api-3", "k": "plain"}));
+        let err = r.render_str("{{.nope}}", &p).unwrap_err();
+        assert_eq!(
+            err,
+            "template \"{{.nope}}\": 1:1: executing at <.nope>: map has no entry for key \"nope\""
         );
+        let bad = Renderer::new(&TemplateEngine::Go {
+            options: vec!["missingkey=panic".into()],
+        });
+        assert!(bad
+            .err()
+            .unwrap()
+            .starts_with("goTemplateOptions: unknown option \"missingkey=panic\""));
     }
 }
