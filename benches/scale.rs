@@ -2,7 +2,8 @@
 //! 12 clusters (4 per environment) → 12,000 Applications via values × clusters.
 //!
 //! Runs the release `prism generate` binary on it several times and reports wall time
-//! (min and median) and peak RSS. `cargo bench --bench scale`; set
+//! (min and median), for the spec in Argo's default template mode and in `goTemplate`
+//! mode, and peak RSS. `cargo bench --bench scale`; set
 //! `PRISM_SCALE_SERVICES` to change the number of services.
 
 use git2::{FileMode, Repository, Signature};
@@ -23,6 +24,7 @@ fn main() {
     build_repo(&tmp.path().join("services"), services);
     std::fs::write(tmp.path().join("clusters.yaml"), clusters()).expect("write clusters");
     std::fs::write(tmp.path().join("appset.yaml"), APPSET).expect("write spec");
+    std::fs::write(tmp.path().join("appset-go.yaml"), go_template_spec()).expect("write spec");
     eprintln!(
         "scenario built in {:?}: {services} services, 12 clusters",
         build.elapsed()
@@ -32,40 +34,49 @@ fn main() {
         "https://git.example.com/org/services.git={}",
         tmp.path().join("services").display()
     );
-    let mut times = Vec::new();
-    let mut count = 0;
-    for _ in 0..RUNS {
-        let start = Instant::now();
-        let out = Command::new(env!("CARGO_BIN_EXE_prism"))
-            .args([
-                "generate",
-                "appset.yaml",
-                "--clusters",
-                "clusters.yaml",
-                "--repo",
-                &repo_arg,
-            ])
-            .current_dir(tmp.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("run prism");
-        times.push(start.elapsed());
-        assert!(out.status.success(), "prism generate failed");
-        count = out.stdout.windows(4).filter(|w| w == b"\n---").count() + 1;
+    println!("scale: {services} services x 3 envs x 4 clusters/env");
+    let mut medians = Vec::new();
+    for (mode, spec) in [("fasttemplate", "appset.yaml"), ("goTemplate", "appset-go.yaml")] {
+        let mut times = Vec::new();
+        let mut count = 0;
+        for _ in 0..RUNS {
+            let start = Instant::now();
+            let out = Command::new(env!("CARGO_BIN_EXE_prism"))
+                .args(["generate", spec, "--clusters", "clusters.yaml", "--repo", &repo_arg])
+                .current_dir(tmp.path())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .output()
+                .expect("run prism");
+            times.push(start.elapsed());
+            assert!(out.status.success(), "prism generate failed");
+            count = out.stdout.windows(4).filter(|w| w == b"\n---").count() + 1;
+        }
+        times.sort();
+        let median = times[RUNS / 2];
+        medians.push(median);
+        println!(
+            "scale: {mode}: {count} Applications, wall time min {} ms, median {} ms ({RUNS} runs)",
+            ms(times[0]),
+            ms(median)
+        );
     }
-    times.sort();
-    let median = times[RUNS / 2];
-    println!("scale: {services} services x 3 envs x 4 clusters/env -> {count} Applications");
     println!(
-        "scale: prism generate wall time: min {} ms, median {} ms ({RUNS} runs)",
-        ms(times[0]),
-        ms(median)
+        "scale: goTemplate / fasttemplate median ratio: {:.2}",
+        medians[1].as_secs_f64() / medians[0].as_secs_f64()
     );
-    println!(
-        "scale: peak RSS: {:.1} MB",
-        peak_child_rss_kib() as f64 / 1024.0
-    );
+    println!("scale: peak RSS of any run: {:.1} MB", peak_child_rss_kib() as f64 / 1024.0);
+}
+
+/// The same ApplicationSet in Go template syntax.
+fn go_template_spec() -> String {
+    APPSET
+        .replace("spec:\n  generators:", "spec:\n  goTemplate: true\n  goTemplateOptions: [\"missingkey=error\"]\n  generators:")
+        .replace("{{env}}", "{{.env}}")
+        .replace("{{service}}", "{{.service}}")
+        .replace("{{nameNormalized}}", "{{.nameNormalized}}")
+        .replace("{{path}}", "{{.path}}")
+        .replace("{{server}}", "{{.server}}")
 }
 
 fn ms(d: Duration) -> u128 {
