@@ -36,13 +36,23 @@ fn main() {
     );
     println!("scale: {services} services x 3 envs x 4 clusters/env");
     let mut medians = Vec::new();
-    for (mode, spec) in [("fasttemplate", "appset.yaml"), ("goTemplate", "appset-go.yaml")] {
+    for (mode, spec) in [
+        ("fasttemplate", "appset.yaml"),
+        ("goTemplate", "appset-go.yaml"),
+    ] {
         let mut times = Vec::new();
         let mut count = 0;
         for _ in 0..RUNS {
             let start = Instant::now();
             let out = Command::new(env!("CARGO_BIN_EXE_prism"))
-                .args(["generate", spec, "--clusters", "clusters.yaml", "--repo", &repo_arg])
+                .args([
+                    "generate",
+                    spec,
+                    "--clusters",
+                    "clusters.yaml",
+                    "--repo",
+                    &repo_arg,
+                ])
                 .current_dir(tmp.path())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::inherit())
@@ -65,13 +75,19 @@ fn main() {
         "scale: goTemplate / fasttemplate median ratio: {:.2}",
         medians[1].as_secs_f64() / medians[0].as_secs_f64()
     );
-    println!("scale: peak RSS of any run: {:.1} MB", peak_child_rss_kib() as f64 / 1024.0);
+    println!(
+        "scale: peak RSS of any run: {:.1} MB",
+        peak_child_rss_kib() as f64 / 1024.0
+    );
 }
 
 /// The same ApplicationSet in Go template syntax.
 fn go_template_spec() -> String {
     APPSET
-        .replace("spec:\n  generators:", "spec:\n  goTemplate: true\n  goTemplateOptions: [\"missingkey=error\"]\n  generators:")
+        .replace(
+            "spec:\n  generators:",
+            "spec:\n  goTemplate: true\n  goTemplateOptions: [\"missingkey=error\"]\n  generators:",
+        )
         .replace("{{env}}", "{{.env}}")
         .replace("{{service}}", "{{.service}}")
         .replace("{{nameNormalized}}", "{{.nameNormalized}}")

@@ -1,7 +1,6 @@
 //! Printing rendered Applications: YAML stream, kubectl-style JSON List, names, or
 //! the `--explain` report of which generator and parameters made each one.
 
-use prism_engine::params::flat_view;
 use prism_engine::RenderedApplication;
 use serde_json::{json, Value};
 
@@ -57,15 +56,13 @@ pub fn format(apps: &[Rendered], format: Format, explain: bool) -> String {
     }
 }
 
+/// The generators and parameters behind one Application: the parameters exactly as the
+/// template saw them (flat in the default mode, nested for Go templates and handlebars).
 fn explanation(r: &Rendered) -> Value {
-    let params: serde_json::Map<String, Value> = flat_view(&r.app.params)
-        .into_iter()
-        .map(|(k, v)| (k, Value::String(v)))
-        .collect();
     json!({
         "application": r.app.name,
         "applicationSet": r.application_set,
         "generators": r.app.generators,
-        "parameters": params,
+        "parameters": r.app.params,
     })
 }

@@ -605,6 +605,77 @@ spec:
         );
     }
 
+    /// goTemplate mode over every generator kind, with Argo's nested parameter names.
+    #[test]
+    fn go_template_mode_for_each_generator() {
+        use crate::sources::memory::MemoryRepository;
+        let mut c = crate::Cluster::in_cluster();
+        c.name = "prod-1".into();
+        c.server = "https://p1".into();
+        c.labels.insert("env".into(), "prod".into());
+        c.secret_name = Some("c".into());
+        let sources = MemorySources::new().with_clusters([c]).with_repo(
+            "https://g/r.git",
+            MemoryRepository::new([("apps/api/k.yaml", "a: 1"), ("apps/web/k.yaml", "a: 2")]),
+        );
+        let spec = r#"
+apiVersion: argoproj.io/v1alpha1
+kind: ApplicationSet
+metadata: {name: s}
+spec:
+  goTemplate: true
+  goTemplateOptions: ["missingkey=error"]
+  generators:
+  - list:
+      elements: [{name: one, replicas: 2, tags: [a, b]}]
+      template: {metadata: {name: 'list-{{.name}}-{{.replicas}}-{{index .tags 1}}'}, spec: {}}
+  - clusters:
+      selector: {matchLabels: {env: prod}}
+      values: {ns: 'apps-{{.metadata.labels.env}}'}
+      template: {metadata: {name: 'cluster-{{.nameNormalized}}-{{.values.ns}}'}, spec: {}}
+  - git:
+      repoURL: https://g/r.git
+      revision: HEAD
+      directories: [{path: 'apps/*'}]
+      template: {metadata: {name: 'dir-{{.path.basename}}-{{len .path.segments}}'}, spec: {}}
+  - merge:
+      mergeKeys: [name]
+      generators:
+      - list: {elements: [{name: m1, x: base}]}
+      - list: {elements: [{name: m1, x: over}]}
+      template: {metadata: {name: 'merge-{{.name}}-{{.x}}'}, spec: {}}
+  - matrix:
+      generators:
+      - git: {repoURL: https://g/r.git, revision: HEAD, directories: [{path: 'apps/api'}]}
+      - list: {elements: [{suffix: '{{.path.basename}}-x'}]}
+      template: {metadata: {name: 'matrix-{{.suffix}}'}, spec: {}}
+  template:
+    metadata: {name: unused}
+    spec:
+      project: default
+      destination: {server: https://kubernetes.default.svc, namespace: default}
+"#;
+        let doc: Value = serde_yaml::from_str(spec).unwrap();
+        let appset = ApplicationSet::from_value(&doc, "argocd").unwrap();
+        let rendered = render(&appset, &sources, &RenderOptions::default()).unwrap();
+        let names: Vec<&str> = rendered
+            .applications
+            .iter()
+            .map(|a| a.name.as_str())
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                "cluster-prod-1-apps-prod",
+                "dir-api-2",
+                "dir-web-2",
+                "list-one-2-b",
+                "matrix-api-x",
+                "merge-m1-over"
+            ]
+        );
+    }
+
     #[test]
     fn dns_names() {
         assert!(check_dns_subdomain("api-prod.eu-1").is_ok());

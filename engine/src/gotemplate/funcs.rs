@@ -15,25 +15,9 @@ type R<T> = Result<T, String>;
 
 /// Sprig functions in Argo's set that Prism does not implement yet.
 const NOT_YET: &[&str] = &[
-    "regexMatch",
-    "regexFind",
-    "regexFindAll",
-    "regexReplaceAll",
-    "regexReplaceAllLiteral",
-    "regexSplit",
-    "regexQuoteMeta",
-    "mustRegexMatch",
-    "mustRegexFind",
-    "mustRegexFindAll",
-    "mustRegexReplaceAll",
-    "mustRegexReplaceAllLiteral",
-    "mustRegexSplit",
     "semver",
     "semverCompare",
-    "sha1sum",
-    "sha256sum",
     "sha512sum",
-    "adler32sum",
     "toDate",
     "mustToDate",
     "date",
@@ -335,6 +319,30 @@ fn merge_into(dst: &mut BTreeMap<String, V>, src: &BTreeMap<String, V>, overwrit
             }
         }
     }
+}
+
+/// Compiles a regular expression; sprig's plain variants treat a bad one as no match
+/// (`None`), the `must` variants fail.
+fn regex(name: &str, pattern: &V) -> R<Option<regex::Regex>> {
+    match regex::Regex::new(s(name, pattern)?) {
+        Ok(re) => Ok(Some(re)),
+        Err(e) if name.starts_with("must") => Err(format!("error calling {name}: {e}")),
+        Err(_) => Ok(None),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Adler-32, as Go's `hash/adler32`.
+fn adler32(data: &[u8]) -> u32 {
+    let (mut a, mut b) = (1u32, 0u32);
+    for &byte in data {
+        a = (a + u32::from(byte)) % 65521;
+        b = (b + a) % 65521;
+    }
+    (b << 16) | a
 }
 
 /// Calls function `name`.
@@ -740,6 +748,79 @@ pub fn call(name: &str, args: Vec<V>) -> R<V> {
             };
             str_v(slugify(&strval(text), max, smart))
         }
+        "regexMatch" | "mustRegexMatch" => {
+            want(name, a, 2)?;
+            match regex(name, &a[0])? {
+                Some(re) => V::Bool(re.is_match(s(name, &a[1])?)),
+                None => V::Bool(false),
+            }
+        }
+        "regexFind" | "mustRegexFind" => {
+            want(name, a, 2)?;
+            match regex(name, &a[0])? {
+                Some(re) => str_v(re.find(s(name, &a[1])?).map(|m| m.as_str()).unwrap_or("")),
+                None => str_v(""),
+            }
+        }
+        "regexFindAll" | "mustRegexFindAll" => {
+            want(name, a, 3)?;
+            let n = to_i64(&a[2]);
+            match regex(name, &a[0])? {
+                Some(re) => {
+                    let all = re.find_iter(s(name, &a[1])?).map(|m| str_v(m.as_str()));
+                    list_v(if n < 0 {
+                        all.collect()
+                    } else {
+                        all.take(n as usize).collect()
+                    })
+                }
+                None => list_v(vec![]),
+            }
+        }
+        "regexReplaceAll"
+        | "mustRegexReplaceAll"
+        | "regexReplaceAllLiteral"
+        | "mustRegexReplaceAllLiteral" => {
+            want(name, a, 3)?;
+            let text = s(name, &a[1])?;
+            match regex(name, &a[0])? {
+                Some(re) if name.ends_with("Literal") => str_v(
+                    re.replace_all(text, regex::NoExpand(s(name, &a[2])?))
+                        .into_owned(),
+                ),
+                Some(re) => str_v(re.replace_all(text, s(name, &a[2])?).into_owned()),
+                None => str_v(text),
+            }
+        }
+        "regexSplit" | "mustRegexSplit" => {
+            want(name, a, 3)?;
+            let n = to_i64(&a[2]);
+            let text = s(name, &a[1])?;
+            match regex(name, &a[0])? {
+                Some(re) if n < 0 => list_v(re.split(text).map(str_v).collect()),
+                Some(re) => list_v(re.splitn(text, n as usize).map(str_v).collect()),
+                None => list_v(vec![]),
+            }
+        }
+        "regexQuoteMeta" => {
+            let mut out = String::new();
+            for c in s(name, &a[0])?.chars() {
+                if "\\.+*?()|[]{}^$".contains(c) {
+                    out.push('\\');
+                }
+                out.push(c);
+            }
+            str_v(out)
+        }
+        "sha1sum" => {
+            use sha1::Digest;
+            str_v(hex(&sha1::Sha1::digest(strval(&a[0]).as_bytes())))
+        }
+        "sha256sum" => {
+            use sha2::Digest;
+            str_v(hex(&sha2::Sha256::digest(strval(&a[0]).as_bytes())))
+        }
+        "adler32sum" => str_v(adler32(strval(&a[0]).as_bytes()).to_string()),
         other if NOT_YET.contains(&other) => {
             return Err(format!("function {other:?} is not supported by prism"))
         }

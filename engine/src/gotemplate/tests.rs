@@ -109,9 +109,9 @@ fn errors() {
             "1:1: executing at <nope 1>: function \"nope\" not defined",
         ),
         (
-            "{{ sha256sum .name }}",
+            "{{ semverCompare \">1.0\" .name }}",
             false,
-            "1:1: executing at <sha256sum .name>: function \"sha256sum\" is not supported by prism",
+            "1:1: executing at <semverCompare \">1.0\" .name>: function \"semverCompare\" is not supported by prism",
         ),
         (
             "{{ .name.x }}",
@@ -167,6 +167,12 @@ fn sprig_functions() {
         ("{{ kebabcase \"FirstName\" }} {{ snakecase \"firstName\" }} {{ camelcase \"http_server\" }}", "first-name first_name HttpServer"),
         ("{{ normalize \"My_App\" }} {{ slugify \"Hello World!\" }}", "my-app hello-world"),
         ("{{ pluck \"a\" (dict \"a\" 1) (dict \"a\" 2) }}", "[1 2]"),
+        ("{{ regexMatch \"^[a-z]+-[0-9]+$\" \"abc-12\" }} {{ regexMatch \"(\" \"x\" }}", "true false"),
+        ("{{ regexFind \"[0-9]+\" \"ab12cd34\" }} {{ regexFindAll \"[0-9]\" \"a1b2c3\" 2 }}", "12 [1 2]"),
+        ("{{ regexReplaceAll \"a(x*)b\" \"-ab-axxb-\" \"${1}W\" }} {{ regexReplaceAllLiteral \"a(x*)b\" \"-ab-\" \"${1}\" }}", "-W-xxW- -${1}-"),
+        ("{{ regexSplit \"z+\" \"pizza\" -1 }} {{ regexQuoteMeta \"1.5*\" }}", "[pi a] 1\\.5\\*"),
+        ("{{ sha256sum \"hello\" }}", "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"),
+        ("{{ sha1sum \"hello\" }} {{ adler32sum \"hello\" }}", "aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d 103547413"),
     ];
     for (t, want) in cases {
         assert_eq!(ok(t, d.clone()), *want, "template {t}");
