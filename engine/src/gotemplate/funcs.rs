@@ -15,8 +15,6 @@ type R<T> = Result<T, String>;
 
 /// Sprig functions in Argo's set that Prism does not implement yet.
 const NOT_YET: &[&str] = &[
-    "semver",
-    "semverCompare",
     "sha512sum",
     "toDate",
     "mustToDate",
@@ -38,8 +36,6 @@ const NOT_YET: &[&str] = &[
     "randNumeric",
     "randBytes",
     "randInt",
-    "wrap",
-    "wrapWith",
     "abbrev",
     "abbrevboth",
     "initials",
@@ -125,7 +121,6 @@ const NOT_YET: &[&str] = &[
     "mustFromJsonArray",
     "list",
     "tuple",
-    "seq",
     "toDecimal",
     "biggest",
     "shuffle",
@@ -343,6 +338,25 @@ fn adler32(data: &[u8]) -> u32 {
         b = (b + a) % 65521;
     }
     (b << 16) | a
+}
+
+/// goutils' `WordWrap`: breaks lines at spaces so they fit `width`; longer words stay whole.
+fn word_wrap(text: &str, width: usize, sep: &str) -> String {
+    let mut out = Vec::new();
+    for line in text.split('\n') {
+        let mut cur = String::new();
+        for word in line.split(' ').filter(|w| !w.is_empty()) {
+            if !cur.is_empty() && cur.len() + 1 + word.len() > width {
+                out.push(std::mem::take(&mut cur));
+            }
+            if !cur.is_empty() {
+                cur.push(' ');
+            }
+            cur.push_str(word);
+        }
+        out.push(cur);
+    }
+    out.join(sep)
 }
 
 /// Calls function `name`.
@@ -821,6 +835,59 @@ pub fn call(name: &str, args: Vec<V>) -> R<V> {
             str_v(hex(&sha2::Sha256::digest(strval(&a[0]).as_bytes())))
         }
         "adler32sum" => str_v(adler32(strval(&a[0]).as_bytes()).to_string()),
+        "seq" => {
+            let n: Vec<i64> = a.iter().map(to_i64).collect();
+            let (start, step, end) = match n.as_slice() {
+                [e] => (1, if *e >= 1 { 1 } else { -1 }, *e),
+                [st, e] => (*st, if e >= st { 1 } else { -1 }, *e),
+                [st, sp, e] => (*st, *sp, *e),
+                _ => {
+                    return Err(format!(
+                        "wrong number of args for seq: want 1 to 3 got {}",
+                        a.len()
+                    ))
+                }
+            };
+            let mut out = Vec::new();
+            let mut i = start;
+            while step != 0
+                && ((step > 0 && i <= end) || (step < 0 && i >= end))
+                && out.len() < 1_000_000
+            {
+                out.push(i.to_string());
+                i += step;
+            }
+            str_v(out.join(" "))
+        }
+        "wrap" | "wrapWith" => {
+            let (width, sep, text) = match (name, a.as_slice()) {
+                ("wrap", [w, t]) => (to_i64(w), "\n", s(name, t)?),
+                ("wrapWith", [w, sep, t]) => (to_i64(w), s(name, sep)?, s(name, t)?),
+                _ => return Err(format!("wrong number of args for {name}")),
+            };
+            str_v(word_wrap(text, width.max(1) as usize, sep))
+        }
+        "semver" => {
+            want(name, a, 1)?;
+            let v = super::semver::Version::parse(s(name, &a[0])?)
+                .map_err(|e| format!("error calling semver: {e}"))?;
+            V::Map(Rc::new(BTreeMap::from([
+                ("Major".to_string(), V::Int(v.major as i64)),
+                ("Minor".to_string(), V::Int(v.minor as i64)),
+                ("Patch".to_string(), V::Int(v.patch as i64)),
+                ("Prerelease".to_string(), str_v(v.pre.as_str())),
+                ("Metadata".to_string(), str_v(v.build.as_str())),
+                ("Original".to_string(), str_v(s(name, &a[0])?)),
+            ])))
+        }
+        "semverCompare" => {
+            want(name, a, 2)?;
+            let c = super::semver::Constraint::parse(s(name, &a[0])?)
+                .map_err(|e| format!("error calling semverCompare: {e}"))?;
+            let v = super::semver::Version::parse(s(name, &a[1])?)
+                .map_err(|e| format!("error calling semverCompare: {e}"))?;
+            V::Bool(c.matches(&v))
+        }
         other if NOT_YET.contains(&other) => {
             return Err(format!("function {other:?} is not supported by prism"))
         }

@@ -11,6 +11,7 @@ mod exec;
 mod funcs;
 mod parse;
 mod printf;
+mod semver;
 mod value;
 
 pub use value::V;

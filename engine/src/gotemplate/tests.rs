@@ -109,9 +109,9 @@ fn errors() {
             "1:1: executing at <nope 1>: function \"nope\" not defined",
         ),
         (
-            "{{ semverCompare \">1.0\" .name }}",
+            "{{ uuidv4 }}",
             false,
-            "1:1: executing at <semverCompare \">1.0\" .name>: function \"semverCompare\" is not supported by prism",
+            "1:1: executing at <uuidv4>: function \"uuidv4\" is not supported by prism",
         ),
         (
             "{{ .name.x }}",
@@ -173,6 +173,9 @@ fn sprig_functions() {
         ("{{ regexSplit \"z+\" \"pizza\" -1 }} {{ regexQuoteMeta \"1.5*\" }}", "[pi a] 1\\.5\\*"),
         ("{{ sha256sum \"hello\" }}", "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"),
         ("{{ sha1sum \"hello\" }} {{ adler32sum \"hello\" }}", "aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d 103547413"),
+        ("{{ seq 3 }}|{{ seq 2 0 }}|{{ seq 0 2 6 }}", "1 2 3|2 1 0|0 2 4 6"),
+        ("{{ wrap 10 \"the quick brown fox\" }}", "the quick\nbrown fox"),
+        ("{{ (semver \"v1.2.3-rc.1\").Minor }} {{ semverCompare \"^1.2\" \"1.4.0\" }} {{ semverCompare \"~1.2\" \"1.4.0\" }}", "2 true false"),
     ];
     for (t, want) in cases {
         assert_eq!(ok(t, d.clone()), *want, "template {t}");
