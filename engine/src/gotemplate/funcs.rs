@@ -29,11 +29,6 @@ const NOT_YET: &[&str] = &[
     "htmlDateInZone",
     "unixEpoch",
     "now",
-    "uuidv4",
-    "randAlphaNum",
-    "randAlpha",
-    "randAscii",
-    "randNumeric",
     "randBytes",
     "randInt",
     "abbrev",
@@ -357,6 +352,16 @@ fn word_wrap(text: &str, width: usize, sep: &str) -> String {
         out.push(cur);
     }
     out.join(sep)
+}
+
+/// `n` bytes from the operating system's random source.
+fn random_bytes(n: usize) -> R<Vec<u8>> {
+    use std::io::Read;
+    let mut buf = vec![0u8; n];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut buf))
+        .map_err(|e| format!("reading /dev/urandom: {e}"))?;
+    Ok(buf)
 }
 
 /// Calls function `name`.
@@ -887,6 +892,41 @@ pub fn call(name: &str, args: Vec<V>) -> R<V> {
             let v = super::semver::Version::parse(s(name, &a[1])?)
                 .map_err(|e| format!("error calling semverCompare: {e}"))?;
             V::Bool(c.matches(&v))
+        }
+        // Random by nature, in Argo too: each render differs.
+        "uuidv4" => {
+            let mut b = random_bytes(16)?;
+            b[6] = (b[6] & 0x0f) | 0x40;
+            b[8] = (b[8] & 0x3f) | 0x80;
+            let h = hex(&b);
+            str_v(format!(
+                "{}-{}-{}-{}-{}",
+                &h[..8],
+                &h[8..12],
+                &h[12..16],
+                &h[16..20],
+                &h[20..]
+            ))
+        }
+        "randAlphaNum" | "randAlpha" | "randNumeric" | "randAscii" => {
+            want(name, a, 1)?;
+            let alphabet: Vec<u8> = match name {
+                "randAlphaNum" => (b'0'..=b'9')
+                    .chain(b'A'..=b'Z')
+                    .chain(b'a'..=b'z')
+                    .collect(),
+                "randAlpha" => (b'A'..=b'Z').chain(b'a'..=b'z').collect(),
+                "randNumeric" => (b'0'..=b'9').collect(),
+                _ => (b' '..=b'~').collect(),
+            };
+            let n = to_i64(&a[0]).clamp(0, 1 << 20) as usize;
+            let bytes = random_bytes(n)?;
+            str_v(
+                bytes
+                    .iter()
+                    .map(|b| alphabet[*b as usize % alphabet.len()] as char)
+                    .collect::<String>(),
+            )
         }
         other if NOT_YET.contains(&other) => {
             return Err(format!("function {other:?} is not supported by prism"))

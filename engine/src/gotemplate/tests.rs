@@ -109,9 +109,9 @@ fn errors() {
             "1:1: executing at <nope 1>: function \"nope\" not defined",
         ),
         (
-            "{{ uuidv4 }}",
+            "{{ now }}",
             false,
-            "1:1: executing at <uuidv4>: function \"uuidv4\" is not supported by prism",
+            "1:1: executing at <now>: function \"now\" is not supported by prism",
         ),
         (
             "{{ .name.x }}",
@@ -180,4 +180,18 @@ fn sprig_functions() {
     for (t, want) in cases {
         assert_eq!(ok(t, d.clone()), *want, "template {t}");
     }
+}
+
+#[test]
+fn random_functions_have_the_right_shape() {
+    let d = json!({});
+    let u = ok("{{ uuidv4 }}", d.clone());
+    assert_eq!(u.len(), 36);
+    assert_eq!(&u[14..15], "4", "version 4: {u}");
+    let r = ok("{{ randAlphaNum 12 }}", d.clone());
+    assert_eq!(r.len(), 12);
+    assert!(r.chars().all(|c| c.is_ascii_alphanumeric()));
+    assert!(ok("{{ randNumeric 8 }}", d)
+        .chars()
+        .all(|c| c.is_ascii_digit()));
 }
