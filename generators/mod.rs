@@ -264,7 +264,7 @@ pub fn interpolate(
 ) -> Result<Value, Error> {
     ctx.renderer
         .render_value(raw, params)
-        .map_err(|e| Error::new(path, ErrorKind::RenderTemplate(e)))
+        .map_err(|e| Error::new(path, ErrorKind::RenderTemplate(e.to_string())))
 }
 
 /// Argo's `appendTemplatedValues`: each of a generator's `values` is rendered against

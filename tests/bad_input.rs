@@ -169,7 +169,7 @@ fn handlebars_reference_to_a_missing_parameter() {
     assert_eq!(
         err,
         format!(
-            "error: {file}: ApplicationSet bad: spec.template: rendering template: template \"{{{{clustr}}}}\" refers to \
+            "error: {file}: ApplicationSet bad: spec.template.metadata.name: rendering template: template \"{{{{clustr}}}}\" refers to \
              parameter \"clustr\", which this parameter set does not have (handlebars runs in strict mode; use `default` \
              for optional parameters) (parameters from spec.generators[0].list {{cluster=a}})"
         )
@@ -191,7 +191,7 @@ fn go_template_missing_key_names_field_and_position() {
     assert_eq!(
         err,
         format!(
-            "error: {file}: ApplicationSet bad: spec.template: rendering template: template \"{{{{.cluster}}}}-{{{{.clustr}}}}\": \
+            "error: {file}: ApplicationSet bad: spec.template.metadata.name: rendering template: template \"{{{{.cluster}}}}-{{{{.clustr}}}}\": \
              1:14: executing at <.clustr>: map has no entry for key \"clustr\" (parameters from spec.generators[0].list {{cluster=a}})"
         )
     );

@@ -95,7 +95,7 @@ impl Renderer {
     }
 
     /// Renders every string value and every map key in `value`.
-    pub fn render_value(&self, value: &Value, params: &ParamSet) -> Result<Value, String> {
+    pub fn render_value(&self, value: &Value, params: &ParamSet) -> Result<Value, FieldError> {
         if let TemplateEngine::Go { .. } = self.engine {
             // Convert the parameters once for the whole tree.
             let data = crate::gotemplate::data_of(params);
@@ -111,20 +111,68 @@ impl Renderer {
     }
 }
 
+/// A template that failed to render, and the field of the tree it is in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// Dotted path of the field (`spec.destination.server`, `spec.info[0].value`); empty at the root.
+    pub field: String,
+    /// What the template engine said.
+    pub message: String,
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.field.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "field {}: {}", self.field, self.message)
+        }
+    }
+}
+
 /// Applies `render` to every string value and map key of `value`.
-fn walk(value: &Value, render: &dyn Fn(&str) -> Result<String, String>) -> Result<Value, String> {
+fn walk(
+    value: &Value,
+    render: &dyn Fn(&str) -> Result<String, String>,
+) -> Result<Value, FieldError> {
+    walk_at(value, render).map_err(|(path, message)| {
+        let mut field = String::new();
+        for seg in path.iter().rev() {
+            if !seg.starts_with('[') && !field.is_empty() {
+                field.push('.');
+            }
+            field.push_str(seg);
+        }
+        FieldError { field, message }
+    })
+}
+
+/// Path segments are collected innermost first, and only when an error bubbles up.
+fn walk_at(
+    value: &Value,
+    render: &dyn Fn(&str) -> Result<String, String>,
+) -> Result<Value, (Vec<String>, String)> {
     Ok(match value {
-        Value::String(s) => Value::String(render(s)?),
-        Value::Array(items) => Value::Array(
-            items
-                .iter()
-                .map(|v| walk(v, render))
-                .collect::<Result<_, _>>()?,
-        ),
+        Value::String(s) => Value::String(render(s).map_err(|e| (Vec::new(), e))?),
+        Value::Array(items) => {
+            let mut out = Vec::with_capacity(items.len());
+            for (i, v) in items.iter().enumerate() {
+                out.push(walk_at(v, render).map_err(|(mut p, e)| {
+                    p.push(format!("[{i}]"));
+                    (p, e)
+                })?);
+            }
+            Value::Array(out)
+        }
         Value::Object(map) => {
             let mut out = Map::new();
             for (k, v) in map {
-                out.insert(render(k)?, walk(v, render)?);
+                let key = render(k).map_err(|e| (vec![k.clone()], e))?;
+                let v = walk_at(v, render).map_err(|(mut p, e)| {
+                    p.push(k.clone());
+                    (p, e)
+                })?;
+                out.insert(key, v);
             }
             Value::Object(out)
         }
@@ -332,6 +380,22 @@ mod tests {
             )
             .unwrap();
         assert_eq!(v, json!({"labels": {"team-pay": "pay"}, "n": 3}));
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let r = Renderer::new(&TemplateEngine::Go { options: vec![] }).unwrap();
+        let err = r
+            .render_value(
+                &json!({"spec": {"info": [{"v": "ok"}, {"v": "{{ nope 1 }}"}]}}),
+                &ParamSet::new(),
+            )
+            .unwrap_err();
+        assert_eq!(err.field, "spec.info[1].v");
+        assert_eq!(
+            err.to_string(),
+            "field spec.info[1].v: template \"{{ nope 1 }}\": 1:1: executing at <nope 1>: function \"nope\" not defined"
+        );
     }
 
     #[test]
