@@ -5,6 +5,7 @@
 //! `function "X" is not supported by prism`, never with wrong output.
 
 use super::printf::quote;
+use super::time::Time;
 use super::value::{format_v, V};
 use crate::params::{normalize, slugify};
 use base64::Engine as _;
@@ -16,19 +17,9 @@ type R<T> = Result<T, String>;
 /// Sprig functions in Argo's set that Prism does not implement yet.
 const NOT_YET: &[&str] = &[
     "sha512sum",
-    "toDate",
-    "mustToDate",
-    "date",
-    "dateInZone",
-    "dateModify",
-    "mustDateModify",
     "ago",
     "duration",
     "durationRound",
-    "htmlDate",
-    "htmlDateInZone",
-    "unixEpoch",
-    "now",
     "randBytes",
     "randInt",
     "abbrev",
@@ -362,6 +353,57 @@ fn random_bytes(n: usize) -> R<Vec<u8>> {
         .and_then(|mut f| f.read_exact(&mut buf))
         .map_err(|e| format!("reading /dev/urandom: {e}"))?;
     Ok(buf)
+}
+
+/// sprig's date argument: a time, or Unix seconds as an int; anything else is "now", as sprig does.
+fn time_arg(v: &V) -> Time {
+    match v {
+        V::Time(t) => *t,
+        V::Int(secs) => Time {
+            secs: *secs,
+            nanos: 0,
+        },
+        _ => Time::now(),
+    }
+}
+
+/// Go's `time.ParseDuration`, in nanoseconds (`1h30m`, `-1.5h`, `300ms`).
+fn parse_duration(s: &str) -> Option<i128> {
+    let (neg, mut rest) = match s.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, s.strip_prefix('+').unwrap_or(s)),
+    };
+    if rest == "0" {
+        return Some(0);
+    }
+    if rest.is_empty() {
+        return None;
+    }
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let n = rest
+            .bytes()
+            .take_while(|b| b.is_ascii_digit() || *b == b'.')
+            .count();
+        let value: f64 = rest[..n].parse().ok()?;
+        rest = &rest[n..];
+        let u = rest
+            .bytes()
+            .take_while(|b| !b.is_ascii_digit() && *b != b'.')
+            .count();
+        let unit = match &rest[..u] {
+            "ns" => 1.0,
+            "us" | "µs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return None,
+        };
+        total += value * unit;
+        rest = &rest[u..];
+    }
+    Some(if neg { -(total as i128) } else { total as i128 })
 }
 
 /// Calls function `name`.
@@ -927,6 +969,63 @@ pub fn call(name: &str, args: Vec<V>) -> R<V> {
                     .map(|b| alphabet[*b as usize % alphabet.len()] as char)
                     .collect::<String>(),
             )
+        }
+        // Dates, in UTC. `now` differs on every render, as in Argo.
+        "now" => V::Time(Time::now()),
+        "date" | "htmlDate" => {
+            let (layout, t) = match (name, a.as_slice()) {
+                ("date", [f, t]) => (s(name, f)?.to_string(), t),
+                ("htmlDate", [t]) => ("2006-01-02".to_string(), t),
+                _ => return Err(format!("wrong number of args for {name}")),
+            };
+            str_v(time_arg(t).format(&layout))
+        }
+        "dateInZone" | "htmlDateInZone" => {
+            let (layout, t, zone) = match (name, a.as_slice()) {
+                ("dateInZone", [f, t, z]) => (s(name, f)?.to_string(), t, z),
+                ("htmlDateInZone", [t, z]) => ("2006-01-02".to_string(), t, z),
+                _ => return Err(format!("wrong number of args for {name}")),
+            };
+            let zone = s(name, zone)?;
+            if !matches!(zone, "UTC" | "" | "Etc/UTC" | "Z") {
+                return Err(format!(
+                    "error calling {name}: time zone {zone:?} is not supported by prism (UTC only)"
+                ));
+            }
+            str_v(time_arg(t).format(&layout))
+        }
+        "unixEpoch" => str_v(time_arg(&a[0]).secs.to_string()),
+        "toDate" | "mustToDate" => {
+            want(name, a, 2)?;
+            match Time::parse(s(name, &a[0])?, s(name, &a[1])?) {
+                Ok(t) => V::Time(t),
+                Err(e) if name == "mustToDate" => return Err(format!("error calling {name}: {e}")),
+                // sprig's toDate gives Go's zero time on a parse error.
+                Err(_) => V::Time(Time {
+                    secs: -62_135_596_800,
+                    nanos: 0,
+                }),
+            }
+        }
+        "dateModify" | "mustDateModify" => {
+            want(name, a, 2)?;
+            let t = time_arg(&a[1]);
+            match parse_duration(s(name, &a[0])?) {
+                Some(nanos) => {
+                    let total = i128::from(t.secs) * 1_000_000_000 + i128::from(t.nanos) + nanos;
+                    V::Time(Time {
+                        secs: total.div_euclid(1_000_000_000) as i64,
+                        nanos: total.rem_euclid(1_000_000_000) as u32,
+                    })
+                }
+                None if name == "mustDateModify" => {
+                    return Err(format!(
+                        "error calling {name}: time: invalid duration {:?}",
+                        strval(&a[0])
+                    ))
+                }
+                None => V::Time(t),
+            }
         }
         other if NOT_YET.contains(&other) => {
             return Err(format!("function {other:?} is not supported by prism"))

@@ -12,6 +12,7 @@ mod funcs;
 mod parse;
 mod printf;
 mod semver;
+mod time;
 mod value;
 
 pub use value::V;

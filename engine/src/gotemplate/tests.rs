@@ -109,9 +109,9 @@ fn errors() {
             "1:1: executing at <nope 1>: function \"nope\" not defined",
         ),
         (
-            "{{ now }}",
+            "{{ genCA }}",
             false,
-            "1:1: executing at <now>: function \"now\" is not supported by prism",
+            "1:1: executing at <genCA>: function \"genCA\" is not supported by prism",
         ),
         (
             "{{ .name.x }}",
@@ -194,4 +194,26 @@ fn random_functions_have_the_right_shape() {
     assert!(ok("{{ randNumeric 8 }}", d)
         .chars()
         .all(|c| c.is_ascii_digit()));
+}
+
+#[test]
+fn date_functions_in_utc() {
+    let d = json!({});
+    let cases: &[(&str, &str)] = &[
+        ("{{ date \"2006-01-02 15:04\" 0 }}", "1970-01-01 00:00"),
+        ("{{ toDate \"2006-01-02\" \"2024-02-29\" | date \"Mon Jan 2 2006\" }}", "Thu Feb 29 2024"),
+        ("{{ toDate \"2006-01-02\" \"2024-02-29\" | unixEpoch }}", "1709164800"),
+        ("{{ toDate \"2006-01-02\" \"2024-02-29\" | dateModify \"-1.5h\" | date \"2006-01-02T15:04:05Z07:00\" }}", "2024-02-28T22:30:00Z"),
+        ("{{ toDate \"2006-01-02\" \"nope\" | htmlDate }}", "0001-01-01"),
+        ("{{ toDate \"2006-01-02\" \"2024-02-29\" }}", "2024-02-29 00:00:00 +0000 UTC"),
+    ];
+    for (t, want) in cases {
+        assert_eq!(ok(t, d.clone()), *want, "template {t}");
+    }
+    assert_eq!(ok("{{ now | date \"2006\" | len }}", d.clone()), "4");
+    assert!(
+        run("{{ dateInZone \"2006\" 0 \"Europe/Paris\" }}", d, false)
+            .unwrap_err()
+            .ends_with("time zone \"Europe/Paris\" is not supported by prism (UTC only)")
+    );
 }

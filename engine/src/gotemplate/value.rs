@@ -25,6 +25,8 @@ pub enum V {
     List(Rc<Vec<V>>),
     /// A map with string keys (iterated in key order, as Go does).
     Map(Rc<BTreeMap<String, V>>),
+    /// A `time.Time` (UTC), from sprig's date functions.
+    Time(super::time::Time),
 }
 
 impl V {
@@ -56,6 +58,7 @@ impl V {
             V::Str(s) => Value::String(s.to_string()),
             V::List(l) => Value::Array(l.iter().map(V::to_json).collect()),
             V::Map(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), v.to_json())).collect()),
+            V::Time(t) => Value::String(t.format("2006-01-02T15:04:05.999999999Z07:00")),
         }
     }
 
@@ -69,6 +72,7 @@ impl V {
             V::Str(s) => !s.is_empty(),
             V::List(l) => !l.is_empty(),
             V::Map(m) => !m.is_empty(),
+            V::Time(_) => true,
         }
     }
 
@@ -83,6 +87,7 @@ impl V {
             V::Str(_) => "string",
             V::List(_) => "[]interface {}",
             V::Map(_) => "map[string]interface {}",
+            V::Time(_) => "time.Time",
         }
     }
 
@@ -95,8 +100,8 @@ impl V {
     }
 }
 
-/// Go's `%v` (and what `{{.x}}` prints). `top` distinguishes `<no value>` (printed at the
-/// top level of an action) from `<nil>` inside containers.
+/// Go's `%v`, as `{{.x}}` prints it: a missing value is `<no value>` at the top level and
+/// `<nil>` inside containers.
 pub fn format_v(v: &V) -> String {
     match v {
         V::Missing => "<no value>".into(),
@@ -122,5 +127,6 @@ fn format_inner(v: &V) -> String {
                 .collect::<Vec<_>>()
                 .join(" ")
         ),
+        V::Time(t) => t.to_go_string(),
     }
 }
