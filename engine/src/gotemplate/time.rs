@@ -258,7 +258,7 @@ impl Time {
     }
 
     /// Go's `time.Time.String()` for a UTC time.
-    pub fn to_go_string(&self) -> String {
+    pub fn go_string(&self) -> String {
         self.format("2006-01-02 15:04:05.999999999 -0700 MST")
     }
 }
@@ -341,7 +341,7 @@ mod tests {
             t.format("January 2, 06 .000 .999"),
             "November 10, 09 .123 .123"
         );
-        assert_eq!(t.to_go_string(), "2009-11-10 23:04:05.123 +0000 UTC");
+        assert_eq!(t.go_string(), "2009-11-10 23:04:05.123 +0000 UTC");
         assert_eq!(
             Time::parse("2006-01-02T15:04:05.000Z07:00", "2009-11-10T23:04:05.123Z").unwrap(),
             t

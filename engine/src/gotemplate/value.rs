@@ -127,6 +127,6 @@ fn format_inner(v: &V) -> String {
                 .collect::<Vec<_>>()
                 .join(" ")
         ),
-        V::Time(t) => t.to_go_string(),
+        V::Time(t) => t.go_string(),
     }
 }
