@@ -22,12 +22,7 @@ const NOT_YET: &[&str] = &[
     "durationRound",
     "randBytes",
     "randInt",
-    "abbrev",
-    "abbrevboth",
-    "initials",
-    "swapcase",
     "shuffle",
-    "nospace",
     "b32enc",
     "b32dec",
     "genPrivateKey",
@@ -43,75 +38,14 @@ const NOT_YET: &[&str] = &[
     "decryptAES",
     "bcrypt",
     "htpasswd",
-    "getHostByName",
-    "env",
-    "expandenv",
-    "osBase",
-    "osClean",
-    "osDir",
-    "osExt",
-    "osIsAbs",
-    "base",
-    "dir",
-    "clean",
-    "ext",
-    "isAbs",
-    "typeOf",
-    "typeIs",
-    "typeIsLike",
-    "kindOf",
-    "kindIs",
-    "deepEqual",
-    "deepCopy",
-    "mustDeepCopy",
     "urlParse",
     "urlJoin",
     "sortAlphaNum",
-    "floor",
-    "ceil",
-    "round",
-    "addf",
-    "add1f",
-    "subf",
-    "mulf",
-    "divf",
-    "maxf",
-    "minf",
     "fail",
-    "chunk",
-    "mustChunk",
     "slice",
-    "concat",
-    "mustFirst",
-    "mustLast",
-    "mustRest",
-    "mustInitial",
-    "mustAppend",
-    "mustPrepend",
-    "mustUniq",
-    "mustWithout",
-    "mustHas",
-    "mustCompact",
-    "mustReverse",
-    "mustPush",
-    "push",
-    "omit",
-    "pick",
-    "mustMerge",
-    "mustMergeOverwrite",
-    "mustToJson",
-    "mustToPrettyJson",
-    "mustToRawJson",
-    "mustFromJson",
-    "fromJsonArray",
-    "mustFromJsonArray",
     "list",
-    "tuple",
-    "toDecimal",
-    "biggest",
     "shuffle",
     "sha1",
-    "getHostByName",
 ];
 
 fn want(name: &str, args: &[V], n: usize) -> R<()> {
@@ -406,8 +340,47 @@ fn parse_duration(s: &str) -> Option<i128> {
     Some(if neg { -(total as i128) } else { total as i128 })
 }
 
+/// Go's `reflect.Kind` name of a value.
+fn kind_of(v: &V) -> &'static str {
+    match v {
+        V::Missing | V::Nil => "invalid",
+        V::Bool(_) => "bool",
+        V::Int(_) => "int",
+        V::Float(_) => "float64",
+        V::Str(_) => "string",
+        V::List(_) => "slice",
+        V::Map(_) => "map",
+        V::Time(_) => "struct",
+    }
+}
+
 /// Calls function `name`.
 pub fn call(name: &str, args: Vec<V>) -> R<V> {
+    // The `must` forms differ only in returning errors the plain forms swallow; these
+    // plain forms never swallow one, so they are the same function here.
+    let unmust: String;
+    let name = match name {
+        "mustFirst" | "mustLast" | "mustRest" | "mustInitial" | "mustAppend" | "mustPrepend"
+        | "mustUniq" | "mustWithout" | "mustHas" | "mustCompact" | "mustReverse" | "mustMerge"
+        | "mustMergeOverwrite" | "mustToJson" | "mustToPrettyJson" | "mustToRawJson"
+        | "mustPush" | "mustChunk" | "mustDeepCopy" => {
+            unmust = name[4..5].to_lowercase() + &name[5..];
+            if unmust == "push" {
+                "append"
+            } else {
+                unmust.as_str()
+            }
+        }
+        "push" => "append",
+        "biggest" => "max",
+        "tuple" => "list",
+        "osBase" => "base",
+        "osDir" => "dir",
+        "osExt" => "ext",
+        "osClean" => "clean",
+        "osIsAbs" => "isAbs",
+        other => other,
+    };
     let a = &args;
     Ok(match name {
         "default" => {
@@ -1027,6 +1000,135 @@ pub fn call(name: &str, args: Vec<V>) -> R<V> {
                 None => V::Time(t),
             }
         }
+        "floor" => V::Float(to_f64(&a[0]).floor()),
+        "ceil" => V::Float(to_f64(&a[0]).ceil()),
+        "round" => {
+            at_least(name, a, 2)?;
+            let p = 10f64.powi(to_i64(&a[1]) as i32);
+            V::Float((to_f64(&a[0]) * p).round() / p)
+        }
+        "addf" => V::Float(a.iter().map(to_f64).sum()),
+        "add1f" => V::Float(to_f64(&a[0]) + 1.0),
+        "subf" => V::Float(
+            a.iter()
+                .skip(1)
+                .fold(a.first().map(to_f64).unwrap_or(0.0), |x, y| x - to_f64(y)),
+        ),
+        "mulf" => V::Float(a.iter().map(to_f64).product()),
+        "divf" => V::Float(
+            a.iter()
+                .skip(1)
+                .fold(a.first().map(to_f64).unwrap_or(0.0), |x, y| x / to_f64(y)),
+        ),
+        "maxf" => V::Float(a.iter().map(to_f64).fold(f64::MIN, f64::max)),
+        "minf" => V::Float(a.iter().map(to_f64).fold(f64::MAX, f64::min)),
+        "concat" => list_v(
+            a.iter()
+                .map(|l| list_of(name, l).map(|l| l.to_vec()))
+                .collect::<R<Vec<_>>>()?
+                .concat(),
+        ),
+        "chunk" => {
+            want(name, a, 2)?;
+            let size = to_i64(&a[0]).max(1) as usize;
+            list_v(
+                list_of(name, &a[1])?
+                    .chunks(size)
+                    .map(|c| list_v(c.to_vec()))
+                    .collect(),
+            )
+        }
+        "omit" | "pick" => {
+            at_least(name, a, 1)?;
+            let keys: Vec<String> = a[1..].iter().map(strval).collect();
+            let m = map_of(name, &a[0])?;
+            V::Map(Rc::new(
+                m.iter()
+                    .filter(|(k, _)| keys.contains(k) == (name == "pick"))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            ))
+        }
+        "deepCopy" => a[0].clone(),
+        "deepEqual" => {
+            want(name, a, 2)?;
+            V::Bool(a[0].to_json() == a[1].to_json() && a[0].type_name() == a[1].type_name())
+        }
+        "typeOf" => str_v(a[0].type_name()),
+        "kindOf" => str_v(kind_of(&a[0])),
+        "kindIs" => {
+            want(name, a, 2)?;
+            V::Bool(s(name, &a[0])? == kind_of(&a[1]))
+        }
+        "typeIs" | "typeIsLike" => {
+            want(name, a, 2)?;
+            V::Bool(s(name, &a[0])? == a[1].type_name())
+        }
+        "base" => str_v(crate::generators::go_base(s(name, &a[0])?)),
+        "dir" => str_v(crate::generators::go_dir(s(name, &a[0])?)),
+        "ext" => {
+            let b = crate::generators::go_base(s(name, &a[0])?);
+            str_v(b.rfind('.').map(|i| &b[i..]).unwrap_or(""))
+        }
+        "clean" => {
+            let p = s(name, &a[0])?;
+            let mut parts: Vec<&str> = Vec::new();
+            for seg in p.split('/') {
+                match seg {
+                    "" | "." => {}
+                    ".." if parts.last().is_some_and(|l| *l != "..") => {
+                        parts.pop();
+                    }
+                    ".." if p.starts_with('/') => {}
+                    other => parts.push(other),
+                }
+            }
+            let joined = parts.join("/");
+            str_v(match (p.starts_with('/'), joined.is_empty()) {
+                (true, _) => format!("/{joined}"),
+                (false, true) => ".".to_string(),
+                (false, false) => joined,
+            })
+        }
+        "isAbs" => V::Bool(s(name, &a[0])?.starts_with('/')),
+        "nospace" => str_v(
+            s(name, &a[0])?
+                .chars()
+                .filter(|c| !c.is_whitespace())
+                .collect::<String>(),
+        ),
+        "initials" => str_v(
+            s(name, &a[0])?
+                .split_whitespace()
+                .filter_map(|w| w.chars().next())
+                .collect::<String>(),
+        ),
+        "swapcase" => str_v(
+            s(name, &a[0])?
+                .chars()
+                .map(|c| {
+                    if c.is_uppercase() {
+                        c.to_lowercase().collect::<String>()
+                    } else {
+                        c.to_uppercase().collect()
+                    }
+                })
+                .collect::<String>(),
+        ),
+        "abbrev" => {
+            want(name, a, 2)?;
+            let (w, text) = (to_i64(&a[0]).max(0) as usize, s(name, &a[1])?);
+            str_v(if w < 4 || text.chars().count() <= w {
+                text.to_string()
+            } else {
+                format!("{}...", text.chars().take(w - 3).collect::<String>())
+            })
+        }
+        "fromJsonArray" => match serde_json::from_str(s(name, &a[0])?) {
+            Ok(v @ serde_json::Value::Array(_)) => V::from_json(&v),
+            _ => list_v(vec![]),
+        },
+        "toDecimal" => V::Int(i64::from_str_radix(&strval(&a[0]), 8).unwrap_or(0)),
         other if NOT_YET.contains(&other) => {
             return Err(format!("function {other:?} is not supported by prism"))
         }

@@ -92,6 +92,11 @@ fn language() {
 #[test]
 fn errors() {
     let d = json!({"n": 3, "name": "api"});
+    // Argo leaves these out of its function map: "not defined", as Argo says.
+    assert_eq!(
+        run("{{ env \"HOME\" }}", d.clone(), false).unwrap_err(),
+        "1:1: executing at <env \"HOME\">: function \"env\" not defined"
+    );
     let cases: &[(&str, bool, &str)] = &[
         (
             "{{.missing}}",
@@ -174,6 +179,12 @@ fn sprig_functions() {
         ("{{ sha256sum \"hello\" }}", "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"),
         ("{{ sha1sum \"hello\" }} {{ adler32sum \"hello\" }}", "aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d 103547413"),
         ("{{ seq 3 }}|{{ seq 2 0 }}|{{ seq 0 2 6 }}", "1 2 3|2 1 0|0 2 4 6"),
+        ("{{ floor 1.7 }} {{ ceil 1.2 }} {{ round 3.14159 2 }} {{ addf 1.5 2 }} {{ divf 1 4 }} {{ maxf 1 2.5 }}", "1 2 3.14 3.5 0.25 2.5"),
+        ("{{ concat (list 1) (list 2 3) }} {{ chunk 2 (list 1 2 3) }} {{ mustFirst (list 9) }} {{ push (list 1) 2 }}", "[1 2 3] [[1 2] [3]] 9 [1 2]"),
+        ("{{ omit (dict \"a\" 1 \"b\" 2) \"a\" }} {{ pick (dict \"a\" 1 \"b\" 2) \"a\" }}", "map[b:2] map[a:1]"),
+        ("{{ typeOf .n }} {{ kindOf .list }} {{ kindIs \"string\" .name }}", "float64 slice true"),
+        ("{{ base \"a/b.txt\" }} {{ dir \"a/b.txt\" }} {{ ext \"a/b.txt\" }} {{ clean \"a/../b/./c\" }}", "b.txt a .txt b/c"),
+        ("{{ nospace \"a b c\" }} {{ initials \"John Smith\" }} {{ swapcase \"aB\" }} {{ abbrev 5 \"hello world\" }}", "abc JS Ab he..."),
         ("{{ wrap 10 \"the quick brown fox\" }}", "the quick\nbrown fox"),
         ("{{ (semver \"v1.2.3-rc.1\").Minor }} {{ semverCompare \"^1.2\" \"1.4.0\" }} {{ semverCompare \"~1.2\" \"1.4.0\" }}", "2 true false"),
     ];
