@@ -16,6 +16,8 @@ type R<T> = Result<T, String>;
 
 /// Sprig functions in Argo's set that Prism does not implement yet.
 const NOT_YET: &[&str] = &[
+    "mustSlice",
+    "randInt",
     "sha512sum",
     "ago",
     "duration",
@@ -372,6 +374,10 @@ pub fn call(name: &str, args: Vec<V>) -> R<V> {
             }
         }
         "push" => "append",
+        "trimall" => "trimAll",
+        "date_in_zone" => "dateInZone",
+        "date_modify" => "dateModify",
+        "must_date_modify" => "mustDateModify",
         "biggest" => "max",
         "tuple" => "list",
         "osBase" => "base",
@@ -1000,6 +1006,39 @@ pub fn call(name: &str, args: Vec<V>) -> R<V> {
                 None => V::Time(t),
             }
         }
+        "hello" => str_v("Hello!"),
+        "untitle" => str_v(
+            s(name, &a[0])?
+                .split(' ')
+                .map(|w| {
+                    let mut c = w.chars();
+                    c.next()
+                        .map(|f| f.to_lowercase().chain(c).collect::<String>())
+                        .unwrap_or_default()
+                })
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
+        "splitn" => {
+            want(name, a, 3)?;
+            let n = to_i64(&a[1]);
+            let text = s(name, &a[2])?;
+            let sep = s(name, &a[0])?;
+            let parts: Vec<&str> = if n < 0 {
+                text.split(sep).collect()
+            } else {
+                text.splitn(n as usize, sep).collect()
+            };
+            V::Map(Rc::new(
+                parts
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, p)| (format!("_{i}"), str_v(p)))
+                    .collect(),
+            ))
+        }
+        "all" => V::Bool(a.iter().all(|v| !empty(v))),
+        "any" => V::Bool(a.iter().any(|v| !empty(v))),
         "floor" => V::Float(to_f64(&a[0]).floor()),
         "ceil" => V::Float(to_f64(&a[0]).ceil()),
         "round" => {
