@@ -70,26 +70,17 @@ impl<'a> Exec<'a> {
                         out.push_str(&format_v(&v));
                     }
                 }
-                Node::If(pipe, body, else_list) => {
+                Node::If(pipe, body, else_list) | Node::With(pipe, body, else_list) => {
                     let mark = self.vars.len();
                     let v = self.pipe(dot, pipe)?;
-                    let flow = if v.truthy() {
-                        self.walk(out, dot, body)?
-                    } else if let Some(e) = else_list {
-                        self.walk(out, dot, e)?
+                    // `with` moves dot to the value; `if` keeps it.
+                    let inner = if matches!(node, Node::With(..)) {
+                        &v
                     } else {
-                        Flow::Normal
+                        dot
                     };
-                    self.vars.truncate(mark);
-                    if !matches!(flow, Flow::Normal) {
-                        return Ok(flow);
-                    }
-                }
-                Node::With(pipe, body, else_list) => {
-                    let mark = self.vars.len();
-                    let v = self.pipe(dot, pipe)?;
                     let flow = if v.truthy() {
-                        self.walk(out, &v, body)?
+                        self.walk(out, inner, body)?
                     } else if let Some(e) = else_list {
                         self.walk(out, dot, e)?
                     } else {
