@@ -221,7 +221,18 @@ impl<'a> Exec<'a> {
             if let Some(l) = last {
                 values.push(l);
             }
-            return self.call(name, values);
+            let result = self.call(name, values)?;
+            // sprig's set, unset and merge change the dict they are given; values here are
+            // immutable, so the changed dict is written back to the variable it came from.
+            let mutates = matches!(
+                name.as_str(),
+                "set" | "unset" | "merge" | "mergeOverwrite" | "mustMerge" | "mustMergeOverwrite"
+            );
+            if let (true, Some(Arg::Var(var, fields)), V::Map(_)) = (mutates, args.get(1), &result)
+            {
+                self.write_back(var, fields, result.clone());
+            }
+            return Ok(result);
         }
         if args.len() > 1 || last.is_some() {
             return Err(format!(
@@ -252,6 +263,25 @@ impl<'a> Exec<'a> {
                 let v = self.pipe(dot, pipe)?;
                 self.fields(v, fields)
             }
+        }
+    }
+
+    /// Replaces the value at `$var.fields...` with `value`.
+    fn write_back(&mut self, var: &str, fields: &[String], value: V) {
+        fn replace(target: &mut V, fields: &[String], value: V) {
+            match fields.split_first() {
+                None => *target = value,
+                Some((first, rest)) => {
+                    if let V::Map(m) = target {
+                        if let Some(child) = Rc::make_mut(m).get_mut(first) {
+                            replace(child, rest, value);
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(slot) = self.vars.iter_mut().rev().find(|(n, _)| n == var) {
+            replace(&mut slot.1, fields, value);
         }
     }
 

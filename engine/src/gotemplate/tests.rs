@@ -179,6 +179,8 @@ fn sprig_functions() {
         ("{{ sha256sum \"hello\" }}", "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"),
         ("{{ sha1sum \"hello\" }} {{ adler32sum \"hello\" }}", "aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d 103547413"),
         ("{{ seq 3 }}|{{ seq 2 0 }}|{{ seq 0 2 6 }}", "1 2 3|2 1 0|0 2 4 6"),
+        ("{{ $d := dict \"a\" 1 }}{{ $_ := set $d \"b\" 2 }}{{ $_ := unset $d \"a\" }}{{ $d }}", "map[b:2]"),
+        ("{{ $d := dict \"n\" (dict \"a\" 1) }}{{ $_ := set $d.n \"b\" 2 }}{{ $_ := merge $d (dict \"c\" 3) }}{{ $d }}", "map[c:3 n:map[a:1 b:2]]"),
         ("{{ hello }} {{ untitle \"Hello World\" }} {{ (splitn \"$\" 2 \"a$b$c\")._1 }} {{ all 1 \"a\" }} {{ any 0 \"\" }}", "Hello! hello world b$c true false"),
         ("{{ floor 1.7 }} {{ ceil 1.2 }} {{ round 3.14159 2 }} {{ addf 1.5 2 }} {{ divf 1 4 }} {{ maxf 1 2.5 }}", "1 2 3.14 3.5 0.25 2.5"),
         ("{{ concat (list 1) (list 2 3) }} {{ chunk 2 (list 1 2 3) }} {{ mustFirst (list 9) }} {{ push (list 1) 2 }}", "[1 2 3] [[1 2] [3]] 9 [1 2]"),
