@@ -23,8 +23,9 @@ enum Flow {
     Continue,
 }
 
-/// Limits nested `template` calls, as Go limits recursion depth.
-const MAX_DEPTH: usize = 100_000 / 100;
+/// Limits nested `template` calls, as Go limits recursion depth (Go allows 100,000; a
+/// Rust stack would overflow long before that).
+const MAX_DEPTH: usize = 1000;
 
 /// One execution of a template.
 pub struct Exec<'a> {

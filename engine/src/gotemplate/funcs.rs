@@ -23,7 +23,6 @@ const NOT_YET: &[&str] = &[
     "duration",
     "durationRound",
     "randBytes",
-    "randInt",
     "shuffle",
     "b32enc",
     "b32dec",
@@ -46,7 +45,6 @@ const NOT_YET: &[&str] = &[
     "fail",
     "slice",
     "list",
-    "shuffle",
     "sha1",
 ];
 
