@@ -1,12 +1,12 @@
 //! Command-line arguments and the commands they run.
 
-use crate::input::{read_clusters, read_specs};
+use crate::input::{read_clusters, read_specs, SpecDoc};
 use crate::output::{self, Format};
-use crate::sources::LocalSources;
+use crate::sources::{LocalSources, RevisionChoice};
 use crate::CliError;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use prism_engine::generators::git::FileGlobbing;
-use prism_engine::{render, RenderOptions};
+use prism_engine::{render, RenderOptions, Rendered};
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
@@ -28,29 +28,24 @@ pub struct Cli {
 pub enum Command {
     /// Render the Applications an ApplicationSet produces.
     Generate(GenerateArgs),
+    /// Show which Applications a change to a spec or its repositories adds, removes or changes.
+    /// Exit status 0: no difference, 3: differences, 1: error.
+    Diff(DiffArgs),
     /// Check ApplicationSets without reading any repository or cluster.
     Validate(ValidateArgs),
     /// Print the version.
     Version,
 }
 
-/// `prism generate`.
+/// Where sources come from; shared by `generate` and `diff`.
 #[derive(Debug, Args)]
-pub struct GenerateArgs {
-    /// An ApplicationSet file, a directory of them, or - for stdin.
-    pub spec: String,
+pub struct SourceArgs {
     /// A file of Argo CD cluster Secrets (repeatable).
     #[arg(long, value_name = "FILE")]
     pub clusters: Vec<PathBuf>,
     /// Read repository URL from a local clone or directory (repeatable).
     #[arg(long, value_name = "URL=PATH", value_parser = parse_repo_mapping)]
     pub repo: Vec<(String, PathBuf)>,
-    /// Output format.
-    #[arg(short, long, value_enum, default_value_t = Format::Yaml)]
-    pub output: Format,
-    /// For each Application, print the generators and parameters that made it.
-    #[arg(long)]
-    pub explain: bool,
     /// Namespace of ApplicationSets whose manifest names none.
     #[arg(long, default_value = prism_engine::spec::DEFAULT_NAMESPACE)]
     pub namespace: String,
@@ -63,6 +58,70 @@ pub struct GenerateArgs {
     /// Leave out the local cluster, as Argo CD does with cluster.inClusterEnabled: "false".
     #[arg(long)]
     pub no_in_cluster: bool,
+}
+
+impl SourceArgs {
+    /// Sources reading repositories at `revision`.
+    pub fn sources(&self, revision: RevisionChoice) -> Result<LocalSources, CliError> {
+        let clusters = read_clusters(&self.clusters)?;
+        Ok(LocalSources::new(
+            self.repo.clone(),
+            self.cache_dir
+                .clone()
+                .unwrap_or_else(crate::git::default_cache_dir),
+            clusters,
+        )
+        .with_revision(revision))
+    }
+
+    /// Render options from the flags.
+    pub fn options(&self) -> RenderOptions {
+        RenderOptions {
+            git_file_globbing: match self.git_file_globbing {
+                Globbing::Default => FileGlobbing::Default,
+                Globbing::New => FileGlobbing::New,
+            },
+            in_cluster_enabled: !self.no_in_cluster,
+        }
+    }
+}
+
+/// `prism generate`.
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// An ApplicationSet file, a directory of them, or - for stdin.
+    pub spec: String,
+    /// Sources.
+    #[command(flatten)]
+    pub sources: SourceArgs,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = Format::Yaml)]
+    pub output: Format,
+    /// For each Application, print the generators and parameters that made it.
+    #[arg(long)]
+    pub explain: bool,
+}
+
+/// `prism diff`.
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The ApplicationSet(s) as they are now (file, directory, or -).
+    pub spec: String,
+    /// Read repositories at this revision for the "before" side [default: the spec's own revisions].
+    #[arg(long, value_name = "REV")]
+    pub from: Option<String>,
+    /// Read repositories at this revision for the "after" side [default: the working tree of --repo paths].
+    #[arg(long, value_name = "REV")]
+    pub to: Option<String>,
+    /// The ApplicationSet(s) as they were (e.g. the file on the base branch) [default: SPEC].
+    #[arg(long, value_name = "FILE")]
+    pub from_spec: Option<String>,
+    /// Sources.
+    #[command(flatten)]
+    pub sources: SourceArgs,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = crate::diff::DiffFormat::Text)]
+    pub output: crate::diff::DiffFormat,
 }
 
 /// `prism validate`.
@@ -97,6 +156,17 @@ fn parse_repo_mapping(s: &str) -> Result<(String, PathBuf), String> {
 pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
     let text = match cli.command {
         Command::Generate(args) => generate(&args)?,
+        Command::Diff(args) => {
+            let (text, differs) = crate::diff::diff(&args)?;
+            out.write_all(text.as_bytes())
+                .and_then(|_| out.flush())
+                .map_err(|e| CliError::Failed(format!("writing output: {e}")))?;
+            return if differs {
+                Err(CliError::Differs)
+            } else {
+                Ok(())
+            };
+        }
         Command::Validate(args) => validate(&args)?,
         Command::Version => format!("prism {}\n", env!("CARGO_PKG_VERSION")),
     };
@@ -108,27 +178,29 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
 /// Renders every ApplicationSet in `args.spec`; returns the whole output.
 pub fn generate(args: &GenerateArgs) -> Result<String, CliError> {
     let _span = tracing::info_span!("generate", spec = %args.spec).entered();
-    let specs = read_specs(&args.spec, &args.namespace)?;
-    let clusters = read_clusters(&args.clusters)?;
-    let sources = LocalSources::new(
-        args.repo.clone(),
-        args.cache_dir
-            .clone()
-            .unwrap_or_else(crate::git::default_cache_dir),
-        clusters,
-    );
-    let options = RenderOptions {
-        git_file_globbing: match args.git_file_globbing {
-            Globbing::Default => FileGlobbing::Default,
-            Globbing::New => FileGlobbing::New,
-        },
-        in_cluster_enabled: !args.no_in_cluster,
-    };
+    let specs = read_specs(&args.spec, &args.sources.namespace)?;
+    let sources = args.sources.sources(RevisionChoice::Spec)?;
+    let results = render_specs(&specs, &sources, &args.sources.options())?;
+    let all = collect(&specs, &results)?;
+    let text = output::format(&all, args.output, args.explain);
+    drop(all);
+    // The process ends right after printing: freeing a fleet's worth of small
+    // allocations one by one would cost more than rendering them (benches/scale.rs).
+    std::mem::forget(results);
+    Ok(text)
+}
+
+/// Renders each spec, printing its warnings to stderr.
+pub fn render_specs(
+    specs: &[SpecDoc],
+    sources: &LocalSources,
+    options: &RenderOptions,
+) -> Result<Vec<Rendered>, CliError> {
     let mut results = Vec::with_capacity(specs.len());
-    for spec in &specs {
+    for spec in specs {
         let _span = tracing::info_span!("applicationset", name = %spec.appset.name).entered();
         let started = std::time::Instant::now();
-        let rendered = render(&spec.appset, &sources, &options).map_err(|e| {
+        let rendered = render(&spec.appset, sources, options).map_err(|e| {
             CliError::Failed(format!(
                 "{}: ApplicationSet {}: {e}",
                 spec.file, spec.appset.name
@@ -143,10 +215,18 @@ pub fn generate(args: &GenerateArgs) -> Result<String, CliError> {
         tracing::debug!(applications = rendered.applications.len(), elapsed = ?started.elapsed(), "rendered");
         results.push(rendered);
     }
-    // Applications of different ApplicationSets in one namespace must not clash either.
+    Ok(results)
+}
+
+/// Every Application of every spec, sorted by name; Applications of different
+/// ApplicationSets in one namespace must not clash.
+pub fn collect<'a>(
+    specs: &'a [SpecDoc],
+    results: &'a [Rendered],
+) -> Result<Vec<output::Rendered<'a>>, CliError> {
     let mut all: Vec<output::Rendered> = Vec::new();
     let mut owner: HashMap<(&str, &str), &str> = HashMap::new();
-    for (spec, rendered) in specs.iter().zip(&results) {
+    for (spec, rendered) in specs.iter().zip(results) {
         for app in &rendered.applications {
             let key = (spec.appset.namespace.as_str(), app.name.as_str());
             if let Some(other) = owner.insert(key, spec.appset.name.as_str()) {
@@ -167,12 +247,7 @@ pub fn generate(args: &GenerateArgs) -> Result<String, CliError> {
             .cmp(&b.app.name)
             .then(a.application_set.cmp(b.application_set))
     });
-    let text = output::format(&all, args.output, args.explain);
-    drop(all);
-    // The process ends right after printing: freeing a fleet's worth of small
-    // allocations one by one would cost more than rendering them (benches/scale.rs).
-    std::mem::forget(results);
-    Ok(text)
+    Ok(all)
 }
 
 /// Checks every ApplicationSet in `args.spec` without reading sources.

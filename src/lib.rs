@@ -7,6 +7,7 @@
 //! with exit code 1 (2 for usage errors) before anything is written to stdout.
 
 pub mod cli;
+pub mod diff;
 pub mod git;
 pub mod input;
 pub mod output;
@@ -23,6 +24,9 @@ pub enum CliError {
     /// A spec or source error (exit code 1).
     #[error("{0}")]
     Failed(String),
+    /// `prism diff` found differences (exit code 3; 1 stays "error"); nothing more is printed.
+    #[error("")]
+    Differs,
 }
 
 impl CliError {
@@ -31,6 +35,7 @@ impl CliError {
         match self {
             CliError::Usage(_) => 2,
             CliError::Failed(_) => 1,
+            CliError::Differs => 3,
         }
     }
 }

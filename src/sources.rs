@@ -8,9 +8,22 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+/// Which revision of each repository to read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum RevisionChoice {
+    /// The revision each generator names (normal rendering).
+    #[default]
+    Spec,
+    /// This revision for every repository (`prism diff --from/--to`).
+    At(String),
+    /// The working tree of local repositories, committed or not; remote ones at the spec's revision.
+    WorkTree,
+}
+
 /// Sources for one CLI run. Every repository is opened, and every revision resolved
 /// and listed, at most once per run.
 pub struct LocalSources {
+    revision: RevisionChoice,
     repo_map: Vec<(String, PathBuf)>,
     cache_dir: PathBuf,
     clusters: Arc<[Cluster]>,
@@ -26,12 +39,19 @@ impl LocalSources {
         clusters: Vec<Cluster>,
     ) -> Self {
         LocalSources {
+            revision: RevisionChoice::Spec,
             repo_map,
             cache_dir,
             clusters: clusters.into(),
             git: Mutex::new(HashMap::new()),
             snapshots: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Reads every repository at `choice` instead of the generators' own revisions.
+    pub fn with_revision(mut self, choice: RevisionChoice) -> Self {
+        self.revision = choice;
+        self
     }
 
     /// Where `repo_url` lives: a local path, or `None` for a remote to fetch.
@@ -119,6 +139,15 @@ impl Sources for LocalSources {
         repo_url: &str,
         revision: &str,
     ) -> Result<Arc<dyn Repository>, SourceError> {
+        let worktree = match (&self.revision, self.locate(repo_url)) {
+            (RevisionChoice::WorkTree, Ok(Some(path))) if path.is_dir() => Some(path),
+            _ => None,
+        };
+        let revision = match &self.revision {
+            RevisionChoice::At(r) => r.as_str(),
+            _ if worktree.is_some() => "\0worktree",
+            _ => revision,
+        };
         let key = (repo_url.to_string(), revision.to_string());
         if let Some(found) = self
             .snapshots
@@ -128,7 +157,10 @@ impl Sources for LocalSources {
         {
             return Ok(found);
         }
-        let repo = self.open(repo_url, revision)?;
+        let repo: Arc<dyn Repository> = match worktree {
+            Some(path) => Arc::new(DirSnapshot::open(&path)?),
+            None => self.open(repo_url, revision)?,
+        };
         if let Ok(mut s) = self.snapshots.lock() {
             s.insert(key, repo.clone());
         }

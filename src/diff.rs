@@ -1,0 +1,175 @@
+//! `prism diff`: which Applications a change adds, removes or changes.
+//!
+//! Renders twice — the "before" side from `--from-spec` (or SPEC) with repositories at
+//! `--from` (or the spec's own revisions), the "after" side from SPEC with repositories
+//! at `--to` (or the working tree of `--repo` paths) — and compares Applications by name.
+
+use crate::cli::{collect, render_specs, DiffArgs};
+use crate::input::read_specs;
+use crate::sources::RevisionChoice;
+use crate::CliError;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::IsTerminal;
+
+/// `prism diff -o`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DiffFormat {
+    /// Added, removed and changed Applications with a unified YAML diff of each change.
+    Text,
+    /// `{added: [...], removed: [...], changed: [{name, before, after}]}` for bots.
+    Json,
+}
+
+/// One side: Application name → (manifest, generators that made it).
+type Side = BTreeMap<String, (Value, Vec<String>)>;
+
+fn render_side(spec: &str, args: &DiffArgs, revision: RevisionChoice) -> Result<Side, CliError> {
+    let specs = read_specs(spec, &args.sources.namespace)?;
+    let sources = args.sources.sources(revision)?;
+    let results = render_specs(&specs, &sources, &args.sources.options())?;
+    let all = collect(&specs, &results)?;
+    Ok(all
+        .into_iter()
+        .map(|r| {
+            (
+                r.app.name.clone(),
+                (r.app.manifest.clone(), r.app.generators.clone()),
+            )
+        })
+        .collect())
+}
+
+/// Runs the diff; returns the output and whether anything differs.
+pub fn diff(args: &DiffArgs) -> Result<(String, bool), CliError> {
+    let before_spec = args.from_spec.as_deref().unwrap_or(&args.spec);
+    let before_rev = match &args.from {
+        Some(r) => RevisionChoice::At(r.clone()),
+        None => RevisionChoice::Spec,
+    };
+    let after_rev = match &args.to {
+        Some(r) => RevisionChoice::At(r.clone()),
+        None => RevisionChoice::WorkTree,
+    };
+    let before = render_side(before_spec, args, before_rev)?;
+    let after = render_side(&args.spec, args, after_rev)?;
+
+    let added: Vec<&String> = after.keys().filter(|k| !before.contains_key(*k)).collect();
+    let removed: Vec<&String> = before.keys().filter(|k| !after.contains_key(*k)).collect();
+    let changed: Vec<&String> = after
+        .iter()
+        .filter(|(k, (v, _))| before.get(*k).is_some_and(|(b, _)| b != v))
+        .map(|(k, _)| k)
+        .collect();
+    let unchanged = after.len() - added.len() - changed.len();
+    let differs = !(added.is_empty() && removed.is_empty() && changed.is_empty());
+
+    if removed.len() * 2 > before.len() && !removed.is_empty() {
+        eprintln!(
+            "warning: {}",
+            shrink_warning(&before, &after, removed.len())
+        );
+    }
+
+    let text = match args.output {
+        DiffFormat::Json => {
+            let out = json!({
+                "added": added.iter().map(|k| &after[*k].0).collect::<Vec<_>>(),
+                "removed": removed.iter().map(|k| &before[*k].0).collect::<Vec<_>>(),
+                "changed": changed.iter().map(|k| json!({"name": k, "before": before[*k].0, "after": after[*k].0})).collect::<Vec<_>>(),
+            });
+            format!(
+                "{}\n",
+                serde_json::to_string_pretty(&out).unwrap_or_default()
+            )
+        }
+        DiffFormat::Text => {
+            let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            let paint = |code: &str, s: &str| {
+                if color {
+                    format!("\x1b[{code}m{s}\x1b[0m")
+                } else {
+                    s.to_string()
+                }
+            };
+            let mut out = String::new();
+            for k in &added {
+                out.push_str(&paint("32", &format!("+ {k} (added)")));
+                out.push('\n');
+            }
+            for k in &removed {
+                out.push_str(&paint("31", &format!("- {k} (removed)")));
+                out.push('\n');
+            }
+            for k in &changed {
+                out.push_str(&paint("33", &format!("~ {k} (changed)")));
+                out.push('\n');
+                let a = yaml(&before[*k].0);
+                let b = yaml(&after[*k].0);
+                let udiff = similar::TextDiff::from_lines(&a, &b)
+                    .unified_diff()
+                    .context_radius(3)
+                    .header(&format!("{k} (before)"), &format!("{k} (after)"))
+                    .to_string();
+                for line in udiff.lines() {
+                    let code = match line.as_bytes().first() {
+                        Some(b'+') if !line.starts_with("+++") => "32",
+                        Some(b'-') if !line.starts_with("---") => "31",
+                        Some(b'@') => "36",
+                        _ => "",
+                    };
+                    out.push_str("    ");
+                    out.push_str(&if code.is_empty() {
+                        line.to_string()
+                    } else {
+                        paint(code, line)
+                    });
+                    out.push('\n');
+                }
+            }
+            out.push_str(&format!(
+                "+{} -{} ~{} (={} unchanged)\n",
+                added.len(),
+                removed.len(),
+                changed.len(),
+                unchanged
+            ));
+            out
+        }
+    };
+    Ok((text, differs))
+}
+
+fn yaml(v: &Value) -> String {
+    let mut s = String::new();
+    crate::yaml::write_document(&mut s, v);
+    s
+}
+
+/// Names the generator whose output shrank the most.
+fn shrink_warning(before: &Side, after: &Side, removed: usize) -> String {
+    let count = |side: &Side| {
+        let mut by: BTreeMap<String, usize> = BTreeMap::new();
+        for (_, gens) in side.values() {
+            let unique: BTreeSet<&String> = gens.iter().collect();
+            for g in unique {
+                *by.entry(g.clone()).or_default() += 1;
+            }
+        }
+        by
+    };
+    let (b, a) = (count(before), count(after));
+    let worst = b
+        .iter()
+        .map(|(g, n)| (g, *n, a.get(g).copied().unwrap_or(0)))
+        .max_by_key(|(_, n, m)| n.saturating_sub(*m));
+    let cause = match worst {
+        Some((g, n, m)) if n > m => format!("; {g} made {n} Applications before and {m} after"),
+        _ => String::new(),
+    };
+    format!(
+        "this change removes {removed} of {} Applications ({}%){cause}",
+        before.len(),
+        removed * 100 / before.len().max(1)
+    )
+}
