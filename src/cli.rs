@@ -29,6 +29,7 @@ pub enum Command {
     /// Render the Applications an ApplicationSet produces.
     Generate(GenerateArgs),
     /// Show which Applications a change to a spec or its repositories adds, removes or changes.
+    ///
     /// Exit status 0: no difference, 3: differences, 1: error.
     Diff(DiffArgs),
     /// Check ApplicationSets without reading any repository or cluster.
