@@ -26,7 +26,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 /// The `git` generator's spec.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GitGenerator {
     /// The repository, as Argo CD knows it (mapped to a local path by the front end).
@@ -56,7 +56,7 @@ pub struct GitGenerator {
 type Patterns<'a> = (&'a [PathItem], &'static str, Dialect);
 
 /// A `directories` or `files` entry.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PathItem {
     /// The glob pattern.

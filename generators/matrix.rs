@@ -17,10 +17,11 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 /// The `matrix` generator's spec.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MatrixGenerator {
     /// The children, raw: later ones are templated before they are read.
+    #[schemars(with = "Vec<crate::schema::GeneratorEntry>")]
     pub generators: Vec<Value>,
 }
 

@@ -15,10 +15,11 @@ use serde_json::{Map, Value};
 use std::collections::HashMap;
 
 /// The `merge` generator's spec.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MergeGenerator {
     /// The children; the first is the base.
+    #[schemars(with = "Vec<crate::schema::GeneratorEntry>")]
     pub generators: Vec<Value>,
     /// Parameters whose values identify a set across children.
     #[serde(default)]

@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, HashSet};
 pub const DEFAULT_PATTERN: &str = "**/values-*.yaml";
 
 /// The `values` generator's spec.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ValuesGenerator {
     /// The repository holding the services.

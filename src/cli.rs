@@ -34,6 +34,8 @@ pub enum Command {
     Diff(DiffArgs),
     /// Check ApplicationSets without reading any repository or cluster.
     Validate(ValidateArgs),
+    /// Print the JSON Schema of ApplicationSet manifests, for editors and CI.
+    Schema,
     /// Print the version.
     Version,
 }
@@ -170,6 +172,13 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         }
         Command::Validate(args) => validate(&args)?,
         Command::Version => format!("prism {}\n", env!("CARGO_PKG_VERSION")),
+        Command::Schema => {
+            let schema = prism_engine::schema::application_set_schema();
+            format!(
+                "{}\n",
+                serde_json::to_string_pretty(&schema).unwrap_or_default()
+            )
+        }
     };
     out.write_all(text.as_bytes())
         .and_then(|_| out.flush())

@@ -19,6 +19,7 @@ pub mod glob;
 pub mod gotemplate;
 pub mod params;
 pub mod render;
+pub mod schema;
 pub mod selector;
 pub mod sources;
 pub mod spec;

@@ -1,0 +1,192 @@
+//! The JSON Schema of an ApplicationSet manifest, for editors (yaml-language-server)
+//! and CI, generated from the generators' own Rust types.
+//!
+//! The generator specs are the types the engine deserializes, so the schema cannot
+//! drift from what Prism accepts; the envelope (metadata, template, spec fields the
+//! engine reads as JSON) is described by the schema-only types below.
+
+use crate::generators::{clusters, git, list, matrix, merge, values};
+use crate::selector::LabelSelector;
+use schemars::JsonSchema;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// One entry of a `generators` list: exactly one generator, plus Argo's `selector`.
+#[derive(JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct GeneratorEntry {
+    /// Fixed parameter sets.
+    list: Option<list::ListGenerator>,
+    /// One parameter set per Argo CD cluster.
+    clusters: Option<clusters::ClustersGenerator>,
+    /// Git directories or files.
+    git: Option<git::GitGenerator>,
+    /// Per-environment values files (prism.dev/v1alpha1 only).
+    values: Option<values::ValuesGenerator>,
+    /// Cartesian product of child generators.
+    matrix: Option<matrix::MatrixGenerator>,
+    /// Child generators joined on merge keys.
+    merge: Option<merge::MergeGenerator>,
+    /// Keep only parameter sets whose flattened parameters match.
+    selector: Option<LabelSelector>,
+}
+
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+enum ApiVersion {
+    #[serde(rename = "argoproj.io/v1alpha1")]
+    Argo,
+    #[serde(rename = "prism.dev/v1alpha1")]
+    Prism,
+}
+
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+enum Kind {
+    ApplicationSet,
+}
+
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+#[serde(rename_all = "lowercase")]
+enum EngineName {
+    Fasttemplate,
+    Handlebars,
+    #[serde(rename = "goTemplate")]
+    GoTemplate,
+}
+
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+enum ApplicationsSync {
+    #[serde(rename = "create-only")]
+    CreateOnly,
+    #[serde(rename = "create-update")]
+    CreateUpdate,
+    #[serde(rename = "create-delete")]
+    CreateDelete,
+    #[serde(rename = "sync")]
+    Sync,
+}
+
+/// Metadata of the ApplicationSet itself.
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+struct ObjectMeta {
+    name: String,
+    namespace: Option<String>,
+    labels: Option<BTreeMap<String, String>>,
+    annotations: Option<BTreeMap<String, String>>,
+}
+
+/// Template metadata: what Argo copies into each Application.
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct TemplateMeta {
+    name: Option<String>,
+    namespace: Option<String>,
+    labels: Option<BTreeMap<String, String>>,
+    annotations: Option<BTreeMap<String, String>>,
+    finalizers: Option<Vec<String>>,
+}
+
+/// The Application template.
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct Template {
+    metadata: Option<TemplateMeta>,
+    /// The Application spec (Argo CD's Application CRD), with templated strings.
+    spec: Option<BTreeMap<String, Value>>,
+}
+
+#[derive(JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[allow(dead_code)]
+struct SyncPolicy {
+    applications_sync: Option<ApplicationsSync>,
+    preserve_resources_on_deletion: Option<bool>,
+}
+
+/// `spec` of an ApplicationSet (Argo's fields; `templateEngine` is Prism's).
+#[derive(JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[allow(dead_code)]
+struct Spec {
+    generators: Vec<GeneratorEntry>,
+    template: Template,
+    go_template: Option<bool>,
+    go_template_options: Option<Vec<String>>,
+    template_patch: Option<String>,
+    sync_policy: Option<SyncPolicy>,
+    /// prism.dev/v1alpha1 only.
+    template_engine: Option<EngineName>,
+    strategy: Option<Value>,
+    preserved_fields: Option<Value>,
+    ignore_application_differences: Option<Value>,
+    apply_nested_selectors: Option<bool>,
+}
+
+/// An ApplicationSet manifest, Argo's or Prism's.
+#[derive(JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+struct ApplicationSet {
+    api_version: ApiVersion,
+    kind: Kind,
+    metadata: ObjectMeta,
+    spec: Spec,
+}
+
+/// The JSON Schema (draft 2020-12) of an ApplicationSet manifest.
+pub fn application_set_schema() -> Value {
+    let mut schema =
+        serde_json::to_value(schemars::schema_for!(ApplicationSet)).unwrap_or(Value::Null);
+    // Every generator body may carry Argo's per-generator `template` override, which the
+    // engine takes off before it reads the body.
+    if let Some(defs) = schema.get_mut("$defs").and_then(Value::as_object_mut) {
+        for name in [
+            "ListGenerator",
+            "ClustersGenerator",
+            "GitGenerator",
+            "ValuesGenerator",
+            "MatrixGenerator",
+            "MergeGenerator",
+        ] {
+            if let Some(props) = defs
+                .get_mut(name)
+                .and_then(|d| d.get_mut("properties"))
+                .and_then(Value::as_object_mut)
+            {
+                props.insert(
+                    "template".into(),
+                    serde_json::json!({"$ref": "#/$defs/Template", "description": "Overrides spec.template for this generator's Applications."}),
+                );
+            }
+        }
+    }
+    if let Some(obj) = schema.as_object_mut() {
+        obj.insert(
+            "title".into(),
+            "ApplicationSet (argoproj.io/v1alpha1, prism.dev/v1alpha1)".into(),
+        );
+    }
+    schema
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn schema_has_generators_and_template_override() {
+        let s = super::application_set_schema();
+        let defs = &s["$defs"];
+        assert!(defs["GitGenerator"]["properties"]["repoURL"].is_object());
+        assert_eq!(
+            defs["GitGenerator"]["properties"]["template"]["$ref"],
+            "#/$defs/Template"
+        );
+        assert_eq!(defs["GeneratorEntry"]["additionalProperties"], false);
+    }
+}
