@@ -36,6 +36,8 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Print the JSON Schema of ApplicationSet manifests, for editors and CI.
     Schema,
+    /// Static checks: `file:line:col rule message`; warnings unless --strict.
+    Lint(LintArgs),
     /// Print the version.
     Version,
 }
@@ -127,6 +129,19 @@ pub struct DiffArgs {
     pub output: crate::diff::DiffFormat,
 }
 
+/// `prism lint`.
+#[derive(Debug, Args)]
+pub struct LintArgs {
+    /// An ApplicationSet file, a directory of them, or - for stdin.
+    pub spec: String,
+    /// Treat findings as errors (exit status 1).
+    #[arg(long)]
+    pub strict: bool,
+    /// Namespace of ApplicationSets whose manifest names none.
+    #[arg(long, default_value = prism_engine::spec::DEFAULT_NAMESPACE)]
+    pub namespace: String,
+}
+
 /// `prism validate`.
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
@@ -172,6 +187,18 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         }
         Command::Validate(args) => validate(&args)?,
         Command::Version => format!("prism {}\n", env!("CARGO_PKG_VERSION")),
+        Command::Lint(args) => {
+            let specs = read_specs(&args.spec, &args.namespace)?;
+            let (report, findings) = crate::lint::lint(&specs)?;
+            if args.strict && findings > 0 {
+                out.write_all(report.as_bytes())
+                    .map_err(|e| CliError::Failed(format!("writing output: {e}")))?;
+                return Err(CliError::Failed(format!(
+                    "{findings} lint findings (--strict)"
+                )));
+            }
+            report
+        }
         Command::Schema => {
             let schema = prism_engine::schema::application_set_schema();
             format!(

@@ -16,6 +16,12 @@ pub struct SpecDoc {
     pub file: String,
     /// The parsed spec.
     pub appset: ApplicationSet,
+    /// The manifest as written.
+    pub raw: Value,
+    /// The document's own text (for positions in lint reports).
+    pub text: String,
+    /// The line of the file the document starts at (1-based).
+    pub first_line: usize,
 }
 
 /// Reads every ApplicationSet named by `arg`.
@@ -46,11 +52,9 @@ pub fn read_specs(arg: &str, default_namespace: &str) -> Result<Vec<SpecDoc>, Cl
     }
     let mut specs = Vec::new();
     for (file, text) in sources {
-        for (i, doc) in documents(&text)
-            .map_err(|e| CliError::Failed(format!("{file}: {e}")))?
-            .into_iter()
-            .enumerate()
-        {
+        let docs = documents(&text).map_err(|e| CliError::Failed(format!("{file}: {e}")))?;
+        let chunks = chunks(&text);
+        for (i, doc) in docs.into_iter().enumerate() {
             if !ApplicationSet::is_application_set(&doc) {
                 continue;
             }
@@ -64,9 +68,14 @@ pub fn read_specs(arg: &str, default_namespace: &str) -> Result<Vec<SpecDoc>, Cl
                     i + 1
                 ))
             })?;
+            // The i-th non-empty document is the i-th non-empty chunk (fallback: whole file).
+            let (first_line, doc_text) = chunks.get(i).cloned().unwrap_or((1, text.clone()));
             specs.push(SpecDoc {
                 file: file.clone(),
                 appset,
+                raw: doc,
+                text: doc_text,
+                first_line,
             });
         }
     }
@@ -119,6 +128,36 @@ fn yaml_files_in(dir: &Path) -> Result<Vec<PathBuf>, CliError> {
     }
     files.sort();
     Ok(files)
+}
+
+/// The text of each non-empty document and the line it starts on.
+fn chunks(text: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut start = 1;
+    for (i, line) in text.lines().enumerate() {
+        let marker = line == "---" || line.starts_with("--- ") || line.starts_with("---\t");
+        if marker {
+            if cur
+                .lines()
+                .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+            {
+                out.push((start, std::mem::take(&mut cur)));
+            }
+            cur.clear();
+            start = i + 2;
+            continue;
+        }
+        cur.push_str(line);
+        cur.push('\n');
+    }
+    if cur
+        .lines()
+        .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+    {
+        out.push((start, cur));
+    }
+    out
 }
 
 /// Splits a YAML stream into documents (empty documents dropped).

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod diff;
 pub mod git;
 pub mod input;
+pub mod lint;
 pub mod output;
 pub mod sources;
 pub mod workdir;

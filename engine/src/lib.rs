@@ -17,6 +17,7 @@ pub mod cluster;
 pub mod error;
 pub mod glob;
 pub mod gotemplate;
+pub mod lint;
 pub mod params;
 pub mod render;
 pub mod schema;

@@ -1,0 +1,410 @@
+//! Static checks of an ApplicationSet (`prism lint`): things Argo CD accepts today and
+//! regrets later. Each finding has a stable rule id and the spec path it is about.
+
+use crate::spec::ApplicationSet;
+use serde_json::Value;
+
+/// One lint finding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// Stable rule id, e.g. `templated-project`.
+    pub rule: &'static str,
+    /// Spec path it is about (`spec.template.spec.project`).
+    pub path: String,
+    /// What is wrong and what to do.
+    pub message: String,
+}
+
+/// The rules, for documentation: (id, what it checks).
+pub const RULES: &[(&str, &str)] = &[
+    (
+        "templated-project",
+        "spec.template.spec.project is templated; Argo CD's API refuses that",
+    ),
+    (
+        "unknown-parameter",
+        "the template refers to a parameter no generator emits",
+    ),
+    (
+        "name-too-long",
+        "a rendered name can exceed 253 characters, or a label value 63",
+    ),
+    (
+        "gotemplate-missingkey",
+        "goTemplate without missingkey=error prints <no value> for typos",
+    ),
+    (
+        "empty-matrix-child",
+        "a matrix child that can yield no parameter sets empties the whole product",
+    ),
+    (
+        "policy-without-guard",
+        "applicationsSync sync/create-delete without a deletion guard",
+    ),
+    (
+        "duplicate-generator",
+        "two identical generators in one list",
+    ),
+];
+
+/// Which parameters a generator can emit: exact names, prefixes (`values.`), or anything.
+#[derive(Debug, Default, Clone)]
+struct Emits {
+    names: Vec<String>,
+    prefixes: Vec<String>,
+    anything: bool,
+}
+
+impl Emits {
+    fn allows(&self, key: &str) -> bool {
+        self.anything
+            || self.names.iter().any(|n| n == key)
+            || self.prefixes.iter().any(|p| key.starts_with(p.as_str()))
+    }
+    fn add(&mut self, other: Emits) {
+        self.names.extend(other.names);
+        self.prefixes.extend(other.prefixes);
+        self.anything |= other.anything;
+    }
+}
+
+fn emits(raw: &Value) -> Emits {
+    let mut e = Emits::default();
+    let Some(obj) = raw.as_object() else {
+        e.anything = true;
+        return e;
+    };
+    let strs = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let values_prefix = |e: &mut Emits, body: &Value| {
+        if body.get("values").is_some() {
+            e.prefixes.push("values.".into());
+            e.names.push("values".into());
+        }
+    };
+    for (key, body) in obj {
+        match key.as_str() {
+            "list" => {
+                for el in body
+                    .get("elements")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    for (k, v) in el.as_object().into_iter().flatten() {
+                        e.names.push(k.clone());
+                        if k == "values" {
+                            for vk in v.as_object().into_iter().flatten().map(|(k, _)| k) {
+                                e.names.push(format!("values.{vk}"));
+                            }
+                            e.prefixes.push("values.".into());
+                        }
+                    }
+                }
+                if body.get("elementsYaml").is_some() {
+                    e.anything = true;
+                }
+            }
+            "clusters" => {
+                e.names.extend(strs(&[
+                    "name",
+                    "nameNormalized",
+                    "server",
+                    "project",
+                    "metadata",
+                    "clusters",
+                ]));
+                e.prefixes.extend(strs(&[
+                    "metadata.labels.",
+                    "metadata.annotations.",
+                    "metadata.",
+                ]));
+                values_prefix(&mut e, body);
+            }
+            "git" => {
+                let prefix = body
+                    .get("pathParamPrefix")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                let p = if prefix.is_empty() {
+                    "path".to_string()
+                } else {
+                    format!("{prefix}.path")
+                };
+                e.names.push(p.clone());
+                e.prefixes.push(format!("{p}."));
+                e.prefixes.push(format!("{p}["));
+                if !prefix.is_empty() {
+                    e.names.push(prefix.to_string());
+                }
+                if body.get("files").is_some() {
+                    e.anything = true; // file contents are parameters
+                }
+                values_prefix(&mut e, body);
+            }
+            "values" => {
+                e.names.extend(strs(&[
+                    "service",
+                    "serviceNormalized",
+                    "env",
+                    "path",
+                    "valuesFile",
+                    "hasBaseValues",
+                    "values",
+                ]));
+                e.prefixes.push("values.".into());
+            }
+            "matrix" | "merge" => {
+                for child in body
+                    .get("generators")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    e.add(emits(child));
+                }
+            }
+            "selector" => {}
+            _ => e.anything = true,
+        }
+    }
+    e
+}
+
+/// Parameter references in a template string: fasttemplate tags, or the first field of
+/// `.a.b` / handlebars paths.
+fn references(s: &str, go: bool) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = s;
+    while let Some(start) = rest.find("{{") {
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("}}") else { break };
+        let tag = after[..end]
+            .trim()
+            .trim_start_matches('-')
+            .trim_end_matches('-')
+            .trim();
+        if go {
+            for word in tag.split(|c: char| c.is_whitespace() || c == '(' || c == ')' || c == '|') {
+                if let Some(field) = word.strip_prefix('.') {
+                    if let Some(first) = field.split('.').next().filter(|f| !f.is_empty()) {
+                        out.push(first.to_string());
+                    }
+                }
+            }
+        } else if !tag.is_empty() {
+            out.push(tag.to_string());
+        }
+        rest = &after[end + 2..];
+    }
+    out
+}
+
+fn strings<'a>(v: &'a Value, path: String, out: &mut Vec<(String, &'a str)>) {
+    match v {
+        Value::String(s) => out.push((path, s)),
+        Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .for_each(|(i, x)| strings(x, format!("{path}[{i}]"), out)),
+        Value::Object(m) => m
+            .iter()
+            .for_each(|(k, x)| strings(x, format!("{path}.{k}"), out)),
+        _ => {}
+    }
+}
+
+/// Lints a parsed spec; `raw` is the manifest as written (for fields the engine ignores).
+pub fn lint(appset: &ApplicationSet, raw: &Value) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let mut find = |rule: &'static str, path: String, message: String| {
+        out.push(Finding {
+            rule,
+            path,
+            message,
+        })
+    };
+    let go = matches!(appset.engine, crate::spec::TemplateEngine::Go { .. });
+    let tmpl = &appset.template;
+
+    if let Some(p) = tmpl.pointer("/spec/project").and_then(Value::as_str) {
+        if p.contains("{{") {
+            find(
+                "templated-project",
+                "spec.template.spec.project".into(),
+                "spec.project is templated; Argo CD refuses a templated project: use a fixed project".into(),
+            );
+        }
+    }
+
+    if let crate::spec::TemplateEngine::Go { options } = &appset.engine {
+        if !options.iter().any(|o| o == "missingkey=error") {
+            find(
+                "gotemplate-missingkey",
+                "spec.goTemplate".into(),
+                "goTemplate without missingkey=error renders a misspelt parameter as <no value>; add goTemplateOptions: [\"missingkey=error\"]".into(),
+            );
+        }
+    }
+
+    // Parameters: every generator must be able to emit what the template uses.
+    {
+        for (i, g) in appset.generators.iter().enumerate() {
+            let e = emits(g);
+            let template = g
+                .as_object()
+                .and_then(|o| o.values().find_map(|b| b.get("template")))
+                .unwrap_or(tmpl);
+            let mut strs = Vec::new();
+            strings(template, "spec.template".into(), &mut strs);
+            for (path, s) in strs {
+                for r in references(
+                    s,
+                    go || appset.engine == crate::spec::TemplateEngine::Handlebars,
+                ) {
+                    if !e.allows(&r) {
+                        find(
+                            "unknown-parameter",
+                            path.clone(),
+                            format!("{{{{{r}}}}}: spec.generators[{i}] emits no parameter {r:?}"),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    // Name and label lengths: fixed text plus the longest value each parameter can take:
+    // known for list elements, otherwise assumed to be a DNS label (63), the usual bound of
+    // cluster names and service directories. Unknown parameters are reported above.
+    let longest = |key: &str| -> usize {
+        let mut known: Option<usize> = None;
+        for g in &appset.generators {
+            for el in g
+                .pointer("/list/elements")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(v) = el.get(key).and_then(Value::as_str) {
+                    known = Some(known.unwrap_or(0).max(v.len()));
+                }
+            }
+            if g.get("list").is_none() {
+                return 63;
+            }
+        }
+        known.unwrap_or(0)
+    };
+    let can_exceed = |s: &str, limit: usize| -> Option<usize> {
+        let max = literal_len(s) + references(s, go).iter().map(|r| longest(r)).sum::<usize>();
+        (max > limit).then_some(max)
+    };
+    if let Some(name) = tmpl.pointer("/metadata/name").and_then(Value::as_str) {
+        if let Some(max) = can_exceed(name, 253) {
+            find(
+                "name-too-long",
+                "spec.template.metadata.name".into(),
+                format!("the name can be {max} characters long; Kubernetes allows 253: use shorter parameters or trunc"),
+            );
+        }
+    }
+    for (k, v) in tmpl
+        .pointer("/metadata/labels")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(max) = v.as_str().and_then(|s| can_exceed(s, 63)) {
+            find(
+                "name-too-long",
+                format!("spec.template.metadata.labels.{k}"),
+                format!("label {k} can be {max} characters long; label values allow 63: use an annotation or a shorter value"),
+            );
+        }
+    }
+
+    // Matrix children that may yield nothing.
+    fn walk_matrix(g: &Value, path: &str, find: &mut dyn FnMut(&'static str, String, String)) {
+        let Some(obj) = g.as_object() else { return };
+        for (k, body) in obj {
+            if k != "matrix" && k != "merge" {
+                continue;
+            }
+            for (i, c) in body
+                .get("generators")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
+                let cpath = format!("{path}.{k}.generators[{i}]");
+                if k == "matrix" {
+                    let risky = c.get("git").is_some()
+                        || c.get("values").is_some()
+                        || c.pointer("/clusters/selector").is_some()
+                        || c.get("selector").is_some()
+                        || c.pointer("/list/elements")
+                            .and_then(Value::as_array)
+                            .is_some_and(|a| a.is_empty());
+                    if risky {
+                        find(
+                            "empty-matrix-child",
+                            cpath.clone(),
+                            "this matrix child can yield no parameter sets (no match, empty selection), which silently empties the whole matrix".into(),
+                        );
+                    }
+                }
+                walk_matrix(c, &cpath, find);
+            }
+        }
+    }
+    for (i, g) in appset.generators.iter().enumerate() {
+        walk_matrix(g, &format!("spec.generators[{i}]"), &mut find);
+    }
+
+    let policy = appset.applications_sync.as_deref();
+    let guarded = raw.pointer("/spec/deletionGuard").is_some();
+    if matches!(policy, Some("sync") | Some("create-delete")) && !guarded {
+        find(
+            "policy-without-guard",
+            "spec.syncPolicy.applicationsSync".into(),
+            format!("applicationsSync {} deletes Applications when a generator's output shrinks; add spec.deletionGuard (prism.dev) or use create-update", policy.unwrap_or_default()),
+        );
+    }
+
+    fn dups(list: &[Value], path: &str, find: &mut dyn FnMut(&'static str, String, String)) {
+        for (i, g) in list.iter().enumerate() {
+            if let Some(j) = list[..i].iter().position(|h| h == g) {
+                find(
+                    "duplicate-generator",
+                    format!("{path}[{i}]"),
+                    format!("identical to {path}[{j}]; remove one"),
+                );
+            }
+            for (k, body) in g.as_object().into_iter().flatten() {
+                if let Some(children) = body
+                    .get("generators")
+                    .and_then(Value::as_array)
+                    .filter(|_| k == "matrix" || k == "merge")
+                {
+                    dups(children, &format!("{path}[{i}].{k}.generators"), find);
+                }
+            }
+        }
+    }
+    dups(&appset.generators, "spec.generators", &mut find);
+    out
+}
+
+fn literal_len(s: &str) -> usize {
+    let mut n = 0;
+    let mut rest = s;
+    while let Some(start) = rest.find("{{") {
+        n += rest[..start].len();
+        match rest[start..].find("}}") {
+            Some(end) => rest = &rest[start + end + 2..],
+            None => return n + rest.len(),
+        }
+    }
+    n + rest.len()
+}
