@@ -84,7 +84,8 @@ impl LocalSources {
     }
 
     fn open(&self, repo_url: &str, revision: &str) -> Result<Arc<dyn Repository>, SourceError> {
-        let key = match self.locate(repo_url)? {
+        let location = self.locate(repo_url)?;
+        let key = match &location {
             Some(path) => path.display().to_string(),
             None => repo_url.to_string(),
         };
@@ -92,7 +93,7 @@ impl LocalSources {
         let git = match existing {
             Some(g) => g,
             None => {
-                let source = match self.locate(repo_url)? {
+                let source = match location {
                     Some(path) => {
                         if !path.exists() {
                             return Err(SourceError::RepoNotFound(format!(
