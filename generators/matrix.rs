@@ -45,12 +45,23 @@ impl MatrixGenerator {
         let mut acc = expand_raw(&self.generators[0], &child_path(0), ctx)?;
         for (i, child) in self.generators.iter().enumerate().skip(1) {
             let at = child_path(i);
-            let templated = child.to_string().contains("{{");
+            let text = child.to_string();
+            let templated = text.contains("{{");
+            // A plugin is told the earlier parameters, so its answer may differ per set:
+            // no memo here (the plugin host caches by request).
+            let per_set = text.contains("\"plugin\"");
             let mut memo: HashMap<String, Rc<Vec<Generated>>> = HashMap::new();
             let mut untemplated: Option<Rc<Vec<Generated>>> = None;
             let mut next = Vec::new();
             for a in &acc {
-                let sets = if templated && !a.params.is_empty() {
+                let sets = if per_set {
+                    let raw = if templated && !a.params.is_empty() {
+                        interpolate(child, &a.params, ctx, &at)?
+                    } else {
+                        child.clone()
+                    };
+                    Rc::new(expand_raw(&raw, &at, &ctx.with_upstream(&a.params))?)
+                } else if templated && !a.params.is_empty() {
                     let interpolated = interpolate(child, &a.params, ctx, &at)?;
                     let key = interpolated.to_string();
                     match memo.get(&key) {
@@ -198,7 +209,7 @@ mod tests {
                 false
             ),
             "spec.generators[0].matrix.generators[1].lisst: unknown generator `lisst`; expected one of: \
-             list, clusters, git, matrix, merge, values (prism.dev only)"
+             list, clusters, git, matrix, merge, plugin, values (prism.dev only)"
         );
     }
 }

@@ -15,6 +15,7 @@ pub mod git;
 pub mod list;
 pub mod matrix;
 pub mod merge;
+pub mod plugin;
 pub mod values;
 
 use crate::error::{Error, ErrorKind};
@@ -30,13 +31,9 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 
 /// The generator keys Prism knows, for error messages.
-pub const KNOWN_GENERATORS: &str = "list, clusters, git, matrix, merge, values (prism.dev only)";
-const ARGO_UNSUPPORTED: &[&str] = &[
-    "scmProvider",
-    "pullRequest",
-    "clusterDecisionResource",
-    "plugin",
-];
+pub const KNOWN_GENERATORS: &str =
+    "list, clusters, git, matrix, merge, plugin, values (prism.dev only)";
+const ARGO_UNSUPPORTED: &[&str] = &["scmProvider", "pullRequest", "clusterDecisionResource"];
 
 /// What generators read and write while expanding one ApplicationSet.
 pub struct Context<'a> {
@@ -50,6 +47,12 @@ pub struct Context<'a> {
     pub warnings: &'a RefCell<Vec<String>>,
     /// Whether the spec is `prism.dev` (Prism's own generators allowed).
     pub prism: bool,
+    /// `metadata.name` of the ApplicationSet (plugins are told it).
+    pub appset_name: &'a str,
+    /// Every repository URL the ApplicationSet names (what plugins may read).
+    pub repositories: &'a [String],
+    /// Inside a matrix: the parameter set of the earlier children (plugins are told it).
+    pub upstream: Option<&'a ParamSet>,
 }
 
 impl Context<'_> {
@@ -61,6 +64,20 @@ impl Context<'_> {
     /// Records a warning.
     pub fn warn(&self, message: String) {
         self.warnings.borrow_mut().push(message);
+    }
+
+    /// The same context with `upstream` as the earlier matrix children's parameters.
+    pub fn with_upstream<'b>(&'b self, upstream: &'b ParamSet) -> Context<'b> {
+        Context {
+            sources: self.sources,
+            renderer: self.renderer,
+            options: self.options,
+            warnings: self.warnings,
+            prism: self.prism,
+            appset_name: self.appset_name,
+            repositories: self.repositories,
+            upstream: Some(upstream),
+        }
     }
 }
 
@@ -88,6 +105,8 @@ pub enum Generator {
     Matrix(matrix::MatrixGenerator),
     /// Children joined on merge keys.
     Merge(merge::MergeGenerator),
+    /// A WebAssembly plugin (Argo's `plugin`, run in-process).
+    Plugin(plugin::PluginGenerator),
 }
 
 impl Generator {
@@ -99,6 +118,7 @@ impl Generator {
             "git" => Generator::Git(from_body(body, path)?),
             "matrix" => Generator::Matrix(from_body(body, path)?),
             "merge" => Generator::Merge(from_body(body, path)?),
+            "plugin" => Generator::Plugin(from_body(body, path)?),
             "values" if prism => Generator::Values(from_body(body, path)?),
             "values" => return Err(Error::invalid(
                 path,
@@ -125,6 +145,7 @@ impl Generator {
             Generator::Values(g) => g.check(path),
             Generator::Matrix(g) => g.check(path, prism),
             Generator::Merge(g) => g.check(path, prism),
+            Generator::Plugin(g) => g.check(path),
         }
     }
 
@@ -146,6 +167,7 @@ impl Generator {
             Generator::Values(g) => leaf(g.generate(ctx, path)?),
             Generator::Matrix(g) => g.generate(ctx, path)?,
             Generator::Merge(g) => g.generate(ctx, path)?,
+            Generator::Plugin(g) => leaf(g.generate(ctx, path)?),
         })
     }
 }
@@ -181,7 +203,7 @@ impl GeneratorNode {
                     ErrorKind::Unsupported(format!("the {k} generator")),
                 ));
             }
-            if !["list", "clusters", "git", "matrix", "merge", "values"].contains(&k.as_str()) {
+            if !["list", "clusters", "git", "matrix", "merge", "plugin", "values"].contains(&k.as_str()) {
                 return Err(Error::new(
                     format!("{path}.{k}"),
                     ErrorKind::UnknownGenerator {
@@ -454,6 +476,9 @@ pub(crate) mod tests {
             options,
             warnings: &warnings,
             prism: true,
+            appset_name: "test",
+            repositories: &[],
+            upstream: None,
         };
         let sets = expand_raw(&raw, "spec.generators[0]", &ctx).map_err(|e| e.to_string())?;
         Ok(sets.into_iter().map(|g| Value::Object(g.params)).collect())

@@ -97,4 +97,12 @@ pub enum ErrorKind {
     /// Combining parameter sets (matrix, merge) failed.
     #[error("{0}")]
     Combine(String),
+    /// A plugin generator's plugin failed or answered something unusable.
+    #[error("plugin {name:?}: {message}")]
+    Plugin {
+        /// `configMapRef.name`.
+        name: String,
+        /// What went wrong, from the host or the plugin.
+        message: String,
+    },
 }

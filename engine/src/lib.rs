@@ -33,5 +33,5 @@ pub use cluster::Cluster;
 pub use error::{Error, ErrorKind};
 pub use params::ParamSet;
 pub use render::{render, RenderOptions, Rendered, RenderedApplication};
-pub use sources::{Repository, SourceError, Sources};
+pub use sources::{GitRef, PluginCall, Repository, SourceError, Sources};
 pub use spec::{ApplicationSet, TemplateEngine};

@@ -96,6 +96,30 @@ pub fn check(appset: &ApplicationSet) -> Result<(), Error> {
     Ok(())
 }
 
+/// Every `repoURL` the ApplicationSet names (generators and template), sorted, once each.
+fn named_repositories(appset: &ApplicationSet) -> Vec<String> {
+    fn walk(v: &Value, out: &mut std::collections::BTreeSet<String>) {
+        match v {
+            Value::Object(m) => {
+                for (k, v) in m {
+                    match v {
+                        Value::String(s) if k == "repoURL" && !s.is_empty() => {
+                            out.insert(s.clone());
+                        }
+                        _ => walk(v, out),
+                    }
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    let mut out = std::collections::BTreeSet::new();
+    appset.generators.iter().for_each(|g| walk(g, &mut out));
+    walk(&appset.template, &mut out);
+    out.into_iter().collect()
+}
+
 fn collect_strings<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
     match v {
         Value::String(s) => out.push(s),
@@ -119,12 +143,16 @@ pub fn render(
     let renderer =
         Renderer::new(&appset.engine).map_err(|e| Error::invalid("spec.goTemplateOptions", e))?;
     let warnings = RefCell::new(Vec::new());
+    let repositories = named_repositories(appset);
     let ctx = Context {
         sources,
         renderer: &renderer,
         options,
         warnings: &warnings,
         prism: appset.is_prism(),
+        appset_name: &appset.name,
+        repositories: &repositories,
+        upstream: None,
     };
     let mut applications = Vec::new();
     for (i, raw) in appset.generators.iter().enumerate() {

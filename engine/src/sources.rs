@@ -5,6 +5,7 @@
 //! in-memory implementation for tests and embedding.
 
 use crate::cluster::Cluster;
+use crate::params::ParamSet;
 use std::sync::Arc;
 
 /// Why a source could not be read. Messages say what to do.
@@ -57,6 +58,50 @@ pub trait Sources {
     /// The clusters Argo CD knows, from its cluster Secrets (the local cluster is not included;
     /// the clusters generator adds it as Argo does).
     fn clusters(&self) -> Result<Arc<[Cluster]>, SourceError>;
+
+    /// The branches and tags of `repo_url`, sorted by kind then name (for plugins'
+    /// `list-refs`). Sources that cannot list refs say so.
+    fn refs(&self, repo_url: &str) -> Result<Vec<GitRef>, SourceError> {
+        Err(SourceError::Other(format!(
+            "listing the branches of {repo_url} is not supported by this source"
+        )))
+    }
+
+    /// Runs the plugin a `plugin` generator names and returns its parameter sets.
+    /// Sources without plugin definitions refuse, saying how to provide them.
+    fn plugin(&self, call: &PluginCall<'_>) -> Result<Vec<ParamSet>, String> {
+        Err(format!(
+            "no plugin definitions are loaded, so plugin {:?} is unknown; pass --plugins FILE \
+             (a list of name, path and sha256 of each .wasm plugin)",
+            call.name
+        ))
+    }
+}
+
+/// A branch or tag and the commit it points at.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct GitRef {
+    /// `branch` or `tag`.
+    pub kind: &'static str,
+    /// Short name (`main`, `feature/login`, `v1.2.0`).
+    pub name: String,
+    /// Commit SHA.
+    pub sha: String,
+}
+
+/// What a `plugin` generator asks its plugin for (Argo's plugin request, plus Prism's fields).
+#[derive(Debug)]
+pub struct PluginCall<'a> {
+    /// `configMapRef.name`: which plugin definition to run.
+    pub name: &'a str,
+    /// Spec path of the generator, for messages.
+    pub path: &'a str,
+    /// The request without `now` (the host adds the clock): `apiVersion`,
+    /// `applicationSetName`, `input`, `parameters`.
+    pub request: &'a serde_json::Value,
+    /// The repository URLs the ApplicationSet names: the only ones a plugin with
+    /// `repoAccess` may read.
+    pub repositories: &'a [String],
 }
 
 pub mod memory {
@@ -119,10 +164,11 @@ pub mod memory {
         }
     }
 
-    /// Sources held in memory: repositories by URL (any revision) and a cluster list.
+    /// Sources held in memory: repositories by URL (any revision), their refs and a cluster list.
     #[derive(Default)]
     pub struct MemorySources {
         repos: HashMap<String, Arc<MemoryRepository>>,
+        refs: HashMap<String, Vec<GitRef>>,
         clusters: Vec<Cluster>,
     }
 
@@ -134,6 +180,13 @@ pub mod memory {
         /// Adds a repository served for every revision of `url`.
         pub fn with_repo(mut self, url: &str, repo: MemoryRepository) -> Self {
             self.repos.insert(url.to_string(), Arc::new(repo));
+            self
+        }
+        /// Adds the branches and tags of `url`.
+        pub fn with_refs(mut self, url: &str, refs: impl IntoIterator<Item = GitRef>) -> Self {
+            let mut refs: Vec<GitRef> = refs.into_iter().collect();
+            refs.sort();
+            self.refs.insert(url.to_string(), refs);
             self
         }
         /// Adds clusters.
@@ -156,6 +209,12 @@ pub mod memory {
         }
         fn clusters(&self) -> Result<Arc<[Cluster]>, SourceError> {
             Ok(self.clusters.clone().into())
+        }
+        fn refs(&self, repo_url: &str) -> Result<Vec<GitRef>, SourceError> {
+            self.refs
+                .get(repo_url)
+                .cloned()
+                .ok_or_else(|| SourceError::RepoNotFound(repo_url.to_string()))
         }
     }
 }
