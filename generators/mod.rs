@@ -203,7 +203,11 @@ impl GeneratorNode {
                     ErrorKind::Unsupported(format!("the {k} generator")),
                 ));
             }
-            if !["list", "clusters", "git", "matrix", "merge", "plugin", "values"].contains(&k.as_str()) {
+            if ![
+                "list", "clusters", "git", "matrix", "merge", "plugin", "values",
+            ]
+            .contains(&k.as_str())
+            {
                 return Err(Error::new(
                     format!("{path}.{k}"),
                     ErrorKind::UnknownGenerator {

@@ -178,10 +178,12 @@ mod tests {
             }));
             match call.request["input"]["parameters"]["fail"].as_str() {
                 Some(m) => Err(m.to_string()),
-                None => Ok(vec![json!({"env": "prod", "nested": {"n": 3, "list": [true]}})
-                    .as_object()
-                    .cloned()
-                    .unwrap_or_default()]),
+                None => Ok(vec![
+                    json!({"env": "prod", "nested": {"n": 3, "list": [true]}})
+                        .as_object()
+                        .cloned()
+                        .unwrap_or_default(),
+                ]),
             }
         }
     }
@@ -203,11 +205,16 @@ mod tests {
         );
         assert_eq!(
             sets.unwrap(),
-            vec![json!({"env": "prod", "nested.n": "3", "nested.list.0": "true",
-                        "generator.input.parameters.k.0": "a", "values.x": "prod-v"})]
+            vec![
+                json!({"env": "prod", "nested.n": "3", "nested.list.0": "true",
+                        "generator.input.parameters.k.0": "a", "values.x": "prod-v"})
+            ]
         );
         assert_eq!(calls[0]["request"]["apiVersion"], "prism.dev/plugin/v1");
-        assert_eq!(calls[0]["request"]["input"], json!({"parameters": {"k": ["a"]}}));
+        assert_eq!(
+            calls[0]["request"]["input"],
+            json!({"parameters": {"k": ["a"]}})
+        );
         assert_eq!(calls[0]["request"]["parameters"], json!({}));
         assert_eq!(calls[0]["path"], "spec.generators[0].plugin");
     }
@@ -258,8 +265,14 @@ mod tests {
 
     #[test]
     fn without_plugin_definitions_the_error_says_what_to_pass() {
-        let err = expand_err(json!({"plugin": {"configMapRef": {"name": "tiers"}}}), false);
-        assert!(err.contains("plugin \"tiers\" is unknown; pass --plugins FILE"), "{err}");
+        let err = expand_err(
+            json!({"plugin": {"configMapRef": {"name": "tiers"}}}),
+            false,
+        );
+        assert!(
+            err.contains("plugin \"tiers\" is unknown; pass --plugins FILE"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -2,14 +2,17 @@
 
 use crate::input::{read_clusters, read_specs, SpecDoc};
 use crate::output::{self, Format};
+use crate::plugin::config::{PluginDefinition, PluginDefinitions};
+use crate::plugin::{PluginHost, PluginSources};
 use crate::sources::{LocalSources, RevisionChoice};
 use crate::CliError;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use prism_engine::generators::git::FileGlobbing;
-use prism_engine::{render, RenderOptions, Rendered};
+use prism_engine::{render, RenderOptions, Rendered, Sources};
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Render Argo CD ApplicationSets into Applications, offline.
 #[derive(Debug, Parser)]
@@ -36,6 +39,9 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Print the JSON Schema of ApplicationSet manifests, for editors and CI.
     Schema,
+    /// Run or inspect a WebAssembly generator plugin.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
     /// Static checks: `file:line:col rule message`; warnings unless --strict.
     Lint(LintArgs),
     /// Print the version.
@@ -63,6 +69,12 @@ pub struct SourceArgs {
     /// Leave out the local cluster, as Argo CD does with cluster.inClusterEnabled: "false".
     #[arg(long)]
     pub no_in_cluster: bool,
+    /// Plugin definitions for `plugin` generators (name, path, sha256, limits, capabilities).
+    #[arg(long, value_name = "FILE")]
+    pub plugins: Option<PathBuf>,
+    /// The time plugins are told, RFC 3339 in UTC (e.g. 2026-01-01T00:00:00Z) [default: now].
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub now: Option<i64>,
 }
 
 impl SourceArgs {
@@ -77,6 +89,34 @@ impl SourceArgs {
             clusters,
         )
         .with_revision(revision))
+    }
+
+    /// Sources as the engine sees them: the local sources, plus the plugin host when
+    /// `--plugins` is given.
+    pub fn build(&self, revision: RevisionChoice) -> Result<Box<dyn Sources>, CliError> {
+        let local = self.sources(revision)?;
+        let Some(file) = &self.plugins else {
+            return Ok(Box::new(local));
+        };
+        let host = self.plugin_host(PluginDefinitions::load(file).map_err(CliError::Failed)?)?;
+        Ok(Box::new(PluginSources::new(
+            Arc::new(local),
+            Arc::new(host),
+        )))
+    }
+
+    /// A plugin host for `definitions` with the compile cache under the cache directory.
+    fn plugin_host(&self, definitions: PluginDefinitions) -> Result<PluginHost, CliError> {
+        let cache = self
+            .cache_dir
+            .clone()
+            .unwrap_or_else(crate::git::default_cache_dir)
+            .join("wasm");
+        let host = PluginHost::new(definitions, Some(cache)).map_err(CliError::Failed)?;
+        Ok(match self.now {
+            Some(t) => host.with_now(t),
+            None => host,
+        })
     }
 
     /// Render options from the flags.
@@ -161,6 +201,89 @@ pub enum Globbing {
     New,
 }
 
+/// `prism plugin`.
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Run a plugin on an input and print its response.
+    Run(PluginRunArgs),
+    /// Print a plugin's ABI, WIT world, imports, size and sha256.
+    Inspect(PluginInspectArgs),
+}
+
+/// `prism plugin run`.
+#[derive(Debug, Args)]
+pub struct PluginRunArgs {
+    /// The plugin's .wasm file.
+    pub file: PathBuf,
+    /// The generator's `input` as JSON: {"parameters": {...}}.
+    #[arg(long, default_value = "{}")]
+    pub input: String,
+    /// Parameters of earlier matrix children as a JSON object.
+    #[arg(long, default_value = "{}")]
+    pub parameters: String,
+    /// The ApplicationSet name the plugin is told.
+    #[arg(long, default_value = "prism-plugin-run")]
+    pub appset: String,
+    /// Memory cap in MiB.
+    #[arg(long, default_value_t = 64)]
+    pub memory_mib: u64,
+    /// Time cap in milliseconds.
+    #[arg(long, default_value_t = 5000)]
+    pub timeout_ms: u64,
+    /// Response size cap in bytes.
+    #[arg(long, default_value_t = 4 << 20)]
+    pub max_output_bytes: usize,
+    /// Grant http-get to this host (`host`, `host:port`, `*.domain`; repeatable).
+    #[arg(long, value_name = "HOST")]
+    pub allow_host: Vec<String>,
+    /// Grant repository reads of the --repo mappings.
+    #[arg(long)]
+    pub repo_access: bool,
+    /// Sources (--repo mappings are the repositories the plugin may read).
+    #[command(flatten)]
+    pub sources: SourceArgs,
+}
+
+/// `prism plugin inspect`.
+#[derive(Debug, Args)]
+pub struct PluginInspectArgs {
+    /// The plugin's .wasm file.
+    pub file: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_time(s: &str) -> Result<i64, String> {
+    let bad = || format!("expected RFC 3339 UTC time like 2026-01-01T00:00:00Z, got {s:?}");
+    let b = s.as_bytes();
+    if b.len() != 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+        || b[19] != b'Z'
+    {
+        return Err(bad());
+    }
+    let num = |r: std::ops::Range<usize>| s[r].parse::<i64>().map_err(|_| bad());
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
+        return Err(bad());
+    }
+    // Howard Hinnant's days_from_civil.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Ok(days * 86_400 + hh * 3600 + mm * 60 + ss)
+}
+
 fn parse_repo_mapping(s: &str) -> Result<(String, PathBuf), String> {
     match s.rsplit_once('=') {
         Some((url, path)) if !url.is_empty() && !path.is_empty() => {
@@ -199,6 +322,8 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
             }
             report
         }
+        Command::Plugin(PluginCommand::Run(args)) => plugin_run(&args)?,
+        Command::Plugin(PluginCommand::Inspect(args)) => plugin_inspect(&args)?,
         Command::Schema => {
             let schema = prism_engine::schema::application_set_schema();
             format!(
@@ -216,8 +341,8 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
 pub fn generate(args: &GenerateArgs) -> Result<String, CliError> {
     let _span = tracing::info_span!("generate", spec = %args.spec).entered();
     let specs = read_specs(&args.spec, &args.sources.namespace)?;
-    let sources = args.sources.sources(RevisionChoice::Spec)?;
-    let results = render_specs(&specs, &sources, &args.sources.options())?;
+    let sources = args.sources.build(RevisionChoice::Spec)?;
+    let results = render_specs(&specs, sources.as_ref(), &args.sources.options())?;
     let all = collect(&specs, &results)?;
     let text = output::format(&all, args.output, args.explain);
     drop(all);
@@ -230,7 +355,7 @@ pub fn generate(args: &GenerateArgs) -> Result<String, CliError> {
 /// Renders each spec, printing its warnings to stderr.
 pub fn render_specs(
     specs: &[SpecDoc],
-    sources: &LocalSources,
+    sources: &dyn Sources,
     options: &RenderOptions,
 ) -> Result<Vec<Rendered>, CliError> {
     let mut results = Vec::with_capacity(specs.len());
@@ -285,6 +410,66 @@ pub fn collect<'a>(
             .then(a.application_set.cmp(b.application_set))
     });
     Ok(all)
+}
+
+/// `prism plugin run`: one call with the flags' limits and grants; prints the response.
+pub fn plugin_run(args: &PluginRunArgs) -> Result<String, CliError> {
+    let json = |flag: &str, text: &str| -> Result<serde_json::Value, CliError> {
+        match serde_json::from_str(text) {
+            Ok(v @ serde_json::Value::Object(_)) => Ok(v),
+            Ok(_) => Err(CliError::Usage(format!("--{flag} must be a JSON object"))),
+            Err(e) => Err(CliError::Usage(format!("--{flag} is not JSON: {e}"))),
+        }
+    };
+    let input = json("input", &args.input)?;
+    let parameters = json("parameters", &args.parameters)?;
+    let bytes = std::fs::read(&args.file)
+        .map_err(|e| CliError::Failed(format!("cannot read {}: {e}", args.file.display())))?;
+    let mut def = PluginDefinition::for_file(&args.file, crate::plugin::sha256_hex(&bytes));
+    def.memory_mib = args.memory_mib;
+    def.timeout_ms = args.timeout_ms;
+    def.max_output_bytes = args.max_output_bytes;
+    def.allowed_hosts = args.allow_host.clone();
+    def.repo_access = args.repo_access;
+    let name = def.name.clone();
+    let definitions = PluginDefinitions {
+        file: "the command line".into(),
+        by_name: [(name.clone(), def)].into_iter().collect(),
+    };
+    let host = args.sources.plugin_host(definitions)?;
+    let repositories: Vec<String> = args.sources.repo.iter().map(|(u, _)| u.clone()).collect();
+    let sources: Arc<dyn Sources + Send + Sync> =
+        Arc::new(args.sources.sources(RevisionChoice::Spec)?);
+    let request = serde_json::json!({
+        "apiVersion": "prism.dev/plugin/v1",
+        "applicationSetName": args.appset,
+        "input": input,
+        "parameters": parameters,
+    });
+    let response = host
+        .run_raw(&name, &request, &repositories, Some(sources))
+        .map_err(|e| CliError::Failed(format!("plugin {name}: {e}")))?;
+    Ok(format!(
+        "{}\n",
+        serde_json::to_string_pretty(&response).unwrap_or_default()
+    ))
+}
+
+/// `prism plugin inspect`.
+pub fn plugin_inspect(args: &PluginInspectArgs) -> Result<String, CliError> {
+    let bytes = std::fs::read(&args.file)
+        .map_err(|e| CliError::Failed(format!("cannot read {}: {e}", args.file.display())))?;
+    let engine = wasmtime::Engine::default();
+    let report = crate::plugin::inspect::inspect(&engine, &bytes)
+        .map_err(|e| CliError::Failed(format!("{}: {e}", args.file.display())))?;
+    Ok(if args.json {
+        format!(
+            "{}\n",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        )
+    } else {
+        report.text()
+    })
 }
 
 /// Checks every ApplicationSet in `args.spec` without reading sources.

@@ -26,8 +26,8 @@ type Side = BTreeMap<String, (Value, Vec<String>)>;
 
 fn render_side(spec: &str, args: &DiffArgs, revision: RevisionChoice) -> Result<Side, CliError> {
     let specs = read_specs(spec, &args.sources.namespace)?;
-    let sources = args.sources.sources(revision)?;
-    let results = render_specs(&specs, &sources, &args.sources.options())?;
+    let sources = args.sources.build(revision)?;
+    let results = render_specs(&specs, sources.as_ref(), &args.sources.options())?;
     let all = collect(&specs, &results)?;
     Ok(all
         .into_iter()

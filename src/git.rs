@@ -7,7 +7,7 @@
 //! next time a run asks for them.
 
 use git2::{ObjectType, Oid, Repository as GitRepo, TreeWalkMode, TreeWalkResult};
-use prism_engine::{Repository, SourceError};
+use prism_engine::{GitRef, Repository, SourceError};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -102,6 +102,49 @@ impl GitSource {
             repo: Arc::new(Mutex::new(repo)),
             location: url.to_string(),
         })
+    }
+
+    /// Branches (local, and `origin/` ones with no local branch of that name) and
+    /// tags, each with the commit it points at; sorted by kind then name.
+    pub fn refs(&self) -> Result<Vec<GitRef>, SourceError> {
+        let repo = self
+            .repo
+            .lock()
+            .map_err(|_| SourceError::Other("git repository lock poisoned".into()))?;
+        let fail = |e: git2::Error| {
+            SourceError::Other(format!(
+                "listing refs of {}: {}",
+                self.location,
+                e.message()
+            ))
+        };
+        let mut found = std::collections::BTreeMap::new();
+        for reference in repo.references().map_err(fail)? {
+            let reference = reference.map_err(fail)?;
+            let Some(full) = reference.name() else {
+                continue;
+            };
+            let (kind, name, remote) = if let Some(n) = full.strip_prefix("refs/heads/") {
+                ("branch", n, false)
+            } else if let Some(n) = full.strip_prefix("refs/tags/") {
+                ("tag", n, false)
+            } else if let Some(n) = full.strip_prefix("refs/remotes/origin/") {
+                ("branch", n, true)
+            } else {
+                continue;
+            };
+            if name == "HEAD" || (remote && found.contains_key(&("branch", name.to_string()))) {
+                continue;
+            }
+            let Ok(commit) = reference.peel_to_commit() else {
+                continue;
+            };
+            found.insert((kind, name.to_string()), commit.id().to_string());
+        }
+        Ok(found
+            .into_iter()
+            .map(|((kind, name), sha)| GitRef { kind, name, sha })
+            .collect())
     }
 
     /// A snapshot of the tree at `revision` (empty means `HEAD`).

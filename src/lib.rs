@@ -12,6 +12,7 @@ pub mod git;
 pub mod input;
 pub mod lint;
 pub mod output;
+pub mod plugin;
 pub mod sources;
 pub mod workdir;
 pub mod yaml;

@@ -3,7 +3,7 @@
 
 use crate::git::GitSource;
 use crate::workdir::DirSnapshot;
-use prism_engine::{Cluster, Repository, SourceError, Sources};
+use prism_engine::{Cluster, GitRef, Repository, SourceError, Sources};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -84,6 +84,14 @@ impl LocalSources {
     }
 
     fn open(&self, repo_url: &str, revision: &str) -> Result<Arc<dyn Repository>, SourceError> {
+        match self.source(repo_url, revision)? {
+            Opened::Git(git) => Ok(Arc::new(git.snapshot(revision)?)),
+            Opened::Dir(dir) => Ok(Arc::new(dir)),
+        }
+    }
+
+    /// The git repository behind `repo_url` (opened or fetched once per run), or a plain directory.
+    fn source(&self, repo_url: &str, revision: &str) -> Result<Opened, SourceError> {
         let location = self.locate(repo_url)?;
         let key = match &location {
             Some(path) => path.display().to_string(),
@@ -111,7 +119,7 @@ impl LocalSources {
                                         path.display()
                                     );
                                 }
-                                return Ok(Arc::new(DirSnapshot::open(&path)?));
+                                return Ok(Opened::Dir(DirSnapshot::open(&path)?));
                             }
                             None => {
                                 return Err(SourceError::RepoNotFound(format!(
@@ -130,7 +138,7 @@ impl LocalSources {
                 source
             }
         };
-        Ok(Arc::new(git.snapshot(revision)?))
+        Ok(Opened::Git(git))
     }
 }
 
@@ -171,11 +179,26 @@ impl Sources for LocalSources {
     fn clusters(&self) -> Result<Arc<[Cluster]>, SourceError> {
         Ok(self.clusters.clone())
     }
+
+    fn refs(&self, repo_url: &str) -> Result<Vec<GitRef>, SourceError> {
+        match self.source(repo_url, "")? {
+            Opened::Git(git) => git.refs(),
+            Opened::Dir(_) => Err(SourceError::Other(format!(
+                "{repo_url} is a plain directory, not a git repository: it has no branches"
+            ))),
+        }
+    }
+}
+
+/// A repository location, opened.
+enum Opened {
+    Git(Arc<GitSource>),
+    Dir(DirSnapshot),
 }
 
 /// Repository URLs compare as Argo CD compares them: case-insensitive, without a
 /// trailing `/` or `.git`.
-fn normalize_url(url: &str) -> String {
+pub fn normalize_url(url: &str) -> String {
     let url = url.trim().to_lowercase();
     let url = url.trim_end_matches('/');
     url.strip_suffix(".git").unwrap_or(url).to_string()
