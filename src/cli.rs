@@ -205,7 +205,7 @@ pub enum Globbing {
 #[derive(Debug, Subcommand)]
 pub enum PluginCommand {
     /// Run a plugin on an input and print its response.
-    Run(PluginRunArgs),
+    Run(Box<PluginRunArgs>),
     /// Print a plugin's ABI, WIT world, imports, size and sha256.
     Inspect(PluginInspectArgs),
 }

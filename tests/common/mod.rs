@@ -1,6 +1,8 @@
 //! Shared test helpers: real git repositories built with git2, and the real `prism` binary.
 #![allow(dead_code)]
 
+pub mod plugins;
+
 use git2::{Repository, Signature};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
