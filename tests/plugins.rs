@@ -149,6 +149,38 @@ fn hostile_plugins_fail_cleanly_and_the_host_serves_the_next_call() {
 }
 
 #[test]
+fn hostile_command_modules_are_contained_too() {
+    let b = built();
+    let host = host(&[(
+        "cmd",
+        &b.hostile_command,
+        "timeoutMs: 500\nmaxOutputBytes: 100000",
+    )]);
+    let run = |mode: &str| {
+        let request = hostile_request(json!({ "mode": mode }));
+        host.generate(&call("cmd", &request, &[]), None)
+    };
+    host.load("cmd").unwrap();
+    let started = Instant::now();
+    let err = run("loop").unwrap_err();
+    assert!(started.elapsed() < Duration::from_millis(500 + 1000));
+    assert!(err.starts_with("timed out after 500 ms"), "{err}");
+    assert_eq!(
+        run("exit").unwrap_err(),
+        "the plugin exited with status 3: hostile-command: exiting with status 3 on purpose"
+    );
+    let err = run("flood").unwrap_err();
+    assert!(err.contains("over maxOutputBytes (100000)"), "{err}");
+    // Nothing of the host is visible: no args, environment or files; the clock is `now`.
+    let seen = run("env").unwrap();
+    assert_eq!(
+        Value::Object(seen[0].clone()),
+        json!({"args": "0", "vars": "0", "root": "false", "etc": "false", "clock": "1767225600"})
+    );
+    assert_eq!(run("ok").unwrap().len(), 1);
+}
+
+#[test]
 fn output_size_and_count_are_capped() {
     let b = built();
     let host = host(&[(

@@ -289,7 +289,7 @@ impl Runtime {
                 (outcome, state.caps)
             }
             Compiled::Command(pre) => {
-                let stdout = MemoryOutputPipe::new(def.max_output_bytes);
+                let stdout = MemoryOutputPipe::new(def.max_output_bytes.saturating_add(1));
                 let wasi = sandbox(now_secs)
                     .stdin(MemoryInputPipe::new(request.as_bytes().to_vec()))
                     .stdout(stdout.clone())
@@ -308,19 +308,19 @@ impl Runtime {
                     Ok(()) => Some(0),
                     Err(e) => e.downcast_ref::<wasmtime_wasi::I32Exit>().map(|x| x.0),
                 };
+                // One byte over the cap fits in the pipe, so a flood is told apart
+                // from a response of exactly maxOutputBytes.
+                let written = stdout.contents();
                 let outcome = match (exit, result) {
-                    (Some(0), _) => Ok(String::from_utf8_lossy(&stdout.contents()).into_owned()),
+                    _ if written.len() > def.max_output_bytes => Err(format!(
+                        "the response is over maxOutputBytes ({})",
+                        def.max_output_bytes
+                    )),
+                    (Some(0), _) => Ok(String::from_utf8_lossy(&written).into_owned()),
                     (Some(code), _) => Err(format!(
                         "the plugin exited with status {code}: {}",
                         stderr_tail(&stderr).unwrap_or_else(|| "(nothing on stderr)".into())
                     )),
-                    (None, Err(e)) if stdout.contents().len() >= def.max_output_bytes => {
-                        let _ = e;
-                        Err(format!(
-                            "the response is over maxOutputBytes ({})",
-                            def.max_output_bytes
-                        ))
-                    }
                     (None, Err(e)) => Err(explain_failure(&e, def, &state.limits, &stderr)),
                     (None, Ok(())) => Err("the plugin ended without an exit status".into()),
                 };

@@ -16,6 +16,8 @@ pub struct Built {
     pub service_catalog: PathBuf,
     /// `plugins/examples/tenant-tiers` (WASI command module).
     pub tenant_tiers: PathBuf,
+    /// `plugins/tests/hostile-command` (WASI command module).
+    pub hostile_command: PathBuf,
 }
 
 fn root() -> PathBuf {
@@ -33,13 +35,18 @@ pub fn built() -> &'static Built {
             "wasm32-wasip2",
             &["hostile", "preview-branches", "service-catalog"],
         );
-        build(&target_dir, "wasm32-wasip1", &["tenant-tiers"]);
+        build(
+            &target_dir,
+            "wasm32-wasip1",
+            &["tenant-tiers", "hostile-command"],
+        );
         let out = |target: &str, file: &str| target_dir.join(target).join("release").join(file);
         Built {
             hostile: out("wasm32-wasip2", "hostile.wasm"),
             preview_branches: out("wasm32-wasip2", "preview_branches.wasm"),
             service_catalog: out("wasm32-wasip2", "service_catalog.wasm"),
             tenant_tiers: out("wasm32-wasip1", "tenant-tiers.wasm"),
+            hostile_command: out("wasm32-wasip1", "hostile-command.wasm"),
         }
     })
 }
