@@ -60,7 +60,7 @@ fn flat_element(obj: &ParamSet, at: &str) -> Result<ParamSet, Error> {
             format!("{at}.{key}"),
             format!(
                 "is {}, not a string; Argo's default template mode needs string values: quote it (\"{}\")",
-                kind(v),
+                crate::params::kind_of(v),
                 crate::params::go_format(v)
             ),
         )
@@ -86,17 +86,6 @@ fn flat_element(obj: &ParamSet, at: &str) -> Result<ParamSet, Error> {
         }
     }
     Ok(params)
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "a mapping",
-    }
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@
 
 use super::{append_values, Context};
 use crate::error::{Error, ErrorKind};
-use crate::params::{go_format, ParamSet, ParamShape};
+use crate::params::{flatten_value, ParamSet, ParamShape};
 use crate::sources::PluginCall;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -94,7 +94,7 @@ impl PluginGenerator {
                 ParamShape::Nested => found,
                 ParamShape::Flat => {
                     let mut flat = Map::new();
-                    flatten("", &Value::Object(found), &mut flat);
+                    flatten_value("", &Value::Object(found), &mut flat);
                     flat
                 }
             };
@@ -106,7 +106,7 @@ impl PluginGenerator {
                     );
                 }
                 ParamShape::Flat => {
-                    flatten(
+                    flatten_value(
                         "generator.input.parameters",
                         &Value::Object(self.input.parameters.clone()),
                         &mut params,
@@ -117,32 +117,6 @@ impl PluginGenerator {
             out.push(params);
         }
         Ok(out)
-    }
-}
-
-/// Flattens nested maps and lists to dotted keys (`a.b`, `a.0`) with `%v` values.
-fn flatten(prefix: &str, value: &Value, out: &mut ParamSet) {
-    let key = |k: &str| {
-        if prefix.is_empty() {
-            k.to_string()
-        } else {
-            format!("{prefix}.{k}")
-        }
-    };
-    match value {
-        Value::Object(m) => {
-            for (k, v) in m {
-                flatten(&key(k), v, out);
-            }
-        }
-        Value::Array(a) => {
-            for (i, v) in a.iter().enumerate() {
-                flatten(&key(&i.to_string()), v, out);
-            }
-        }
-        other => {
-            out.insert(prefix.to_string(), Value::String(go_format(other)));
-        }
     }
 }
 

@@ -252,3 +252,15 @@ mod tests {
         assert_eq!(slugify("aaa-bbb-ccc", 8, false), "aaa-bbb-");
     }
 }
+
+/// How a value's type is named in error messages ("a string", "a mapping").
+pub fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a mapping",
+    }
+}

@@ -7,7 +7,7 @@
 
 use super::config::PluginDefinition;
 use prism_engine::glob::{Dialect, Glob};
-use prism_engine::{GitRef, Sources};
+use prism_engine::{GitRef, Repository, Sources};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -190,11 +190,10 @@ impl Capabilities {
             .ok_or_else(|| "denied: no repositories are available to this call".to_string())
     }
 
-    /// `read-file`: a file of a named repository at a revision.
-    pub fn read_file(&mut self, repo: &str, revision: &str, path: &str) -> Result<Vec<u8>, String> {
-        let sources = self.repo(repo)?;
-        check_path(path)?;
-        let snapshot = sources
+    /// A named repository at `revision`, recording the commit it resolved to.
+    fn snapshot(&mut self, repo: &str, revision: &str) -> Result<Arc<dyn Repository>, String> {
+        let snapshot = self
+            .repo(repo)?
             .repository(repo, revision)
             .map_err(|e| format!("{repo} at {revision:?}: {e}"))?;
         self.dependencies.push(Dependency::Revision {
@@ -202,7 +201,13 @@ impl Capabilities {
             revision: revision.to_string(),
             commit: snapshot.commit().map(str::to_string),
         });
-        snapshot
+        Ok(snapshot)
+    }
+
+    /// `read-file`: a file of a named repository at a revision.
+    pub fn read_file(&mut self, repo: &str, revision: &str, path: &str) -> Result<Vec<u8>, String> {
+        check_path(path)?;
+        self.snapshot(repo, revision)?
             .read(path)
             .map_err(|e| format!("{repo} at {revision:?}: {e}"))
     }
@@ -214,18 +219,10 @@ impl Capabilities {
         revision: &str,
         pattern: &str,
     ) -> Result<Vec<String>, String> {
-        let sources = self.repo(repo)?;
         check_path(pattern.trim_start_matches("**/"))?;
         let glob = Glob::new(pattern, Dialect::Doublestar).map_err(|e| e.to_string())?;
-        let snapshot = sources
-            .repository(repo, revision)
-            .map_err(|e| format!("{repo} at {revision:?}: {e}"))?;
-        self.dependencies.push(Dependency::Revision {
-            repo: repo.to_string(),
-            revision: revision.to_string(),
-            commit: snapshot.commit().map(str::to_string),
-        });
-        Ok(snapshot
+        Ok(self
+            .snapshot(repo, revision)?
             .files()
             .iter()
             .filter(|f| glob.matches(f))

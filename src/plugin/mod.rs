@@ -236,7 +236,7 @@ fn parse_response(response: &str, def: &PluginDefinition) -> Result<Vec<ParamSet
         Some(other) => {
             return Err(format!(
                 "output.parameters must be a list of objects, found {}",
-                kind(other)
+                prism_engine::params::kind_of(other)
             ))
         }
         None => return Err(
@@ -257,21 +257,10 @@ fn parse_response(response: &str, def: &PluginDefinition) -> Result<Vec<ParamSet
             Value::Object(m) => Ok(m.clone()),
             other => Err(format!(
                 "output.parameters[{i}] must be an object, found {}",
-                kind(other)
+                prism_engine::params::kind_of(other)
             )),
         })
         .collect()
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
-    }
 }
 
 /// Lower-case hex SHA-256.
