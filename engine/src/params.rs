@@ -197,6 +197,18 @@ pub fn slugify(text: &str, max_size: usize, smart_truncate: bool) -> String {
     }
 }
 
+/// How a value's type is named in error messages ("a string", "a mapping").
+pub fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a mapping",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,17 +262,5 @@ mod tests {
         assert_eq!(slugify("Hello, World!", 50, true), "hello-world");
         assert_eq!(slugify("aaa-bbb-ccc", 8, true), "aaa-bbb");
         assert_eq!(slugify("aaa-bbb-ccc", 8, false), "aaa-bbb-");
-    }
-}
-
-/// How a value's type is named in error messages ("a string", "a mapping").
-pub fn kind_of(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "a mapping",
     }
 }
