@@ -12,6 +12,7 @@
 
 pub mod clusters;
 pub mod git;
+pub mod images;
 pub mod list;
 pub mod matrix;
 pub mod merge;
@@ -32,7 +33,7 @@ use std::rc::Rc;
 
 /// The generator keys Prism knows, for error messages.
 pub const KNOWN_GENERATORS: &str =
-    "list, clusters, git, matrix, merge, plugin, values (prism.dev only)";
+    "list, clusters, git, matrix, merge, plugin, values and images (prism.dev only)";
 const ARGO_UNSUPPORTED: &[&str] = &["scmProvider", "pullRequest", "clusterDecisionResource"];
 
 /// What generators read and write while expanding one ApplicationSet.
@@ -107,6 +108,8 @@ pub enum Generator {
     Merge(merge::MergeGenerator),
     /// A WebAssembly plugin (Argo's `plugin`, run in-process).
     Plugin(plugin::PluginGenerator),
+    /// Newest allowed container image tags (Prism's own).
+    Images(images::ImagesGenerator),
 }
 
 impl Generator {
@@ -120,9 +123,10 @@ impl Generator {
             "merge" => Generator::Merge(from_body(body, path)?),
             "plugin" => Generator::Plugin(from_body(body, path)?),
             "values" if prism => Generator::Values(from_body(body, path)?),
-            "values" => return Err(Error::invalid(
+            "images" if prism => Generator::Images(from_body(body, path)?),
+            "values" | "images" => return Err(Error::invalid(
                 path,
-                "the values generator is Prism's own; set apiVersion: prism.dev/v1alpha1 to use it",
+                format!("the {key} generator is Prism's own; set apiVersion: prism.dev/v1alpha1 to use it"),
             )),
             other => {
                 return Err(Error::new(
@@ -146,6 +150,7 @@ impl Generator {
             Generator::Matrix(g) => g.check(path, prism),
             Generator::Merge(g) => g.check(path, prism),
             Generator::Plugin(g) => g.check(path),
+            Generator::Images(g) => g.check(path),
         }
     }
 
@@ -168,6 +173,7 @@ impl Generator {
             Generator::Matrix(g) => g.generate(ctx, path)?,
             Generator::Merge(g) => g.generate(ctx, path)?,
             Generator::Plugin(g) => leaf(g.generate(ctx, path)?),
+            Generator::Images(g) => leaf(g.generate(ctx, path)?),
         })
     }
 }
@@ -204,7 +210,7 @@ impl GeneratorNode {
                 ));
             }
             if ![
-                "list", "clusters", "git", "matrix", "merge", "plugin", "values",
+                "list", "clusters", "git", "matrix", "merge", "plugin", "values", "images",
             ]
             .contains(&k.as_str())
             {

@@ -4,6 +4,7 @@ use crate::input::{read_clusters, read_specs, SpecDoc};
 use crate::output::{self, Format};
 use crate::plugin::config::{PluginDefinition, PluginDefinitions};
 use crate::plugin::{PluginHost, PluginSources};
+use crate::registry::{RegistryClient, RegistrySettings};
 use crate::sources::{LocalSources, RevisionChoice};
 use crate::CliError;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -72,6 +73,12 @@ pub struct SourceArgs {
     /// Plugin definitions for `plugin` generators (name, path, sha256, limits, capabilities).
     #[arg(long, value_name = "FILE")]
     pub plugins: Option<PathBuf>,
+    /// Registry settings for `images` generators (prefix, apiURL, credentials, CA).
+    #[arg(long, value_name = "FILE")]
+    pub registries: Option<PathBuf>,
+    /// A docker config.json with registry credentials (`auths`).
+    #[arg(long, value_name = "FILE")]
+    pub registry_auth: Option<PathBuf>,
     /// The time plugins are told, RFC 3339 in UTC (e.g. 2026-01-01T00:00:00Z) [default: now].
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
     pub now: Option<i64>,
@@ -81,6 +88,12 @@ impl SourceArgs {
     /// Sources reading repositories at `revision`.
     pub fn sources(&self, revision: RevisionChoice) -> Result<LocalSources, CliError> {
         let clusters = read_clusters(&self.clusters)?;
+        let settings = match &self.registries {
+            Some(f) => RegistrySettings::load(f).map_err(CliError::Failed)?,
+            None => RegistrySettings::default(),
+        };
+        let registry = RegistryClient::new(settings, self.registry_auth.as_deref())
+            .map_err(CliError::Failed)?;
         Ok(LocalSources::new(
             self.repo.clone(),
             self.cache_dir
@@ -88,7 +101,8 @@ impl SourceArgs {
                 .unwrap_or_else(crate::git::default_cache_dir),
             clusters,
         )
-        .with_revision(revision))
+        .with_revision(revision)
+        .with_registry(Arc::new(registry)))
     }
 
     /// Sources as the engine sees them: the local sources, plus the plugin host when

@@ -13,6 +13,7 @@ pub mod input;
 pub mod lint;
 pub mod output;
 pub mod plugin;
+pub mod registry;
 pub mod sources;
 pub mod workdir;
 pub mod yaml;

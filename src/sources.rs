@@ -3,6 +3,7 @@
 
 use crate::git::GitSource;
 use crate::workdir::DirSnapshot;
+use prism_engine::generators::images::{ImageQuery, ResolvedImage};
 use prism_engine::{Cluster, GitRef, Repository, SourceError, Sources};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -29,6 +30,7 @@ pub struct LocalSources {
     clusters: Arc<[Cluster]>,
     git: Mutex<HashMap<String, Arc<GitSource>>>,
     snapshots: Mutex<HashMap<(String, String), Arc<dyn Repository>>>,
+    registry: Option<Arc<crate::registry::RegistryClient>>,
 }
 
 impl LocalSources {
@@ -45,7 +47,14 @@ impl LocalSources {
             clusters: clusters.into(),
             git: Mutex::new(HashMap::new()),
             snapshots: Mutex::new(HashMap::new()),
+            registry: None,
         }
+    }
+
+    /// Resolves `images` generators with this registry client.
+    pub fn with_registry(mut self, client: Arc<crate::registry::RegistryClient>) -> Self {
+        self.registry = Some(client);
+        self
     }
 
     /// Reads every repository at `choice` instead of the generators' own revisions.
@@ -178,6 +187,16 @@ impl Sources for LocalSources {
 
     fn clusters(&self) -> Result<Arc<[Cluster]>, SourceError> {
         Ok(self.clusters.clone())
+    }
+
+    fn image(&self, query: &ImageQuery) -> Result<ResolvedImage, String> {
+        match &self.registry {
+            Some(client) => client.resolve(query),
+            None => Err(format!(
+                "no registry client is configured to resolve {}",
+                query.name
+            )),
+        }
     }
 
     fn refs(&self, repo_url: &str) -> Result<Vec<GitRef>, SourceError> {

@@ -97,6 +97,14 @@ pub enum ErrorKind {
     /// Combining parameter sets (matrix, merge) failed.
     #[error("{0}")]
     Combine(String),
+    /// An image's tags could not be listed or none is allowed.
+    #[error("image {name}: {message}")]
+    Image {
+        /// The image as the spec names it.
+        name: String,
+        /// Why, naming the filters.
+        message: String,
+    },
     /// A plugin generator's plugin failed or answered something unusable.
     #[error("plugin {name:?}: {message}")]
     Plugin {

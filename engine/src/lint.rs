@@ -163,6 +163,7 @@ fn emits(raw: &Value) -> Emits {
                     e.add(emits(child));
                 }
             }
+            "images" => e.prefixes.push("images.".into()),
             "selector" => {}
             _ => e.anything = true,
         }

@@ -5,7 +5,7 @@
 //! drift from what Prism accepts; the envelope (metadata, template, spec fields the
 //! engine reads as JSON) is described by the schema-only types below.
 
-use crate::generators::{clusters, git, list, matrix, merge, plugin, values};
+use crate::generators::{clusters, git, images, list, matrix, merge, plugin, values};
 use crate::selector::LabelSelector;
 use schemars::JsonSchema;
 use serde_json::Value;
@@ -28,6 +28,8 @@ pub struct GeneratorEntry {
     matrix: Option<matrix::MatrixGenerator>,
     /// Child generators joined on merge keys.
     merge: Option<merge::MergeGenerator>,
+    /// Newest allowed container image tags (prism.dev/v1alpha1 only).
+    images: Option<images::ImagesGenerator>,
     /// Parameter sets from a WebAssembly plugin named in the plugins file.
     plugin: Option<plugin::PluginGenerator>,
     /// Keep only parameter sets whose flattened parameters match.

@@ -67,6 +67,18 @@ pub trait Sources {
         )))
     }
 
+    /// Resolves an `images` generator entry to its chosen tag and digest. Sources
+    /// without a registry client refuse.
+    fn image(
+        &self,
+        query: &crate::generators::images::ImageQuery,
+    ) -> Result<crate::generators::images::ResolvedImage, String> {
+        Err(format!(
+            "no registry client is configured to resolve {}",
+            query.name
+        ))
+    }
+
     /// Runs the plugin a `plugin` generator names and returns its parameter sets.
     /// Sources without plugin definitions refuse, saying how to provide them.
     fn plugin(&self, call: &PluginCall<'_>) -> Result<Vec<ParamSet>, String> {

@@ -325,6 +325,13 @@ impl<S: Sources + Send + Sync + 'static> Sources for PluginSources<S> {
         self.inner.refs(repo_url)
     }
 
+    fn image(
+        &self,
+        query: &prism_engine::generators::images::ImageQuery,
+    ) -> Result<prism_engine::generators::images::ResolvedImage, String> {
+        self.inner.image(query)
+    }
+
     fn plugin(&self, call: &PluginCall<'_>) -> Result<Vec<ParamSet>, String> {
         let sources: Arc<dyn Sources + Send + Sync> = self.inner.clone();
         self.host.generate(call, Some(sources))

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod plugins;
+pub mod registry;
 
 use git2::{Repository, Signature};
 use std::path::{Path, PathBuf};

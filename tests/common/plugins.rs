@@ -109,9 +109,13 @@ fn build(target_dir: &Path, target: &str, packages: &[&str]) {
 
 /// Hex SHA-256 of a file.
 pub fn sha256(path: &Path) -> String {
+    sha256_bytes(&std::fs::read(path).unwrap())
+}
+
+/// Hex SHA-256 of bytes.
+pub fn sha256_bytes(bytes: &[u8]) -> String {
     use sha2::{Digest, Sha256};
-    let bytes = std::fs::read(path).unwrap();
-    Sha256::digest(&bytes)
+    Sha256::digest(bytes)
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()

@@ -11,7 +11,7 @@ mod exec;
 mod funcs;
 mod parse;
 mod printf;
-mod semver;
+pub mod semver;
 mod time;
 mod value;
 

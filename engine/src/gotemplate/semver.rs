@@ -54,7 +54,8 @@ impl Version {
         })
     }
 
-    fn cmp_version(&self, other: &Version) -> Ordering {
+    /// Semantic-version precedence (build metadata ignored).
+    pub fn cmp_version(&self, other: &Version) -> Ordering {
         (self.major, self.minor, self.patch)
             .cmp(&(other.major, other.minor, other.patch))
             .then_with(|| cmp_pre(&self.pre, &other.pre))

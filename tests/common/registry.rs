@@ -1,0 +1,205 @@
+//! A real registry for tests: Debian's `docker-registry` (distribution 2.8) started on
+//! 127.0.0.1 with a temporary config, and images pushed through its HTTP API.
+#![allow(dead_code)]
+
+use serde_json::{json, Value};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BINARY: &str = "/usr/bin/docker-registry";
+
+/// A running registry; stopped on drop.
+pub struct Registry {
+    child: Child,
+    _dir: tempfile::TempDir,
+    /// `127.0.0.1:PORT`.
+    pub host: String,
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Installs Debian's `docker-registry` when it is missing (as root, or with `sudo -n`).
+fn ensure_installed() {
+    if Path::new(BINARY).exists() {
+        return;
+    }
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout == b"0\n")
+        .unwrap_or(false);
+    let mut cmd = if root {
+        Command::new("apt-get")
+    } else {
+        let mut c = Command::new("sudo");
+        c.args(["-n", "apt-get"]);
+        c
+    };
+    let status = cmd
+        .args([
+            "install",
+            "-y",
+            "--no-install-recommends",
+            "docker-registry",
+        ])
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status()
+        .expect("running apt-get");
+    assert!(
+        status.success() && Path::new(BINARY).exists(),
+        "could not install docker-registry"
+    );
+}
+
+impl Registry {
+    /// Starts a plain-HTTP registry on a free port and waits until it answers.
+    pub fn start() -> Registry {
+        ensure_installed();
+        let dir = tempfile::tempdir().unwrap();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog: {{level: error}}\nstorage:\n  filesystem: {{rootdirectory: {}}}\n  delete: {{enabled: true}}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                dir.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new(BINARY)
+            .arg("serve")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting docker-registry");
+        let registry = Registry {
+            child,
+            _dir: dir,
+            host: format!("127.0.0.1:{port}"),
+        };
+        let started = Instant::now();
+        loop {
+            if let Ok(r) = ureq::get(&format!("http://{}/v2/", registry.host)).call() {
+                if r.status() == 200 {
+                    return registry;
+                }
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "registry did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.host)
+    }
+
+    /// Uploads a blob; returns its digest.
+    pub fn blob(&self, repo: &str, bytes: &[u8]) -> String {
+        let digest = format!("sha256:{}", super::plugins::sha256_bytes(bytes));
+        let r = ureq::post(&self.url(&format!("/v2/{repo}/blobs/uploads/")))
+            .send_empty()
+            .unwrap();
+        assert_eq!(r.status(), 202);
+        let location = r
+            .headers()
+            .get("location")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
+        let location = if location.starts_with("http") {
+            location
+        } else {
+            self.url(&location)
+        };
+        let sep = if location.contains('?') { '&' } else { '?' };
+        let r = ureq::put(&format!("{location}{sep}digest={digest}"))
+            .header("Content-Type", "application/octet-stream")
+            .send(bytes)
+            .unwrap();
+        assert_eq!(r.status(), 201, "blob upload");
+        digest
+    }
+
+    /// Pushes a single-platform image built at `created` under `reference` (a tag, or
+    /// nothing for an untagged child of an index); returns (manifest digest, size).
+    pub fn push(
+        &self,
+        repo: &str,
+        reference: Option<&str>,
+        created: &str,
+        arch: &str,
+    ) -> (String, usize) {
+        let layer = format!("layer of {repo} {created} {arch}");
+        let layer_digest = self.blob(repo, layer.as_bytes());
+        let config = json!({"architecture": arch, "os": "linux", "created": created,
+            "rootfs": {"type": "layers", "diff_ids": [layer_digest]}, "config": {}});
+        let config_bytes = serde_json::to_vec(&config).unwrap();
+        let config_digest = self.blob(repo, &config_bytes);
+        let manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": config_bytes.len(), "digest": config_digest},
+            "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": layer.len(), "digest": layer_digest}]
+        });
+        let bytes = serde_json::to_vec(&manifest).unwrap();
+        let digest = format!("sha256:{}", super::plugins::sha256_bytes(&bytes));
+        let reference = reference
+            .map(str::to_string)
+            .unwrap_or_else(|| digest.clone());
+        self.put_manifest(
+            repo,
+            &reference,
+            "application/vnd.docker.distribution.manifest.v2+json",
+            &bytes,
+        );
+        (digest, bytes.len())
+    }
+
+    /// Pushes an OCI index of one image per `(arch, created)`, tagged `tag`; returns its digest.
+    pub fn push_index(&self, repo: &str, tag: &str, children: &[(&str, &str)]) -> String {
+        let manifests: Vec<Value> = children
+            .iter()
+            .map(|(arch, created)| {
+                let (digest, size) = self.push(repo, None, created, arch);
+                json!({"mediaType": "application/vnd.docker.distribution.manifest.v2+json", "size": size,
+                       "digest": digest, "platform": {"architecture": arch, "os": "linux"}})
+            })
+            .collect();
+        let index = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": manifests});
+        let bytes = serde_json::to_vec(&index).unwrap();
+        self.put_manifest(repo, tag, "application/vnd.oci.image.index.v1+json", &bytes);
+        format!("sha256:{}", super::plugins::sha256_bytes(&bytes))
+    }
+
+    fn put_manifest(&self, repo: &str, reference: &str, media_type: &str, bytes: &[u8]) {
+        let r = ureq::put(&self.url(&format!("/v2/{repo}/manifests/{reference}")))
+            .header("Content-Type", media_type)
+            .config()
+            .http_status_as_error(false)
+            .build()
+            .send(bytes)
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            201,
+            "manifest push: {}",
+            r.into_body().read_to_string().unwrap_or_default()
+        );
+    }
+}

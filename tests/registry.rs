@@ -1,0 +1,354 @@
+//! The `images` generator against a real registry (Debian's `docker-registry`) and,
+//! for what that registry does not do (pagination, 429, token auth, Docker Hub's
+//! `library/`), against a small scripted HTTP server.
+
+mod common;
+
+use common::registry::Registry;
+use common::{prism, stderr, stdout, write};
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+
+/// A prism.dev spec: environments × one `images` entry given as YAML flow text.
+fn spec(dir: &std::path::Path, images: &str) -> String {
+    write(
+        dir,
+        "appset.yaml",
+        &format!(
+            r#"
+apiVersion: prism.dev/v1alpha1
+kind: ApplicationSet
+metadata: {{name: shop, namespace: argocd}}
+spec:
+  generators:
+  - matrix:
+      generators:
+      - list: {{elements: [{{env: test}}, {{env: prod}}]}}
+      - images:
+          images: [{images}]
+  template:
+    metadata: {{name: 'api-{{{{env}}}}'}}
+    spec:
+      project: default
+      source:
+        repoURL: https://git.example/shop/api.git
+        targetRevision: HEAD
+        path: deploy
+        helm:
+          parameters:
+          - {{name: image.tag, value: '{{{{images.api.tag}}}}'}}
+          - {{name: image.ref, value: '{{{{images.api.ref}}}}'}}
+      destination: {{server: https://kubernetes.default.svc, namespace: 'api-{{{{env}}}}'}}
+"#
+        ),
+    )
+}
+
+fn registries(dir: &std::path::Path, prefix: &str, api: &str, extra: &str) -> String {
+    write(
+        dir,
+        "registries.yaml",
+        &format!("registries:\n- prefix: {prefix}\n  apiURL: {api}\n{extra}"),
+    )
+}
+
+/// Renders and returns (tag, ref) of `api-prod`, or the error text.
+fn render(spec: &str, registries: &str) -> Result<(String, String), String> {
+    let out = prism(&["generate", spec, "--registries", registries, "-o", "json"]);
+    if !out.status.success() {
+        assert_eq!(stdout(&out), "", "nothing on stdout when a generator fails");
+        return Err(stderr(&out));
+    }
+    let list: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    let p = &items[0]["spec"]["source"]["helm"]["parameters"];
+    assert_eq!(
+        p, &items[1]["spec"]["source"]["helm"]["parameters"],
+        "every env gets the same image"
+    );
+    Ok((
+        p[0]["value"].as_str().unwrap().into(),
+        p[1]["value"].as_str().unwrap().into(),
+    ))
+}
+
+#[test]
+fn strategies_against_a_real_registry() {
+    let reg = Registry::start();
+    let dir = tempfile::tempdir().unwrap();
+    let regs = registries(dir.path(), &reg.host, &format!("http://{}", reg.host), "");
+    let name = format!("{}/team/api", reg.host);
+    let mut digests = std::collections::HashMap::new();
+    for (tag, created) in [
+        ("1.3.9", "2026-01-01T00:00:00Z"),
+        ("1.4.0", "2026-01-02T00:00:00Z"),
+        ("1.4.7", "2026-01-03T00:00:00Z"),
+        ("1.4.8-rc.1", "2026-01-05T00:00:00Z"),
+        ("1.5.0", "2026-01-04T00:00:00Z"),
+        ("main-aaa", "2026-02-01T00:00:00Z"),
+        ("main-ccc", "2026-02-03T00:00:00Z"),
+        ("main-ddd-debug", "2026-02-09T00:00:00Z"),
+        ("main-bbb", "2026-02-05T00:00:00Z"),
+    ] {
+        digests.insert(tag, reg.push("team/api", Some(tag), created, "amd64").0);
+    }
+    let run = |images: &str| render(&spec(dir.path(), images), &regs);
+
+    // semver within a range; pre-releases only when the constraint has one.
+    let (tag, reference) = run(&format!(
+        "{{alias: api, name: '{name}', strategy: semver, constraint: '~1.4'}}"
+    ))
+    .unwrap();
+    assert_eq!(tag, "1.4.7");
+    assert_eq!(reference, format!("{name}:1.4.7@{}", digests["1.4.7"]));
+    let (tag, _) = run(&format!(
+        "{{alias: api, name: '{name}', constraint: '>=1.4.8-rc.0 <1.5'}}"
+    ))
+    .unwrap();
+    assert_eq!(tag, "1.4.8-rc.1");
+    let (tag, _) = run(&format!("{{alias: api, name: '{name}'}}")).unwrap();
+    assert_eq!(tag, "1.5.0");
+
+    // newest-build among main-* builds, -debug ignored.
+    let (tag, reference) = run(&format!(
+        "{{alias: api, name: '{name}', strategy: newest-build, allowTags: 'regexp:^main-', ignoreTags: ['*-debug']}}"
+    ))
+    .unwrap();
+    assert_eq!(tag, "main-bbb");
+    assert!(reference.ends_with(&digests["main-bbb"]));
+
+    // alphabetical.
+    let (tag, _) = run(&format!(
+        "{{alias: api, name: '{name}', strategy: alphabetical, allowTags: 'regexp:^main-[a-c]'}}"
+    ))
+    .unwrap();
+    assert_eq!(tag, "main-ccc");
+
+    // No allowed tag: an error naming the image and the filters, exit 1.
+    let err = run(&format!(
+        "{{alias: api, name: '{name}', constraint: '~2.0'}}"
+    ))
+    .unwrap_err();
+    assert!(
+        err.contains(&format!(
+            "image {name}: no tag of 9 passes the filters (strategy Semver, constraint \"~2.0\""
+        )),
+        "{err}"
+    );
+    let err = run(&format!(
+        "{{alias: api, name: '{}/team/missing'}}",
+        reg.host
+    ))
+    .unwrap_err();
+    assert!(
+        err.contains("team/missing does not exist in the registry"),
+        "{err}"
+    );
+}
+
+#[test]
+fn digest_follows_a_tag_and_newest_build_reads_the_platform_child() {
+    let reg = Registry::start();
+    let dir = tempfile::tempdir().unwrap();
+    let regs = registries(dir.path(), &reg.host, &format!("http://{}", reg.host), "");
+    let name = format!("{}/team/web", reg.host);
+    let first = reg
+        .push("team/web", Some("latest"), "2026-01-01T00:00:00Z", "amd64")
+        .0;
+    let images = format!("{{alias: api, name: '{name}', strategy: digest, constraint: latest}}");
+    let (tag, reference) = render(&spec(dir.path(), &images), &regs).unwrap();
+    assert_eq!(
+        (tag.as_str(), reference),
+        ("latest", format!("{name}:latest@{first}"))
+    );
+    let second = reg
+        .push("team/web", Some("latest"), "2026-01-02T00:00:00Z", "amd64")
+        .0;
+    assert_ne!(first, second);
+    let (_, reference) = render(&spec(dir.path(), &images), &regs).unwrap();
+    assert_eq!(
+        reference,
+        format!("{name}:latest@{second}"),
+        "a re-push moves the digest"
+    );
+
+    // Two multi-platform builds: which is newer depends on the platform asked for.
+    let index_a = reg.push_index(
+        "team/multi",
+        "build-a",
+        &[
+            ("amd64", "2026-03-01T00:00:00Z"),
+            ("arm64", "2026-03-09T00:00:00Z"),
+        ],
+    );
+    let index_b = reg.push_index(
+        "team/multi",
+        "build-b",
+        &[
+            ("amd64", "2026-03-05T00:00:00Z"),
+            ("arm64", "2026-03-02T00:00:00Z"),
+        ],
+    );
+    let multi = format!("{}/team/multi", reg.host);
+    let pick = |platform: &str| {
+        render(
+            &spec(dir.path(), &format!("{{alias: api, name: '{multi}', strategy: newest-build, platforms: ['{platform}']}}")),
+            &regs,
+        )
+        .unwrap()
+    };
+    assert_eq!(
+        pick("linux/amd64"),
+        ("build-b".to_string(), format!("{multi}:build-b@{index_b}"))
+    );
+    assert_eq!(
+        pick("linux/arm64"),
+        ("build-a".to_string(), format!("{multi}:build-a@{index_a}"))
+    );
+}
+
+/// A scripted registry: Docker Hub's `library/`, Bearer token auth, a 429 with
+/// `Retry-After`, and `tags/list` in two pages linked by `Link`.
+fn scripted_registry(password: &'static str) -> (u16, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let seen = log.clone();
+    std::thread::spawn(move || {
+        let mut throttled = false;
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+            let text = String::from_utf8_lossy(&buf).to_string();
+            let first = text.lines().next().unwrap_or("").to_string();
+            let path = first.split(' ').nth(1).unwrap_or("").to_string();
+            let auth = text
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .starts_with("authorization:")
+                        .then(|| l[14..].trim().to_string())
+                })
+                .unwrap_or_default();
+            seen.lock()
+                .unwrap()
+                .push(format!("{} {path}", first.split(' ').next().unwrap_or("")));
+            let basic = format!("Basic {}", base64_user_pass("robot", password));
+            let (status, headers, body): (u16, Vec<String>, String) = if path.starts_with("/token")
+            {
+                if auth == basic {
+                    (200, vec![], r#"{"token": "t0k3n"}"#.into())
+                } else {
+                    (401, vec![], "{}".into())
+                }
+            } else if auth != "Bearer t0k3n" {
+                (401, vec![format!("WWW-Authenticate: Bearer realm=\"http://127.0.0.1:{port}/token\",service=\"scripted\",scope=\"repository:library/nginx:pull\"")], "{}".into())
+            } else if path.starts_with("/v2/library/nginx/tags/list") && !throttled {
+                throttled = true;
+                (429, vec!["Retry-After: 1".into()], "{}".into())
+            } else if path == "/v2/library/nginx/tags/list?n=1000" {
+                (
+                    200,
+                    vec![
+                        "Link: </v2/library/nginx/tags/list?last=1.26.0&n=1000>; rel=\"next\""
+                            .into(),
+                    ],
+                    r#"{"tags": ["1.25.3", "1.26.0"]}"#.into(),
+                )
+            } else if path == "/v2/library/nginx/tags/list?last=1.26.0&n=1000" {
+                (
+                    200,
+                    vec![],
+                    r#"{"tags": ["1.27.1", "1.27.2-alpine", "latest"]}"#.into(),
+                )
+            } else if path == "/v2/library/nginx/manifests/1.27.1" {
+                (
+                    200,
+                    vec!["Docker-Content-Digest: sha256:feed".into()],
+                    String::new(),
+                )
+            } else {
+                (404, vec![], "{}".into())
+            };
+            let mut response = format!(
+                "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n",
+                body.len()
+            );
+            for h in headers {
+                response.push_str(&h);
+                response.push_str("\r\n");
+            }
+            response.push_str("\r\n");
+            response.push_str(&body);
+            let _ = stream.write_all(response.as_bytes());
+        }
+    });
+    (port, log)
+}
+
+fn base64_user_pass(user: &str, pass: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
+}
+
+#[test]
+fn token_auth_pagination_retry_and_docker_hub_names() {
+    let (port, log) = scripted_registry("s3cret");
+    let dir = tempfile::tempdir().unwrap();
+    let images = "{alias: api, name: nginx, constraint: '~1.27'}";
+    let good = registries(
+        dir.path(),
+        "docker.io",
+        &format!("http://127.0.0.1:{port}"),
+        "  credentials: {username: robot, password: s3cret}\n",
+    );
+    let (tag, reference) = render(&spec(dir.path(), images), &good).unwrap();
+    assert_eq!(
+        (tag.as_str(), reference.as_str()),
+        ("1.27.1", "nginx:1.27.1@sha256:feed")
+    );
+    let requests = log.lock().unwrap().clone();
+    assert!(
+        requests.iter().any(|r| r.starts_with("GET /token")),
+        "{requests:?}"
+    );
+    assert!(
+        requests.contains(&"GET /v2/library/nginx/tags/list?last=1.26.0&n=1000".to_string()),
+        "{requests:?}"
+    );
+    assert_eq!(
+        requests
+            .iter()
+            .filter(|r| r.contains("tags/list?n=1000"))
+            .count(),
+        3,
+        "401, 429, then 200: {requests:?}"
+    );
+    assert!(
+        requests.contains(&"HEAD /v2/library/nginx/manifests/1.27.1".to_string()),
+        "HEAD is enough for a digest: {requests:?}"
+    );
+
+    let bad = registries(
+        dir.path(),
+        "docker.io",
+        &format!("http://127.0.0.1:{port}"),
+        "  credentials: {username: robot, password: wrong}\n",
+    );
+    let err = render(&spec(dir.path(), images), &bad).unwrap_err();
+    assert!(err.contains("token service http://127.0.0.1:"), "{err}");
+    assert!(
+        err.contains("refused access to library/nginx (HTTP 401); check the registry credentials"),
+        "{err}"
+    );
+}
