@@ -352,3 +352,33 @@ fn token_auth_pagination_retry_and_docker_hub_names() {
         "{err}"
     );
 }
+
+#[test]
+fn a_self_signed_registry_needs_its_ca() {
+    let reg = Registry::start_tls();
+    let dir = tempfile::tempdir().unwrap();
+    let (digest, _) = reg.push("team/api", Some("1.0.0"), "2026-01-01T00:00:00Z", "amd64");
+    let images = format!("{{alias: api, name: '{}/team/api'}}", reg.host);
+    let spec = spec(dir.path(), &images);
+
+    let plain = registries(dir.path(), &reg.host, &reg.api_url(), "");
+    let err = render(&spec, &plain).unwrap_err();
+    assert!(err.contains("TLS certificate not trusted"), "{err}");
+    assert!(
+        err.contains("set caFile (or caData) for it in --registries"),
+        "{err}"
+    );
+
+    let with_ca = registries(
+        dir.path(),
+        &reg.host,
+        &reg.api_url(),
+        &format!("  caFile: {}\n", reg.ca_file().display()),
+    );
+    let (tag, reference) = render(&spec, &with_ca).unwrap();
+    assert_eq!(tag, "1.0.0");
+    assert!(reference.ends_with(&digest));
+
+    let insecure = registries(dir.path(), &reg.host, &reg.api_url(), "  insecure: true\n");
+    assert_eq!(render(&spec, &insecure).unwrap().0, "1.0.0");
+}

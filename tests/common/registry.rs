@@ -13,9 +13,11 @@ const BINARY: &str = "/usr/bin/docker-registry";
 /// A running registry; stopped on drop.
 pub struct Registry {
     child: Child,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     /// `127.0.0.1:PORT`.
     pub host: String,
+    scheme: &'static str,
+    agent: ureq::Agent,
 }
 
 impl Drop for Registry {
@@ -61,6 +63,21 @@ fn ensure_installed() {
 impl Registry {
     /// Starts a plain-HTTP registry on a free port and waits until it answers.
     pub fn start() -> Registry {
+        Self::start_with(false)
+    }
+
+    /// Starts an HTTPS registry whose certificate is signed by a throwaway CA
+    /// (see [`Registry::ca_file`]).
+    pub fn start_tls() -> Registry {
+        Self::start_with(true)
+    }
+
+    /// The CA that signed a TLS registry's certificate (PEM).
+    pub fn ca_file(&self) -> std::path::PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    fn start_with(tls: bool) -> Registry {
         ensure_installed();
         let dir = tempfile::tempdir().unwrap();
         let port = TcpListener::bind("127.0.0.1:0")
@@ -68,30 +85,46 @@ impl Registry {
             .local_addr()
             .unwrap()
             .port();
-        let config = dir.path().join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog: {{level: error}}\nstorage:\n  filesystem: {{rootdirectory: {}}}\n  delete: {{enabled: true}}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-                dir.path().join("data").display()
-            ),
-        )
-        .unwrap();
+        let mut config = format!(
+            "version: 0.1\nlog: {{level: error}}\nstorage:\n  filesystem: {{rootdirectory: {}}}\n  delete: {{enabled: true}}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            dir.path().join("data").display()
+        );
+        if tls {
+            make_certificates(dir.path());
+            config.push_str(&format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                dir.path().join("server.pem").display(),
+                dir.path().join("server.key").display()
+            ));
+        }
+        let config_path = dir.path().join("config.yml");
+        std::fs::write(&config_path, config).unwrap();
         let child = Command::new(BINARY)
             .arg("serve")
-            .arg(&config)
+            .arg(&config_path)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("starting docker-registry");
+        // The test's own pushes skip verification; the client under test does not.
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .tls_config(
+                ureq::tls::TlsConfig::builder()
+                    .disable_verification(true)
+                    .build(),
+            )
+            .build()
+            .into();
         let registry = Registry {
             child,
-            _dir: dir,
+            dir,
             host: format!("127.0.0.1:{port}"),
+            scheme: if tls { "https" } else { "http" },
+            agent,
         };
         let started = Instant::now();
         loop {
-            if let Ok(r) = ureq::get(&format!("http://{}/v2/", registry.host)).call() {
+            if let Ok(r) = registry.agent.get(&registry.url("/v2/")).call() {
                 if r.status() == 200 {
                     return registry;
                 }
@@ -104,14 +137,21 @@ impl Registry {
         }
     }
 
+    /// `http(s)://127.0.0.1:PORT`.
+    pub fn api_url(&self) -> String {
+        format!("{}://{}", self.scheme, self.host)
+    }
+
     fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.host)
+        format!("{}://{}{path}", self.scheme, self.host)
     }
 
     /// Uploads a blob; returns its digest.
     pub fn blob(&self, repo: &str, bytes: &[u8]) -> String {
         let digest = format!("sha256:{}", super::plugins::sha256_bytes(bytes));
-        let r = ureq::post(&self.url(&format!("/v2/{repo}/blobs/uploads/")))
+        let r = self
+            .agent
+            .post(&self.url(&format!("/v2/{repo}/blobs/uploads/")))
             .send_empty()
             .unwrap();
         assert_eq!(r.status(), 202);
@@ -128,7 +168,9 @@ impl Registry {
             self.url(&location)
         };
         let sep = if location.contains('?') { '&' } else { '?' };
-        let r = ureq::put(&format!("{location}{sep}digest={digest}"))
+        let r = self
+            .agent
+            .put(&format!("{location}{sep}digest={digest}"))
             .header("Content-Type", "application/octet-stream")
             .send(bytes)
             .unwrap();
@@ -188,7 +230,9 @@ impl Registry {
     }
 
     fn put_manifest(&self, repo: &str, reference: &str, media_type: &str, bytes: &[u8]) {
-        let r = ureq::put(&self.url(&format!("/v2/{repo}/manifests/{reference}")))
+        let r = self
+            .agent
+            .put(&self.url(&format!("/v2/{repo}/manifests/{reference}")))
             .header("Content-Type", media_type)
             .config()
             .http_status_as_error(false)
@@ -202,4 +246,77 @@ impl Registry {
             r.into_body().read_to_string().unwrap_or_default()
         );
     }
+}
+
+/// A CA and a server certificate for 127.0.0.1 signed by it, made with `openssl`.
+fn make_certificates(dir: &Path) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .current_dir(dir)
+            .args(args)
+            .output()
+            .expect("running openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=prism test CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+    ]);
 }
