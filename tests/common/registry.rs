@@ -213,6 +213,29 @@ impl Registry {
         (digest, bytes.len())
     }
 
+    /// Pushes one image and tags it with every one of `tags` (one manifest PUT each).
+    pub fn push_tags(&self, repo: &str, tags: &[String], created: &str) {
+        let (digest, _) = self.push(repo, None, created, "amd64");
+        let r = self
+            .agent
+            .get(&self.url(&format!("/v2/{repo}/manifests/{digest}")))
+            .header(
+                "Accept",
+                "application/vnd.docker.distribution.manifest.v2+json",
+            )
+            .call()
+            .unwrap();
+        let bytes = r.into_body().read_to_vec().unwrap();
+        for tag in tags {
+            self.put_manifest(
+                repo,
+                tag,
+                "application/vnd.docker.distribution.manifest.v2+json",
+                &bytes,
+            );
+        }
+    }
+
     /// Pushes an OCI index of one image per `(arch, created)`, tagged `tag`; returns its digest.
     pub fn push_index(&self, repo: &str, tag: &str, children: &[(&str, &str)]) -> String {
         let manifests: Vec<Value> = children
