@@ -159,6 +159,9 @@ pub struct GenerateArgs {
     /// For each Application, print the generators and parameters that made it.
     #[arg(long)]
     pub explain: bool,
+    /// Commit the chosen image tags to git as each spec's `writeBack` says, then print.
+    #[arg(long)]
+    pub write_back: bool,
 }
 
 /// `prism diff`.
@@ -360,10 +363,49 @@ pub fn generate(args: &GenerateArgs) -> Result<String, CliError> {
     let all = collect(&specs, &results)?;
     let text = output::format(&all, args.output, args.explain);
     drop(all);
+    if args.write_back {
+        write_back(&specs, &results, &args.sources.repo)?;
+    }
     // The process ends right after printing: freeing a fleet's worth of small
     // allocations one by one would cost more than rendering them (benches/scale.rs).
     std::mem::forget(results);
     Ok(text)
+}
+
+/// Runs every spec's `writeBack`, reporting on stderr.
+fn write_back(
+    specs: &[SpecDoc],
+    results: &[Rendered],
+    repo_map: &[(String, PathBuf)],
+) -> Result<(), CliError> {
+    for (spec, rendered) in specs.iter().zip(results) {
+        let fail = |e: String| {
+            CliError::Failed(format!(
+                "{}: ApplicationSet {}: {e}",
+                spec.file, spec.appset.name
+            ))
+        };
+        let Some(wb) = crate::writeback::WriteBack::from_manifest(&spec.raw).map_err(fail)? else {
+            continue;
+        };
+        let wanted = crate::sources::normalize_url(&wb.repo_url);
+        let source = repo_map
+            .iter()
+            .find(|(url, _)| crate::sources::normalize_url(url) == wanted)
+            .map(|(_, path)| path.display().to_string())
+            .unwrap_or_else(|| wb.repo_url.clone());
+        match wb.run(&source, &spec.appset.name, rendered).map_err(fail)? {
+            crate::writeback::Outcome::Unchanged => eprintln!(
+                "write-back: ApplicationSet {}: {} {} is up to date",
+                spec.appset.name, wb.repo_url, wb.branch
+            ),
+            crate::writeback::Outcome::Pushed { commit, files } => eprintln!(
+                "write-back: ApplicationSet {}: pushed {commit} to {} {} ({files} files)",
+                spec.appset.name, wb.repo_url, wb.branch
+            ),
+        }
+    }
+    Ok(())
 }
 
 /// Renders each spec, printing its warnings to stderr.

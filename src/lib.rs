@@ -16,6 +16,7 @@ pub mod plugin;
 pub mod registry;
 pub mod sources;
 pub mod workdir;
+pub mod writeback;
 pub mod yaml;
 
 /// Why a command failed; the message is printed as is.

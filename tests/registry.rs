@@ -382,3 +382,116 @@ fn a_self_signed_registry_needs_its_ca() {
     let insecure = registries(dir.path(), &reg.host, &reg.api_url(), "  insecure: true\n");
     assert_eq!(render(&spec, &insecure).unwrap().0, "1.0.0");
 }
+
+#[test]
+fn write_back_commits_chosen_tags_to_a_real_bare_repository() {
+    let reg = Registry::start();
+    reg.push("team/api", Some("1.4.0"), "2026-01-01T00:00:00Z", "amd64");
+    let dir = tempfile::tempdir().unwrap();
+    // The config repository: one existing source file with a parameter of its own.
+    let seed = common::TestRepo::new();
+    seed.commit(
+        &[(
+            "apps/.argocd-source-api-prod.yaml",
+            Some("helm:\n  parameters:\n  - name: replicas\n    value: '3'\n"),
+        )],
+        "seed",
+    );
+    let bare = dir.path().join("config.git");
+    let out = std::process::Command::new("git")
+        .args(["clone", "--quiet", "--bare"])
+        .arg(seed.path())
+        .arg(&bare)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    // A hook that rejects the first push: the write-back must fetch and retry.
+    let hook = bare.join("hooks").join("pre-receive");
+    std::fs::write(&hook, "#!/bin/sh\nif [ ! -f \"$GIT_DIR/rejected-once\" ]; then touch \"$GIT_DIR/rejected-once\"; echo busy >&2; exit 1; fi\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    let images = format!(
+        "{{alias: api, name: '{}/team/api', constraint: '~1.4'}}",
+        reg.host
+    );
+    let text = std::fs::read_to_string(spec(dir.path(), &images)).unwrap().replace(
+        "  template:\n",
+        &format!(
+            "  writeBack: {{method: git, repoURL: 'file://{}', branch: main, path: apps, author: {{name: Image Bot, email: bot@example.com}}}}\n  template:\n",
+            bare.display()
+        ),
+    );
+    let spec_file = write(dir.path(), "wb.yaml", &text);
+    let regs = registries(dir.path(), &reg.host, &reg.api_url(), "");
+    let run = || {
+        prism(&[
+            "generate",
+            &spec_file,
+            "--registries",
+            &regs,
+            "--write-back",
+            "-o",
+            "names",
+        ])
+    };
+
+    let out = run();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "api-prod\napi-test\n");
+    assert!(
+        stderr(&out).contains("write-back: ApplicationSet shop: pushed "),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("(2 files)"), "{}", stderr(&out));
+    assert!(
+        bare.join("rejected-once").exists(),
+        "the first push was rejected and retried"
+    );
+
+    let read = |path: &str| {
+        let repo = git2::Repository::open_bare(&bare).unwrap();
+        let tree = repo
+            .revparse_single("main")
+            .unwrap()
+            .peel_to_tree()
+            .unwrap();
+        let blob = tree
+            .get_path(std::path::Path::new(path))
+            .unwrap()
+            .to_object(&repo)
+            .unwrap();
+        String::from_utf8(blob.as_blob().unwrap().content().to_vec()).unwrap()
+    };
+    let name = format!("{}/team/api", reg.host);
+    assert_eq!(
+        read("apps/.argocd-source-api-prod.yaml"),
+        format!("helm:\n  parameters:\n  - name: image.name\n    value: {name}\n    forcestring: true\n  - name: image.tag\n    value: 1.4.0\n    forcestring: true\n  - name: replicas\n    value: '3'\n")
+    );
+    assert!(read("apps/.argocd-source-api-test.yaml").contains("value: 1.4.0"));
+    let head = |bare: &std::path::Path| {
+        let repo = git2::Repository::open_bare(bare).unwrap();
+        let c = repo
+            .revparse_single("main")
+            .unwrap()
+            .peel_to_commit()
+            .unwrap();
+        let author = c.author().name().unwrap_or_default().to_string();
+        (c.id(), author, c.parent_count())
+    };
+    let (first, author, parents) = head(&bare);
+    assert_eq!((author.as_str(), parents), ("Image Bot", 1));
+
+    // Nothing changed: no commit.
+    let out = run();
+    assert!(stderr(&out).contains("is up to date"), "{}", stderr(&out));
+    assert_eq!(head(&bare).0, first);
+
+    // A new allowed tag: a new commit on top.
+    reg.push("team/api", Some("1.4.1"), "2026-01-02T00:00:00Z", "amd64");
+    let out = run();
+    assert!(stderr(&out).contains("pushed"), "{}", stderr(&out));
+    assert!(read("apps/.argocd-source-api-prod.yaml").contains("value: 1.4.1"));
+    assert_ne!(head(&bare).0, first);
+}

@@ -66,7 +66,7 @@ const SPEC_FIELDS: &[&str] = &[
     "template",
     "templatePatch",
 ];
-const PRISM_SPEC_FIELDS: &[&str] = &["templateEngine", "deletionGuard"];
+const PRISM_SPEC_FIELDS: &[&str] = &["templateEngine", "deletionGuard", "writeBack"];
 
 impl ApplicationSet {
     /// Whether `value` looks like an ApplicationSet of either API (other objects are skipped by callers).
