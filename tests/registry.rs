@@ -495,3 +495,48 @@ fn write_back_commits_chosen_tags_to_a_real_bare_repository() {
     assert!(read("apps/.argocd-source-api-prod.yaml").contains("value: 1.4.1"));
     assert_ne!(head(&bare).0, first);
 }
+
+#[test]
+fn requests_are_spaced_to_the_rate_limit() {
+    use prism::registry::client::{RegistrySetting, RegistrySettings};
+    use prism::registry::RegistryClient;
+    use prism_engine::generators::images::{ImageQuery, Strategy};
+    let reg = Registry::start();
+    reg.push("team/api", Some("1.0.0"), "2026-01-01T00:00:00Z", "amd64");
+    let settings = RegistrySettings {
+        registries: vec![RegistrySetting {
+            prefix: reg.host.clone(),
+            api_url: Some(reg.api_url()),
+            ca_file: None,
+            ca_data: None,
+            insecure: false,
+            credentials: None,
+            rate_per_second: Some(10.0),
+        }],
+    };
+    let client = RegistryClient::new(settings, None).unwrap();
+    let started = std::time::Instant::now();
+    for constraint in ["~1.0", ">=1", "1.x"] {
+        let q = ImageQuery {
+            alias: "a".into(),
+            name: format!("{}/team/api", reg.host),
+            strategy: Strategy::Semver,
+            constraint: constraint.into(),
+            allow_tags: None,
+            ignore_tags: vec![],
+            platforms: vec![],
+        };
+        assert_eq!(client.resolve(&q).unwrap().tag, "1.0.0");
+    }
+    assert_eq!(
+        client.requests(),
+        6,
+        "tags/list and HEAD per distinct query"
+    );
+    // Six requests at 10/s: the last starts at least 0.5 s after the first.
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(500),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -49,7 +49,7 @@ pub struct RegistrySetting {
     /// Credentials.
     #[serde(default)]
     pub credentials: Option<Credentials>,
-    /// Requests per second at most (accepted; not enforced yet).
+    /// Requests per second at most (requests are spaced to stay under it).
     #[serde(default)]
     pub rate_per_second: Option<f64>,
 }
@@ -131,6 +131,8 @@ pub struct RegistryClient {
     tokens: Mutex<HashMap<(String, String), String>>,
     resolved: Mutex<HashMap<String, ResolvedImage>>,
     requests: AtomicU64,
+    agents: Mutex<HashMap<String, ureq::Agent>>,
+    last_request: Mutex<HashMap<String, std::time::Instant>>,
 }
 
 /// What one request is for: the registry's base URL, auth and TLS.
@@ -140,6 +142,7 @@ struct Target {
     repository: String,
     basic: Option<String>,
     agent: ureq::Agent,
+    rate: Option<f64>,
 }
 
 impl RegistryClient {
@@ -155,6 +158,8 @@ impl RegistryClient {
             tokens: Mutex::new(HashMap::new()),
             resolved: Mutex::new(HashMap::new()),
             requests: AtomicU64::new(0),
+            agents: Mutex::new(HashMap::new()),
+            last_request: Mutex::new(HashMap::new()),
         })
     }
 
@@ -257,47 +262,25 @@ impl RegistryClient {
             Some(c) => Some(basic_from(c, &image.registry)?),
             None => self.docker_auth.get(&image.registry).cloned(),
         };
-        let mut tls = ureq::tls::TlsConfig::builder();
-        if let Some(s) = setting {
-            if s.insecure {
-                tracing::warn!(registry = %image.registry, "TLS verification is OFF for this registry (insecure: true)");
-                tls = tls.disable_verification(true);
-            }
-            let pem = match (&s.ca_file, &s.ca_data) {
-                (Some(f), _) => {
-                    Some(std::fs::read(f).map_err(|e| format!("caFile {}: {e}", f.display()))?)
+        let key = setting.map(|s| s.prefix.clone()).unwrap_or_default();
+        let cached = self.agents.lock().ok().and_then(|a| a.get(&key).cloned());
+        let agent = match cached {
+            Some(a) => a,
+            None => {
+                let a = make_agent(setting, &image.registry)?;
+                if let Ok(mut agents) = self.agents.lock() {
+                    agents.insert(key, a.clone());
                 }
-                (None, Some(d)) => Some(d.as_bytes().to_vec()),
-                _ => None,
-            };
-            if let Some(pem) = pem {
-                let certs: Vec<ureq::tls::Certificate<'static>> = ureq::tls::parse_pem(&pem)
-                    .filter_map(|i| match i {
-                        Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
-                        _ => None,
-                    })
-                    .collect();
-                if certs.is_empty() {
-                    return Err(format!(
-                        "{}: caFile/caData holds no PEM certificate",
-                        s.prefix
-                    ));
-                }
-                tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&certs));
+                a
             }
-        }
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .timeout_global(Some(Duration::from_secs(30)))
-            .http_status_as_error(false)
-            .tls_config(tls.build())
-            .build()
-            .into();
+        };
         Ok(Target {
             base,
             registry: image.registry.clone(),
             repository: image.repository.clone(),
             basic,
             agent,
+            rate: setting.and_then(|s| s.rate_per_second).filter(|r| *r > 0.0),
         })
     }
 
@@ -322,6 +305,7 @@ impl RegistryClient {
                 (None, Some(b)) if challenged => Some(format!("Basic {b}")),
                 _ => None,
             };
+            self.pace(t);
             self.requests.fetch_add(1, Ordering::Relaxed);
             let result = if head {
                 let mut r = t.agent.head(url).header("Accept", ACCEPT);
@@ -379,6 +363,28 @@ impl RegistryClient {
                 ));
             }
             return Ok(response);
+        }
+    }
+
+    /// Waits so that requests to `t`'s registry stay under its `ratePerSecond`.
+    fn pace(&self, t: &Target) {
+        let Some(rate) = t.rate else { return };
+        let interval = Duration::from_secs_f64(1.0 / rate);
+        let wait = match self.last_request.lock() {
+            Ok(mut last) => {
+                let now = std::time::Instant::now();
+                let next = last
+                    .get(&t.base)
+                    .map(|l| *l + interval)
+                    .unwrap_or(now)
+                    .max(now);
+                last.insert(t.base.clone(), next);
+                next - now
+            }
+            Err(_) => Duration::ZERO,
+        };
+        if !wait.is_zero() {
+            std::thread::sleep(wait);
         }
     }
 
@@ -557,6 +563,49 @@ impl RegistryClient {
             .map_err(|e| format!("{}: config blob: {e}", t.repository))?;
         Ok(config["created"].as_str().map(|c| (digest, c.to_string())))
     }
+}
+
+/// An HTTP agent for a registry's settings (TLS roots, verification); reused, so
+/// connections are kept alive across requests.
+fn make_agent(setting: Option<&RegistrySetting>, registry: &str) -> Result<ureq::Agent, String> {
+    let mut tls = ureq::tls::TlsConfig::builder();
+    if let Some(s) = setting {
+        if s.insecure {
+            tracing::warn!(
+                registry,
+                "TLS verification is OFF for this registry (insecure: true)"
+            );
+            tls = tls.disable_verification(true);
+        }
+        let pem = match (&s.ca_file, &s.ca_data) {
+            (Some(f), _) => {
+                Some(std::fs::read(f).map_err(|e| format!("caFile {}: {e}", f.display()))?)
+            }
+            (None, Some(d)) => Some(d.as_bytes().to_vec()),
+            _ => None,
+        };
+        if let Some(pem) = pem {
+            let certs: Vec<ureq::tls::Certificate<'static>> = ureq::tls::parse_pem(&pem)
+                .filter_map(|i| match i {
+                    Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+                    _ => None,
+                })
+                .collect();
+            if certs.is_empty() {
+                return Err(format!(
+                    "{}: caFile/caData holds no PEM certificate",
+                    s.prefix
+                ));
+            }
+            tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&certs));
+        }
+    }
+    Ok(ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(30)))
+        .http_status_as_error(false)
+        .tls_config(tls.build())
+        .build()
+        .into())
 }
 
 /// `Link: </v2/x/tags/list?last=a&n=2>; rel="next"` → the URL.
