@@ -43,15 +43,7 @@ fn main() {
         })
         .collect();
     let settings = RegistrySettings {
-        registries: vec![RegistrySetting {
-            prefix: reg.host.clone(),
-            api_url: Some(reg.api_url()),
-            ca_file: None,
-            ca_data: None,
-            insecure: false,
-            credentials: None,
-            rate_per_second: None,
-        }],
+        registries: vec![RegistrySetting::new(&reg.host, &reg.api_url())],
     };
     let mut times = Vec::new();
     let mut requests = 0;

@@ -62,20 +62,13 @@ impl GitSource {
                 GitRepo::init_bare(&dir).map_err(|e| fail("init cache", e.message().to_string()))?
             }
         };
-        let git = |args: &[&str]| -> Result<String, String> {
-            let out = std::process::Command::new("git")
-                .arg("--git-dir")
-                .arg(&dir)
-                .args(args)
-                .env("GIT_TERMINAL_PROMPT", "0")
-                .stdin(std::process::Stdio::null())
-                .output()
-                .map_err(|e| format!("cannot run git: {e}"))?;
-            if out.status.success() {
-                Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-            } else {
-                Err(String::from_utf8_lossy(&out.stderr).into_owned())
-            }
+        let git = |args: &[&str]| {
+            run_git(
+                std::process::Command::new("git")
+                    .arg("--git-dir")
+                    .arg(&dir)
+                    .args(args),
+            )
         };
         git(&[
             "fetch",
@@ -199,6 +192,21 @@ impl GitSource {
             dirs,
             blobs,
         })
+    }
+}
+
+/// Runs a prepared `git` command without a terminal prompt or stdin; its stdout, or
+/// its stderr as the error.
+pub fn run_git(cmd: &mut std::process::Command) -> Result<String, String> {
+    let out = cmd
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run git: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
     }
 }
 

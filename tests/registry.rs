@@ -505,13 +505,8 @@ fn requests_are_spaced_to_the_rate_limit() {
     reg.push("team/api", Some("1.0.0"), "2026-01-01T00:00:00Z", "amd64");
     let settings = RegistrySettings {
         registries: vec![RegistrySetting {
-            prefix: reg.host.clone(),
-            api_url: Some(reg.api_url()),
-            ca_file: None,
-            ca_data: None,
-            insecure: false,
-            credentials: None,
             rate_per_second: Some(10.0),
+            ..RegistrySetting::new(&reg.host, &reg.api_url())
         }],
     };
     let client = RegistryClient::new(settings, None).unwrap();

@@ -72,6 +72,21 @@ pub struct Credentials {
     pub env: Option<String>,
 }
 
+impl RegistrySetting {
+    /// A registry at `api_url` for names starting with `prefix`, anonymous, no TLS options.
+    pub fn new(prefix: &str, api_url: &str) -> RegistrySetting {
+        RegistrySetting {
+            prefix: prefix.to_string(),
+            api_url: Some(api_url.to_string()),
+            ca_file: None,
+            ca_data: None,
+            insecure: false,
+            credentials: None,
+            rate_per_second: None,
+        }
+    }
+}
+
 impl RegistrySettings {
     /// Reads a settings file.
     pub fn load(file: &Path) -> Result<RegistrySettings, String> {
