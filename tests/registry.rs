@@ -535,3 +535,89 @@ fn requests_are_spaced_to_the_rate_limit() {
         started.elapsed()
     );
 }
+
+/// Serves tokens from `issuer` to `robot:password` on 127.0.0.1; returns the realm URL.
+fn token_service(issuer: Arc<common::registry::TokenIssuer>, password: &'static str) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+            let text = String::from_utf8_lossy(&buf).to_string();
+            let authorized = text.lines().any(|l| {
+                l.to_ascii_lowercase().starts_with("authorization:")
+                    && l[14..].trim() == format!("Basic {}", base64_user_pass("robot", password))
+            });
+            let (status, body) = if authorized {
+                // scope=repository:<name>:pull
+                let path = text.split(' ').nth(1).unwrap_or("");
+                let repo = path
+                    .split(['?', '&'])
+                    .find_map(|kv| kv.strip_prefix("scope="))
+                    .map(|s| s.replace("%3A", ":").replace("%2F", "/"))
+                    .and_then(|s| s.split(':').nth(1).map(str::to_string))
+                    .unwrap_or_default();
+                (
+                    200,
+                    serde_json::json!({"token": issuer.token("robot", &repo, &["pull"])})
+                        .to_string(),
+                )
+            } else {
+                (401, "{}".to_string())
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    format!("http://127.0.0.1:{port}/token")
+}
+
+#[test]
+fn token_auth_against_the_real_registry() {
+    let mut reg = Registry::start();
+    let (digest, _) = reg.push("team/api", Some("2.0.0"), "2026-01-01T00:00:00Z", "amd64");
+    let issuer = Arc::new(common::registry::TokenIssuer::new());
+    let realm = token_service(issuer.clone(), "s3cret");
+    reg.restart_with_token_auth(&realm, &issuer.cert());
+    let dir = tempfile::tempdir().unwrap();
+    let images = format!("{{alias: api, name: '{}/team/api'}}", reg.host);
+    let spec = spec(dir.path(), &images);
+
+    let good = registries(
+        dir.path(),
+        &reg.host,
+        &reg.api_url(),
+        "  credentials: {username: robot, password: s3cret}\n",
+    );
+    let (tag, reference) = render(&spec, &good).unwrap();
+    assert_eq!(tag, "2.0.0");
+    assert!(reference.ends_with(&digest));
+
+    let bad = registries(
+        dir.path(),
+        &reg.host,
+        &reg.api_url(),
+        "  credentials: {username: robot, password: nope}\n",
+    );
+    let err = render(&spec, &bad).unwrap_err();
+    assert!(
+        err.contains("refused access to team/api (HTTP 401); check the registry credentials"),
+        "{err}"
+    );
+
+    // Anonymous: the token service refuses too.
+    let anonymous = registries(dir.path(), &reg.host, &reg.api_url(), "");
+    let err = render(&spec, &anonymous).unwrap_err();
+    assert!(err.contains("refused access to team/api"), "{err}");
+}

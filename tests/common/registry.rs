@@ -77,6 +77,45 @@ impl Registry {
         self.dir.path().join("ca.pem")
     }
 
+    /// Stops the registry and starts it again on the same storage with token auth:
+    /// clients must fetch a JWT from `realm`, signed by the key of `cert` (PEM).
+    pub fn restart_with_token_auth(&mut self, realm: &str, cert: &Path) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let config_path = self.dir.path().join("config.yml");
+        let mut config = std::fs::read_to_string(&config_path).unwrap();
+        config.push_str(&format!(
+            "auth:\n  token:\n    realm: {realm}\n    service: prism-test\n    issuer: prism-test-issuer\n    rootcertbundle: {}\n",
+            cert.display()
+        ));
+        std::fs::write(&config_path, config).unwrap();
+        self.child = Command::new(BINARY)
+            .arg("serve")
+            .arg(&config_path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting docker-registry");
+        let started = Instant::now();
+        loop {
+            let probe = self
+                .agent
+                .get(&self.url("/v2/"))
+                .config()
+                .http_status_as_error(false)
+                .build()
+                .call();
+            if probe.map(|r| r.status() == 401).unwrap_or(false) {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "registry did not restart"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     fn start_with(tls: bool) -> Registry {
         ensure_installed();
         let dir = tempfile::tempdir().unwrap();
@@ -342,4 +381,84 @@ fn make_certificates(dir: &Path) {
         "-extfile",
         "server.ext",
     ]);
+}
+
+/// A token service for a registry in token-auth mode: an RSA key and self-signed
+/// certificate (the registry's `rootcertbundle`), and RS256 JWTs signed with `openssl`.
+pub struct TokenIssuer {
+    dir: tempfile::TempDir,
+}
+
+impl TokenIssuer {
+    /// Makes the key and certificate.
+    pub fn new() -> TokenIssuer {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new("openssl")
+            .current_dir(dir.path())
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                "token.key",
+                "-out",
+                "token.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=prism test token issuer",
+            ])
+            .output()
+            .expect("running openssl");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        TokenIssuer { dir }
+    }
+
+    /// The certificate the registry trusts.
+    pub fn cert(&self) -> std::path::PathBuf {
+        self.dir.path().join("token.pem")
+    }
+
+    /// A JWT granting `actions` on `repository`, as Docker's token spec describes.
+    pub fn token(&self, subject: &str, repository: &str, actions: &[&str]) -> String {
+        use base64::Engine as _;
+        let url = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let std_b64 = base64::engine::general_purpose::STANDARD;
+        let der = Command::new("openssl")
+            .args(["x509", "-in"])
+            .arg(self.cert())
+            .args(["-outform", "DER"])
+            .output()
+            .unwrap()
+            .stdout;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let header = json!({"typ": "JWT", "alg": "RS256", "x5c": [std_b64.encode(&der)]});
+        let claims = json!({"iss": "prism-test-issuer", "sub": subject, "aud": "prism-test",
+            "exp": now + 600, "nbf": now - 10, "iat": now, "jti": format!("{now}-{repository}"),
+            "access": [{"type": "repository", "name": repository, "actions": actions}]});
+        let signing_input = format!(
+            "{}.{}",
+            url.encode(header.to_string()),
+            url.encode(claims.to_string())
+        );
+        let input = self.dir.path().join(format!("input-{}", now));
+        std::fs::write(&input, &signing_input).unwrap();
+        let sig = Command::new("openssl")
+            .args(["dgst", "-sha256", "-sign"])
+            .arg(self.dir.path().join("token.key"))
+            .arg(&input)
+            .output()
+            .unwrap();
+        assert!(sig.status.success());
+        format!("{signing_input}.{}", url.encode(sig.stdout))
+    }
 }
