@@ -621,3 +621,106 @@ fn token_auth_against_the_real_registry() {
     let err = render(&spec, &anonymous).unwrap_err();
     assert!(err.contains("refused access to team/api"), "{err}");
 }
+
+/// A registry that only knows Basic auth (`robot:password`) and one image `team/app:1.0.0`.
+fn basic_only_registry(password: &'static str) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+            let text = String::from_utf8_lossy(&buf).to_string();
+            let path = text.split(' ').nth(1).unwrap_or("").to_string();
+            let authorized = text.lines().any(|l| {
+                l.to_ascii_lowercase().starts_with("authorization:")
+                    && l[14..].trim() == format!("Basic {}", base64_user_pass("robot", password))
+            });
+            let (status, extra, body) = if !authorized {
+                (
+                    401,
+                    "WWW-Authenticate: Basic realm=\"basic-registry\"\r\n",
+                    "{}",
+                )
+            } else if path.starts_with("/v2/team/app/tags/list") {
+                (200, "", r#"{"tags": ["1.0.0"]}"#)
+            } else if path == "/v2/team/app/manifests/1.0.0" {
+                (200, "Docker-Content-Digest: sha256:b4c\r\n", "")
+            } else {
+                (404, "", "{}")
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status} X\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    port
+}
+
+#[test]
+fn basic_auth_registries_get_the_configured_credentials() {
+    let port = basic_only_registry("pa55");
+    let host = format!("127.0.0.1:{port}");
+    let dir = tempfile::tempdir().unwrap();
+    let spec = spec(
+        dir.path(),
+        &format!("{{alias: api, name: '{host}/team/app'}}"),
+    );
+    let api = format!("http://{host}");
+    let good = registries(
+        dir.path(),
+        &host,
+        &api,
+        "  credentials: {username: robot, password: pa55}\n",
+    );
+    assert_eq!(
+        render(&spec, &good).unwrap().1,
+        format!("{host}/team/app:1.0.0@sha256:b4c")
+    );
+    // The same credentials from a docker config.json given with --registry-auth.
+    let config = write(
+        dir.path(),
+        "config.json",
+        &format!(
+            r#"{{"auths": {{"{host}": {{"auth": "{}"}}}}}}"#,
+            base64_user_pass("robot", "pa55")
+        ),
+    );
+    let plain = registries(dir.path(), &host, &api, "");
+    let out = prism(&[
+        "generate",
+        &spec,
+        "--registries",
+        &plain,
+        "--registry-auth",
+        &config,
+        "-o",
+        "names",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let wrong = registries(
+        dir.path(),
+        &host,
+        &api,
+        "  credentials: {username: robot, password: nope}\n",
+    );
+    let err = render(&spec, &wrong).unwrap_err();
+    assert!(
+        err.contains(&format!(
+            "{host} refused the credentials for team/app (HTTP 401)"
+        )),
+        "{err}"
+    );
+    let plain = registries(dir.path(), &host, &api, ""); // (the file was overwritten)
+    let err = render(&spec, &plain).unwrap_err();
+    assert!(err.contains("asks for credentials (Basic realm=\"basic-registry\"); set credentials for it in --registries or pass --registry-auth"), "{err}");
+}
