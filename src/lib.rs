@@ -7,6 +7,7 @@
 //! with exit code 1 (2 for usage errors) before anything is written to stdout.
 
 pub mod cli;
+pub mod controller;
 pub mod diff;
 pub mod git;
 pub mod input;
