@@ -11,8 +11,6 @@ use prism::plugin::PluginHost;
 use prism_engine::sources::memory::MemorySources;
 use prism_engine::{PluginCall, Sources};
 use serde_json::{json, Value};
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -433,27 +431,7 @@ fn generate_renders_preview_environments_per_branch() {
 
 /// Serves `body` as JSON to every request on 127.0.0.1; returns the port.
 fn serve_json(body: &'static str) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut buf = [0u8; 4096];
-            let mut seen = Vec::new();
-            while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
-                match stream.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => seen.extend_from_slice(&buf[..n]),
-                }
-            }
-            let _ = write!(
-                stream,
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
-    port
+    common::http::serve(move |_| (200, vec![], body.to_string()))
 }
 
 const CATALOG: &str = r#"{"services": [

@@ -7,8 +7,6 @@ mod common;
 use common::registry::Registry;
 use common::{prism, stderr, stdout, write};
 use serde_json::Value;
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 
 /// A prism.dev spec: environments × one `images` entry given as YAML flow text.
@@ -213,87 +211,52 @@ fn digest_follows_a_tag_and_newest_build_reads_the_platform_child() {
 /// A scripted registry: Docker Hub's `library/`, Bearer token auth, a 429 with
 /// `Retry-After`, and `tags/list` in two pages linked by `Link`.
 fn scripted_registry(password: &'static str) -> (u16, Arc<Mutex<Vec<String>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
     let log = Arc::new(Mutex::new(Vec::new()));
     let seen = log.clone();
-    std::thread::spawn(move || {
-        let mut throttled = false;
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut buf = Vec::new();
-            let mut chunk = [0u8; 4096];
-            while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                match stream.read(&mut chunk) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                }
-            }
-            let text = String::from_utf8_lossy(&buf).to_string();
-            let first = text.lines().next().unwrap_or("").to_string();
-            let path = first.split(' ').nth(1).unwrap_or("").to_string();
-            let auth = text
-                .lines()
-                .find_map(|l| {
-                    l.to_ascii_lowercase()
-                        .starts_with("authorization:")
-                        .then(|| l[14..].trim().to_string())
-                })
-                .unwrap_or_default();
-            seen.lock()
-                .unwrap()
-                .push(format!("{} {path}", first.split(' ').next().unwrap_or("")));
-            let basic = format!("Basic {}", base64_user_pass("robot", password));
-            let (status, headers, body): (u16, Vec<String>, String) = if path.starts_with("/token")
-            {
-                if auth == basic {
-                    (200, vec![], r#"{"token": "t0k3n"}"#.into())
-                } else {
-                    (401, vec![], "{}".into())
-                }
-            } else if auth != "Bearer t0k3n" {
-                (401, vec![format!("WWW-Authenticate: Bearer realm=\"http://127.0.0.1:{port}/token\",service=\"scripted\",scope=\"repository:library/nginx:pull\"")], "{}".into())
-            } else if path.starts_with("/v2/library/nginx/tags/list") && !throttled {
-                throttled = true;
-                (429, vec!["Retry-After: 1".into()], "{}".into())
-            } else if path == "/v2/library/nginx/tags/list?n=1000" {
-                (
-                    200,
-                    vec![
-                        "Link: </v2/library/nginx/tags/list?last=1.26.0&n=1000>; rel=\"next\""
-                            .into(),
-                    ],
-                    r#"{"tags": ["1.25.3", "1.26.0"]}"#.into(),
-                )
-            } else if path == "/v2/library/nginx/tags/list?last=1.26.0&n=1000" {
-                (
-                    200,
-                    vec![],
-                    r#"{"tags": ["1.27.1", "1.27.2-alpine", "latest"]}"#.into(),
-                )
-            } else if path == "/v2/library/nginx/manifests/1.27.1" {
-                (
-                    200,
-                    vec!["Docker-Content-Digest: sha256:feed".into()],
-                    String::new(),
-                )
+    let mut throttled = false;
+    let port = std::sync::Arc::new(std::sync::OnceLock::<u16>::new());
+    let own_port = port.clone();
+    let bound = common::http::serve(move |r| {
+        seen.lock()
+            .unwrap()
+            .push(format!("{} {}", r.method, r.path));
+        let basic = format!("Basic {}", base64_user_pass("robot", password));
+        let port = own_port.get().copied().unwrap_or(0);
+        if r.path.starts_with("/token") {
+            return if r.authorization == basic {
+                (200, vec![], r#"{"token": "t0k3n"}"#.into())
             } else {
-                (404, vec![], "{}".into())
+                (401, vec![], "{}".into())
             };
-            let mut response = format!(
-                "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n",
-                body.len()
-            );
-            for h in headers {
-                response.push_str(&h);
-                response.push_str("\r\n");
-            }
-            response.push_str("\r\n");
-            response.push_str(&body);
-            let _ = stream.write_all(response.as_bytes());
+        }
+        if r.authorization != "Bearer t0k3n" {
+            return (401, vec![format!("WWW-Authenticate: Bearer realm=\"http://127.0.0.1:{port}/token\",service=\"scripted\",scope=\"repository:library/nginx:pull\"")], "{}".into());
+        }
+        if r.path.starts_with("/v2/library/nginx/tags/list") && !throttled {
+            throttled = true;
+            return (429, vec!["Retry-After: 1".into()], "{}".into());
+        }
+        match r.path.as_str() {
+            "/v2/library/nginx/tags/list?n=1000" => (
+                200,
+                vec!["Link: </v2/library/nginx/tags/list?last=1.26.0&n=1000>; rel=\"next\"".into()],
+                r#"{"tags": ["1.25.3", "1.26.0"]}"#.into(),
+            ),
+            "/v2/library/nginx/tags/list?last=1.26.0&n=1000" => (
+                200,
+                vec![],
+                r#"{"tags": ["1.27.1", "1.27.2-alpine", "latest"]}"#.into(),
+            ),
+            "/v2/library/nginx/manifests/1.27.1" => (
+                200,
+                vec!["Docker-Content-Digest: sha256:feed".into()],
+                String::new(),
+            ),
+            _ => (404, vec![], "{}".into()),
         }
     });
-    (port, log)
+    let _ = port.set(bound);
+    (bound, log)
 }
 
 fn base64_user_pass(user: &str, pass: &str) -> String {
@@ -538,47 +501,24 @@ fn requests_are_spaced_to_the_rate_limit() {
 
 /// Serves tokens from `issuer` to `robot:password` on 127.0.0.1; returns the realm URL.
 fn token_service(issuer: Arc<common::registry::TokenIssuer>, password: &'static str) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut buf = Vec::new();
-            let mut chunk = [0u8; 4096];
-            while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                match stream.read(&mut chunk) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                }
-            }
-            let text = String::from_utf8_lossy(&buf).to_string();
-            let authorized = text.lines().any(|l| {
-                l.to_ascii_lowercase().starts_with("authorization:")
-                    && l[14..].trim() == format!("Basic {}", base64_user_pass("robot", password))
-            });
-            let (status, body) = if authorized {
-                // scope=repository:<name>:pull
-                let path = text.split(' ').nth(1).unwrap_or("");
-                let repo = path
-                    .split(['?', '&'])
-                    .find_map(|kv| kv.strip_prefix("scope="))
-                    .map(|s| s.replace("%3A", ":").replace("%2F", "/"))
-                    .and_then(|s| s.split(':').nth(1).map(str::to_string))
-                    .unwrap_or_default();
-                (
-                    200,
-                    serde_json::json!({"token": issuer.token("robot", &repo, &["pull"])})
-                        .to_string(),
-                )
-            } else {
-                (401, "{}".to_string())
-            };
-            let _ = write!(
-                stream,
-                "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
+    let port = common::http::serve(move |r| {
+        if r.authorization != format!("Basic {}", base64_user_pass("robot", password)) {
+            return (401, vec![], "{}".into());
         }
+        // scope=repository:<name>:pull
+        let repo = r
+            .path
+            .split(['?', '&'])
+            .find_map(|kv| kv.strip_prefix("scope="))
+            .map(|s| s.replace("%3A", ":").replace("%2F", "/"))
+            .and_then(|s| s.split(':').nth(1).map(str::to_string))
+            .unwrap_or_default();
+        let token = issuer.token("robot", &repo, &["pull"]);
+        (
+            200,
+            vec![],
+            serde_json::json!({ "token": token }).to_string(),
+        )
     });
     format!("http://127.0.0.1:{port}/token")
 }
@@ -624,46 +564,26 @@ fn token_auth_against_the_real_registry() {
 
 /// A registry that only knows Basic auth (`robot:password`) and one image `team/app:1.0.0`.
 fn basic_only_registry(password: &'static str) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut buf = Vec::new();
-            let mut chunk = [0u8; 4096];
-            while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                match stream.read(&mut chunk) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                }
-            }
-            let text = String::from_utf8_lossy(&buf).to_string();
-            let path = text.split(' ').nth(1).unwrap_or("").to_string();
-            let authorized = text.lines().any(|l| {
-                l.to_ascii_lowercase().starts_with("authorization:")
-                    && l[14..].trim() == format!("Basic {}", base64_user_pass("robot", password))
-            });
-            let (status, extra, body) = if !authorized {
-                (
-                    401,
-                    "WWW-Authenticate: Basic realm=\"basic-registry\"\r\n",
-                    "{}",
-                )
-            } else if path.starts_with("/v2/team/app/tags/list") {
-                (200, "", r#"{"tags": ["1.0.0"]}"#)
-            } else if path == "/v2/team/app/manifests/1.0.0" {
-                (200, "Docker-Content-Digest: sha256:b4c\r\n", "")
-            } else {
-                (404, "", "{}")
-            };
-            let _ = write!(
-                stream,
-                "HTTP/1.1 {status} X\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
+    common::http::serve(move |r| {
+        if r.authorization != format!("Basic {}", base64_user_pass("robot", password)) {
+            return (
+                401,
+                vec!["WWW-Authenticate: Basic realm=\"basic-registry\"".into()],
+                "{}".into(),
             );
         }
-    });
-    port
+        if r.path.starts_with("/v2/team/app/tags/list") {
+            (200, vec![], r#"{"tags": ["1.0.0"]}"#.into())
+        } else if r.path == "/v2/team/app/manifests/1.0.0" {
+            (
+                200,
+                vec!["Docker-Content-Digest: sha256:b4c".into()],
+                String::new(),
+            )
+        } else {
+            (404, vec![], "{}".into())
+        }
+    })
 }
 
 #[test]
