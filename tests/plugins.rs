@@ -429,6 +429,21 @@ fn generate_renders_preview_environments_per_branch() {
     assert!(stderr(&out).contains("spec.generators[0].plugin: plugin \"preview-branches\": the plugin reported an error: denied: plugin preview-branches has no repository access"), "{}", stderr(&out));
 }
 
+/// `prism generate SPEC --plugins PLUGINS` with the shared compile cache and `extra` flags.
+fn generate_with(spec: &str, plugins: &str, extra: &[&str]) -> std::process::Output {
+    let cache = shared_cache();
+    let mut args = vec![
+        "generate",
+        spec,
+        "--plugins",
+        plugins,
+        "--cache-dir",
+        cache.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    prism(&args)
+}
+
 /// Serves `body` as JSON to every request on 127.0.0.1; returns the port.
 fn serve_json(body: &'static str) -> u16 {
     common::http::serve(move |_| (200, vec![], body.to_string()))
@@ -476,17 +491,7 @@ spec:
         dir.path(),
         &[("service-catalog", &b.service_catalog, &allowed)],
     );
-    let cache = shared_cache();
-    let out = prism(&[
-        "generate",
-        &spec,
-        "--plugins",
-        &plugins,
-        "--cache-dir",
-        cache.to_str().unwrap(),
-        "-o",
-        "json",
-    ]);
+    let out = generate_with(&spec, &plugins, &["-o", "json"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let list: Value = serde_json::from_str(&stdout(&out)).unwrap();
     let names: Vec<&str> = list["items"]
@@ -519,14 +524,7 @@ spec:
             "allowedHosts: ['catalog.internal']",
         )],
     );
-    let out = prism(&[
-        "generate",
-        &spec,
-        "--plugins",
-        &plugins,
-        "--cache-dir",
-        cache.to_str().unwrap(),
-    ]);
+    let out = generate_with(&spec, &plugins, &[]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(stdout(&out), "");
     assert!(stderr(&out).contains(&format!("denied: plugin service-catalog may not reach 127.0.0.1:{port}; allowedHosts is [catalog.internal]")), "{}", stderr(&out));
@@ -564,17 +562,7 @@ spec:
 "#,
     );
     let plugins = plugins_file(dir.path(), &[("tenant-tiers", &b.tenant_tiers, "")]);
-    let cache = shared_cache();
-    let out = prism(&[
-        "generate",
-        &spec,
-        "--plugins",
-        &plugins,
-        "--cache-dir",
-        cache.to_str().unwrap(),
-        "-o",
-        "json",
-    ]);
+    let out = generate_with(&spec, &plugins, &["-o", "json"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let list: Value = serde_json::from_str(&stdout(&out)).unwrap();
     let items = list["items"].as_array().unwrap();
@@ -590,16 +578,7 @@ spec:
     assert_eq!(items[3]["spec"]["destination"]["namespace"], "tenant-zeta");
 
     // Same input, byte-identical output.
-    let again = prism(&[
-        "generate",
-        &spec,
-        "--plugins",
-        &plugins,
-        "--cache-dir",
-        cache.to_str().unwrap(),
-        "-o",
-        "json",
-    ]);
+    let again = generate_with(&spec, &plugins, &["-o", "json"]);
     assert_eq!(stdout(&again), stdout(&out));
 
     // A plugin error stops the run before anything is written.
@@ -607,14 +586,7 @@ spec:
         .unwrap()
         .replace("tier: free", "tier: platinum");
     let bad = write(dir.path(), "bad.yaml", &bad);
-    let out = prism(&[
-        "generate",
-        &bad,
-        "--plugins",
-        &plugins,
-        "--cache-dir",
-        cache.to_str().unwrap(),
-    ]);
+    let out = generate_with(&bad, &plugins, &[]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(stdout(&out), "");
     assert!(

@@ -27,6 +27,17 @@ impl Drop for Registry {
     }
 }
 
+/// Starts `docker-registry serve CONFIG`, quietly.
+fn spawn(config: &Path) -> Child {
+    Command::new(BINARY)
+        .arg("serve")
+        .arg(config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting docker-registry")
+}
+
 /// Installs Debian's `docker-registry` when it is missing (as root, or with `sudo -n`).
 fn ensure_installed() {
     if Path::new(BINARY).exists() {
@@ -89,13 +100,7 @@ impl Registry {
             cert.display()
         ));
         std::fs::write(&config_path, config).unwrap();
-        self.child = Command::new(BINARY)
-            .arg("serve")
-            .arg(&config_path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting docker-registry");
+        self.child = spawn(&config_path);
         let started = Instant::now();
         loop {
             let probe = self
@@ -138,13 +143,7 @@ impl Registry {
         }
         let config_path = dir.path().join("config.yml");
         std::fs::write(&config_path, config).unwrap();
-        let child = Command::new(BINARY)
-            .arg("serve")
-            .arg(&config_path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting docker-registry");
+        let child = spawn(&config_path);
         // The test's own pushes skip verification; the client under test does not.
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .tls_config(
