@@ -481,7 +481,7 @@ pub fn plugin_run(args: &PluginRunArgs) -> Result<String, CliError> {
     let parameters = json("parameters", &args.parameters)?;
     let bytes = std::fs::read(&args.file)
         .map_err(|e| CliError::Failed(format!("cannot read {}: {e}", args.file.display())))?;
-    let mut def = PluginDefinition::for_file(&args.file, crate::plugin::sha256_hex(&bytes));
+    let mut def = PluginDefinition::for_file(&args.file, crate::digest::sha256_hex(&bytes));
     def.memory_mib = args.memory_mib;
     def.timeout_ms = args.timeout_ms;
     def.max_output_bytes = args.max_output_bytes;

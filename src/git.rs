@@ -230,12 +230,10 @@ fn resolve<'r>(repo: &'r GitRepo, rev: &str) -> Result<git2::Commit<'r>, String>
 
 /// A stable directory name for a remote URL in the cache.
 fn cache_key(url: &str) -> String {
-    // FNV-1a: stable across runs and platforms, unlike std's hasher.
-    let mut hash: u64 = 0xcbf29ce484222325;
-    for b in url.bytes() {
-        hash ^= u64::from(b);
-        hash = hash.wrapping_mul(0x100000001b3);
-    }
+    use std::hash::Hasher;
+    let mut hasher = crate::digest::Fnv::default();
+    hasher.write(url.as_bytes());
+    let hash = hasher.finish();
     let readable: String = url
         .rsplit('/')
         .next()

@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod controller;
 pub mod diff;
+pub mod digest;
 pub mod git;
 pub mod input;
 pub mod lint;

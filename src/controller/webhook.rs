@@ -6,6 +6,7 @@
 //! Bad or missing signature → 401, body over 1 MiB → 413, any other event → 200 and
 //! ignored, as Argo CD's webhook handler answers.
 
+use crate::digest::hex;
 use serde_json::Value;
 
 /// Largest body accepted.
@@ -188,17 +189,14 @@ fn check_hmac(
     let Some(sig) = header else {
         return Err("missing signature header".into());
     };
-    let hex = match prefix {
+    let given = match prefix {
         Some(p) => sig.strip_prefix(p).ok_or("signature is not sha256=…")?,
         None => sig.as_str(),
     };
-    let expected: String = hmac_sha256(secret, body)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let expected = hex(&hmac_sha256(secret, body));
     if constant_time_eq(
         expected.as_bytes(),
-        hex.trim().to_ascii_lowercase().as_bytes(),
+        given.trim().to_ascii_lowercase().as_bytes(),
     ) {
         Ok(())
     } else {
@@ -242,10 +240,6 @@ mod tests {
             .map(|(k, v)| (k.to_ascii_lowercase(), v.to_string()))
             .collect();
         move |k: &str| map.get(&k.to_ascii_lowercase()).cloned()
-    }
-
-    fn hex(b: &[u8]) -> String {
-        b.iter().map(|x| format!("{x:02x}")).collect()
     }
 
     const GITHUB_PUSH: &str = r#"{"ref": "refs/heads/main", "repository": {"html_url": "https://github.com/org/services",

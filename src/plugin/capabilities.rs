@@ -67,7 +67,7 @@ fn refs_digest(refs: &[GitRef]) -> String {
         h.update(r.sha.as_bytes());
         h.update([0]);
     }
-    super::hex(&h.finalize())
+    crate::digest::hex(&h.finalize())
 }
 
 /// The capabilities of one call.

@@ -69,7 +69,7 @@ pub fn inspect(engine: &Engine, bytes: &[u8]) -> Result<Inspection, String> {
         abi: abi.describe().to_string(),
         world,
         size: bytes.len(),
-        sha256: super::sha256_hex(bytes),
+        sha256: crate::digest::sha256_hex(bytes),
         imports,
         exports,
     })

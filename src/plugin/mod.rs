@@ -98,7 +98,7 @@ impl PluginHost {
         let def = self.definition(name)?;
         let bytes = std::fs::read(&def.path)
             .map_err(|e| format!("cannot read {}: {e}", def.path.display()))?;
-        let sha = sha256_hex(&bytes);
+        let sha = crate::digest::sha256_hex(&bytes);
         if sha != def.sha256 {
             return Err(format!(
                 "refusing to load {}: its sha256 is {sha} but the definition in {} says {}; \
@@ -261,16 +261,6 @@ fn parse_response(response: &str, def: &PluginDefinition) -> Result<Vec<ParamSet
             )),
         })
         .collect()
-}
-
-/// Lower-case hex SHA-256.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::{Digest, Sha256};
-    hex(&Sha256::digest(bytes))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// `secs` since the epoch as RFC 3339 in UTC (`2026-11-23T13:05:20Z`).

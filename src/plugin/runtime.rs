@@ -161,11 +161,6 @@ impl Runtime {
         })
     }
 
-    /// The engine (for `inspect`).
-    pub fn engine(&self) -> &Engine {
-        &self.engine
-    }
-
     /// Compiles `bytes` (whose SHA-256 is `sha256`), or loads the compiled form from the cache.
     pub fn compile(&self, bytes: &[u8], sha256: &str) -> Result<(Compiled, CompileSource), String> {
         let abi = Abi::detect(bytes)?;
@@ -213,7 +208,7 @@ impl Runtime {
     /// version or configuration is never loaded.
     fn compatibility_hash(&self) -> u64 {
         use std::hash::{Hash, Hasher};
-        let mut h = Fnv(0xcbf29ce484222325);
+        let mut h = crate::digest::Fnv::default();
         self.engine.precompile_compatibility_hash().hash(&mut h);
         h.finish()
     }
@@ -588,19 +583,4 @@ fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension(format!("tmp{}-{n}", std::process::id()));
     std::fs::write(&tmp, data)?;
     std::fs::rename(&tmp, path)
-}
-
-/// FNV-1a: a hasher that is stable across runs (std's is randomly seeded).
-struct Fnv(u64);
-
-impl std::hash::Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 ^= u64::from(*b);
-            self.0 = self.0.wrapping_mul(0x100000001b3);
-        }
-    }
 }

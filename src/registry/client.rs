@@ -521,7 +521,7 @@ impl RegistryClient {
             .limit(16 << 20)
             .read_to_vec()
             .map_err(|e| format!("{}@{reference}: {e}", t.repository))?;
-        let digest = format!("sha256:{}", crate::plugin::sha256_hex(&body));
+        let digest = format!("sha256:{}", crate::digest::sha256_hex(&body));
         let json = serde_json::from_slice(&body)
             .map_err(|e| format!("{}@{reference}: {e}", t.repository))?;
         Ok((json, digest))

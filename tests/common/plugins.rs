@@ -109,16 +109,7 @@ fn build(target_dir: &Path, target: &str, packages: &[&str]) {
 
 /// Hex SHA-256 of a file.
 pub fn sha256(path: &Path) -> String {
-    sha256_bytes(&std::fs::read(path).unwrap())
-}
-
-/// Hex SHA-256 of bytes.
-pub fn sha256_bytes(bytes: &[u8]) -> String {
-    use sha2::{Digest, Sha256};
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    prism::digest::sha256_hex(&std::fs::read(path).unwrap())
 }
 
 /// A shared compile cache for tests that do not test the cache itself: each plugin

@@ -186,7 +186,7 @@ impl Registry {
 
     /// Uploads a blob; returns its digest.
     pub fn blob(&self, repo: &str, bytes: &[u8]) -> String {
-        let digest = format!("sha256:{}", super::plugins::sha256_bytes(bytes));
+        let digest = format!("sha256:{}", prism::digest::sha256_hex(bytes));
         let r = self
             .agent
             .post(&self.url(&format!("/v2/{repo}/blobs/uploads/")))
@@ -238,7 +238,7 @@ impl Registry {
             "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": layer.len(), "digest": layer_digest}]
         });
         let bytes = serde_json::to_vec(&manifest).unwrap();
-        let digest = format!("sha256:{}", super::plugins::sha256_bytes(&bytes));
+        let digest = format!("sha256:{}", prism::digest::sha256_hex(&bytes));
         let reference = reference
             .map(str::to_string)
             .unwrap_or_else(|| digest.clone());
@@ -287,7 +287,7 @@ impl Registry {
         let index = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": manifests});
         let bytes = serde_json::to_vec(&index).unwrap();
         self.put_manifest(repo, tag, "application/vnd.oci.image.index.v1+json", &bytes);
-        format!("sha256:{}", super::plugins::sha256_bytes(&bytes))
+        format!("sha256:{}", prism::digest::sha256_hex(&bytes))
     }
 
     fn put_manifest(&self, repo: &str, reference: &str, media_type: &str, bytes: &[u8]) {
