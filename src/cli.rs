@@ -272,33 +272,9 @@ pub struct PluginInspectArgs {
 }
 
 fn parse_time(s: &str) -> Result<i64, String> {
-    let bad = || format!("expected RFC 3339 UTC time like 2026-01-01T00:00:00Z, got {s:?}");
-    let b = s.as_bytes();
-    if b.len() != 20
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || b[10] != b'T'
-        || b[13] != b':'
-        || b[16] != b':'
-        || b[19] != b'Z'
-    {
-        return Err(bad());
-    }
-    let num = |r: std::ops::Range<usize>| s[r].parse::<i64>().map_err(|_| bad());
-    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
-        return Err(bad());
-    }
-    // Howard Hinnant's days_from_civil.
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Ok(days * 86_400 + hh * 3600 + mm * 60 + ss)
+    prism_engine::gotemplate::time::Time::parse(crate::plugin::RFC3339, s)
+        .map(|t| t.secs)
+        .map_err(|_| format!("expected RFC 3339 UTC time like 2026-01-01T00:00:00Z, got {s:?}"))
 }
 
 fn parse_repo_mapping(s: &str) -> Result<(String, PathBuf), String> {

@@ -263,26 +263,12 @@ fn parse_response(response: &str, def: &PluginDefinition) -> Result<Vec<ParamSet
         .collect()
 }
 
+/// Go's RFC 3339 layout, for the engine's time formatting and parsing.
+pub const RFC3339: &str = "2006-01-02T15:04:05Z07:00";
+
 /// `secs` since the epoch as RFC 3339 in UTC (`2026-11-23T13:05:20Z`).
 pub fn rfc3339(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
+    prism_engine::gotemplate::time::Time { secs, nanos: 0 }.format(RFC3339)
 }
 
 /// Any engine [`Sources`] plus a plugin host: what `prism generate --plugins` renders with.

@@ -12,7 +12,7 @@ mod funcs;
 mod parse;
 mod printf;
 pub mod semver;
-mod time;
+pub mod time;
 mod value;
 
 pub use value::V;
