@@ -133,11 +133,7 @@ impl Capabilities {
             }
             return;
         }
-        let mut end = message.len().min(MAX_LOG_LINE);
-        while !message.is_char_boundary(end) {
-            end -= 1;
-        }
-        let line = &message[..end];
+        let line = super::truncate(message, MAX_LOG_LINE);
         let plugin = self.plugin.as_str();
         match level {
             tracing::Level::ERROR => tracing::error!(plugin, "{line}"),

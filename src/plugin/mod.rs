@@ -140,7 +140,7 @@ impl PluginHost {
             return Ok(sets);
         }
         let (response, caps) = self.call(&loaded, def, call.request, call.repositories, sources)?;
-        let sets = parse_response(&response, def)?;
+        let sets = parameter_sets(&parse_json(&response)?, def)?;
         let expires = caps
             .used_http
             .then(|| Instant::now() + Duration::from_secs(def.http_cache_seconds));
@@ -168,8 +168,9 @@ impl PluginHost {
         let def = self.definition(name)?;
         let loaded = self.load(name)?;
         let (response, _) = self.call(&loaded, def, request, repositories, sources)?;
-        parse_response(&response, def)?;
-        serde_json::from_str(&response).map_err(|e| format!("the response is not JSON: {e}"))
+        let value = parse_json(&response)?;
+        parameter_sets(&value, def)?;
+        Ok(value)
     }
 
     fn cached(
@@ -222,15 +223,19 @@ impl PluginHost {
     }
 }
 
-/// Checks a response's shape and returns its parameter sets.
-fn parse_response(response: &str, def: &PluginDefinition) -> Result<Vec<ParamSet>, String> {
-    let value: Value = serde_json::from_str(response).map_err(|e| {
+/// The response as JSON, or an error quoting how it starts.
+fn parse_json(response: &str) -> Result<Value, String> {
+    serde_json::from_str(response).map_err(|e| {
         let mut start: String = response.chars().take(80).collect();
         if response.len() > start.len() {
             start.push('…');
         }
         format!("the response is not JSON ({e}); it starts with {start:?}")
-    })?;
+    })
+}
+
+/// Checks a response's shape and returns its parameter sets.
+fn parameter_sets(value: &Value, def: &PluginDefinition) -> Result<Vec<ParamSet>, String> {
     let list = match value.pointer("/output/parameters") {
         Some(Value::Array(list)) => list,
         Some(other) => {
@@ -261,6 +266,15 @@ fn parse_response(response: &str, def: &PluginDefinition) -> Result<Vec<ParamSet
             )),
         })
         .collect()
+}
+
+/// At most `max` bytes of `s`, cut at a character boundary (for bounded logs and messages).
+pub fn truncate(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 /// Go's RFC 3339 layout, for the engine's time formatting and parsing.
@@ -317,6 +331,10 @@ impl<S: Sources + Send + Sync + 'static> Sources for PluginSources<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse_response(response: &str, def: &PluginDefinition) -> Result<Vec<ParamSet>, String> {
+        parameter_sets(&parse_json(response)?, def)
+    }
 
     #[test]
     fn rfc3339_formats_utc() {

@@ -299,25 +299,26 @@ impl Runtime {
                         .call(&mut store, ())
                 });
                 let state = store.into_data();
-                let exit = match &result {
-                    Ok(()) => Some(0),
-                    Err(e) => e.downcast_ref::<wasmtime_wasi::I32Exit>().map(|x| x.0),
-                };
+                // The exit status, or the trap that ended the module.
+                let exit = result.map(|()| 0).or_else(|e| {
+                    e.downcast_ref::<wasmtime_wasi::I32Exit>()
+                        .map(|x| x.0)
+                        .ok_or(e)
+                });
                 // One byte over the cap fits in the pipe, so a flood is told apart
                 // from a response of exactly maxOutputBytes.
                 let written = stdout.contents();
-                let outcome = match (exit, result) {
+                let outcome = match exit {
                     _ if written.len() > def.max_output_bytes => Err(format!(
                         "the response is over maxOutputBytes ({})",
                         def.max_output_bytes
                     )),
-                    (Some(0), _) => Ok(String::from_utf8_lossy(&written).into_owned()),
-                    (Some(code), _) => Err(format!(
+                    Ok(0) => Ok(String::from_utf8_lossy(&written).into_owned()),
+                    Ok(code) => Err(format!(
                         "the plugin exited with status {code}: {}",
                         stderr_tail(&stderr).unwrap_or_else(|| "(nothing on stderr)".into())
                     )),
-                    (None, Err(e)) => Err(explain_failure(&e, def, &state.limits, &stderr)),
-                    (None, Ok(())) => Err("the plugin ended without an exit status".into()),
+                    Err(e) => Err(explain_failure(&e, def, &state.limits, &stderr)),
                 };
                 log_stderr(&def.name, &stderr);
                 (outcome, caps)
@@ -409,11 +410,7 @@ fn stderr_tail(stderr: &MemoryOutputPipe) -> Option<String> {
         return None;
     }
     let tail = lines[lines.len().saturating_sub(3)..].join(" ");
-    let mut end = tail.len().min(1000);
-    while !tail.is_char_boundary(end) {
-        end -= 1;
-    }
-    Some(tail[..end].to_string())
+    Some(super::truncate(&tail, 1000).to_string())
 }
 
 fn log_stderr(plugin: &str, stderr: &MemoryOutputPipe) {
