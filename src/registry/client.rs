@@ -185,7 +185,18 @@ impl RegistryClient {
 
     /// Resolves `query` to a tag and digest, once per distinct query.
     pub fn resolve(&self, query: &ImageQuery) -> Result<ResolvedImage, String> {
-        let key = format!("{query:?}");
+        // The alias only names the parameters: equal queries under two aliases resolve once.
+        let key = format!(
+            "{:?}",
+            (
+                &query.name,
+                query.strategy,
+                &query.constraint,
+                &query.allow_tags,
+                &query.ignore_tags,
+                &query.platforms
+            )
+        );
         if let Some(hit) = self.resolved.lock().ok().and_then(|m| m.get(&key).cloned()) {
             return Ok(hit);
         }
@@ -199,12 +210,15 @@ impl RegistryClient {
     fn resolve_uncached(&self, query: &ImageQuery) -> Result<ResolvedImage, String> {
         let image = ImageRef::parse(&query.name)?;
         let target = self.target(&query.name, &image)?;
+        let pick = |tag: &str| -> Result<ResolvedImage, String> {
+            Ok(ResolvedImage {
+                digest: self.digest(&target, tag)?,
+                tag: tag.to_string(),
+            })
+        };
         if query.strategy == Strategy::Digest {
-            let digest = self.digest(&target, &query.constraint)?;
-            return Ok(ResolvedImage {
-                tag: query.constraint.clone(),
-                digest,
-            });
+            // No tag list needed: follow the one tag.
+            return pick(&query.constraint);
         }
         let tags = self.tags(&target)?;
         let allowed = strategy::allowed(query, &tags)?;
@@ -221,20 +235,12 @@ impl RegistryClient {
         };
         match query.strategy {
             Strategy::Semver => {
-                let tag = strategy::semver(&allowed, &query.constraint)?.ok_or_else(none)?;
-                Ok(ResolvedImage {
-                    digest: self.digest(&target, tag)?,
-                    tag: tag.to_string(),
-                })
+                pick(strategy::semver(&allowed, &query.constraint)?.ok_or_else(none)?)
             }
-            Strategy::Alphabetical => {
-                let tag = strategy::alphabetical(&allowed).ok_or_else(none)?;
-                Ok(ResolvedImage {
-                    digest: self.digest(&target, tag)?,
-                    tag: tag.to_string(),
-                })
-            }
+            Strategy::Alphabetical => pick(strategy::alphabetical(&allowed).ok_or_else(none)?),
+            Strategy::Digest => pick(&query.constraint),
             Strategy::NewestBuild => {
+                // Reading `created` already fetched each manifest, so its digest is known.
                 let mut created = Vec::new();
                 let mut digests = HashMap::new();
                 for tag in &allowed {
@@ -249,10 +255,6 @@ impl RegistryClient {
                     tag: tag.to_string(),
                 })
             }
-            Strategy::Digest => Ok(ResolvedImage {
-                digest: self.digest(&target, &query.constraint)?,
-                tag: query.constraint.clone(),
-            }),
         }
     }
 
