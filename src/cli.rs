@@ -84,9 +84,17 @@ pub struct SourceArgs {
     pub now: Option<i64>,
 }
 
+/// What every render of one run shares, read once: the cluster list, the registry
+/// client (so `diff` resolves each image once) and the plugin host.
+pub struct Shared {
+    clusters: Vec<prism_engine::Cluster>,
+    registry: Arc<RegistryClient>,
+    plugins: Option<Arc<PluginHost>>,
+}
+
 impl SourceArgs {
-    /// Sources reading repositories at `revision`.
-    pub fn sources(&self, revision: RevisionChoice) -> Result<LocalSources, CliError> {
+    /// Reads the cluster, registry and plugin files the flags name.
+    pub fn shared(&self) -> Result<Shared, CliError> {
         let clusters = read_clusters(&self.clusters)?;
         let settings = match &self.registries {
             Some(f) => RegistrySettings::load(f).map_err(CliError::Failed)?,
@@ -94,29 +102,40 @@ impl SourceArgs {
         };
         let registry = RegistryClient::new(settings, self.registry_auth.as_deref())
             .map_err(CliError::Failed)?;
-        Ok(LocalSources::new(
+        let plugins = match &self.plugins {
+            Some(file) => Some(Arc::new(
+                self.plugin_host(PluginDefinitions::load(file).map_err(CliError::Failed)?)?,
+            )),
+            None => None,
+        };
+        Ok(Shared {
+            clusters,
+            registry: Arc::new(registry),
+            plugins,
+        })
+    }
+
+    /// Sources reading repositories at `revision`.
+    pub fn sources(&self, revision: RevisionChoice, shared: &Shared) -> LocalSources {
+        LocalSources::new(
             self.repo.clone(),
             self.cache_dir
                 .clone()
                 .unwrap_or_else(crate::git::default_cache_dir),
-            clusters,
+            shared.clusters.clone(),
         )
         .with_revision(revision)
-        .with_registry(Arc::new(registry)))
+        .with_registry(shared.registry.clone())
     }
 
     /// Sources as the engine sees them: the local sources, plus the plugin host when
     /// `--plugins` is given.
-    pub fn build(&self, revision: RevisionChoice) -> Result<Box<dyn Sources>, CliError> {
-        let local = self.sources(revision)?;
-        let Some(file) = &self.plugins else {
-            return Ok(Box::new(local));
-        };
-        let host = self.plugin_host(PluginDefinitions::load(file).map_err(CliError::Failed)?)?;
-        Ok(Box::new(PluginSources::new(
-            Arc::new(local),
-            Arc::new(host),
-        )))
+    pub fn build(&self, revision: RevisionChoice, shared: &Shared) -> Box<dyn Sources> {
+        let local = self.sources(revision, shared);
+        match &shared.plugins {
+            Some(host) => Box::new(PluginSources::new(Arc::new(local), host.clone())),
+            None => Box::new(local),
+        }
     }
 
     /// A plugin host for `definitions` with the compile cache under the cache directory.
@@ -334,7 +353,9 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
 pub fn generate(args: &GenerateArgs) -> Result<String, CliError> {
     let _span = tracing::info_span!("generate", spec = %args.spec).entered();
     let specs = read_specs(&args.spec, &args.sources.namespace)?;
-    let sources = args.sources.build(RevisionChoice::Spec)?;
+    let sources = args
+        .sources
+        .build(RevisionChoice::Spec, &args.sources.shared()?);
     let results = render_specs(&specs, sources.as_ref(), &args.sources.options())?;
     let all = collect(&specs, &results)?;
     let text = output::format(&all, args.output, args.explain);
@@ -470,8 +491,10 @@ pub fn plugin_run(args: &PluginRunArgs) -> Result<String, CliError> {
     };
     let host = args.sources.plugin_host(definitions)?;
     let repositories: Vec<String> = args.sources.repo.iter().map(|(u, _)| u.clone()).collect();
-    let sources: Arc<dyn Sources + Send + Sync> =
-        Arc::new(args.sources.sources(RevisionChoice::Spec)?);
+    let sources: Arc<dyn Sources + Send + Sync> = Arc::new(
+        args.sources
+            .sources(RevisionChoice::Spec, &args.sources.shared()?),
+    );
     let request = serde_json::json!({
         "apiVersion": "prism.dev/plugin/v1",
         "applicationSetName": args.appset,

@@ -4,7 +4,7 @@
 //! `--from` (or the spec's own revisions), the "after" side from SPEC with repositories
 //! at `--to` (or the working tree of `--repo` paths) — and compares Applications by name.
 
-use crate::cli::{collect, render_specs, DiffArgs};
+use crate::cli::{collect, render_specs, DiffArgs, Shared};
 use crate::input::read_specs;
 use crate::sources::RevisionChoice;
 use crate::CliError;
@@ -24,9 +24,14 @@ pub enum DiffFormat {
 /// One side: Application name → (manifest, generators that made it).
 type Side = BTreeMap<String, (Value, Vec<String>)>;
 
-fn render_side(spec: &str, args: &DiffArgs, revision: RevisionChoice) -> Result<Side, CliError> {
+fn render_side(
+    spec: &str,
+    args: &DiffArgs,
+    revision: RevisionChoice,
+    shared: &Shared,
+) -> Result<Side, CliError> {
     let specs = read_specs(spec, &args.sources.namespace)?;
-    let sources = args.sources.build(revision)?;
+    let sources = args.sources.build(revision, shared);
     let results = render_specs(&specs, sources.as_ref(), &args.sources.options())?;
     let all = collect(&specs, &results)?;
     Ok(all
@@ -51,8 +56,9 @@ pub fn diff(args: &DiffArgs) -> Result<(String, bool), CliError> {
         Some(r) => RevisionChoice::At(r.clone()),
         None => RevisionChoice::WorkTree,
     };
-    let before = render_side(before_spec, args, before_rev)?;
-    let after = render_side(&args.spec, args, after_rev)?;
+    let shared = args.sources.shared()?;
+    let before = render_side(before_spec, args, before_rev, &shared)?;
+    let after = render_side(&args.spec, args, after_rev, &shared)?;
 
     let added: Vec<&String> = after.keys().filter(|k| !before.contains_key(*k)).collect();
     let removed: Vec<&String> = before.keys().filter(|k| !after.contains_key(*k)).collect();
