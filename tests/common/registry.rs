@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use serde_json::{json, Value};
+use std::io::Write;
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -101,24 +102,7 @@ impl Registry {
         ));
         std::fs::write(&config_path, config).unwrap();
         self.child = spawn(&config_path);
-        let started = Instant::now();
-        loop {
-            let probe = self
-                .agent
-                .get(&self.url("/v2/"))
-                .config()
-                .http_status_as_error(false)
-                .build()
-                .call();
-            if probe.map(|r| r.status() == 401).unwrap_or(false) {
-                return;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "registry did not restart"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.wait_for(401);
     }
 
     fn start_with(tls: bool) -> Registry {
@@ -160,16 +144,27 @@ impl Registry {
             scheme: if tls { "https" } else { "http" },
             agent,
         };
+        registry.wait_for(200);
+        registry
+    }
+
+    /// Waits until `/v2/` answers `status` (200 open, 401 with auth), at most 20 s.
+    fn wait_for(&self, status: u16) {
         let started = Instant::now();
         loop {
-            if let Ok(r) = registry.agent.get(&registry.url("/v2/")).call() {
-                if r.status() == 200 {
-                    return registry;
-                }
+            let probe = self
+                .agent
+                .get(&self.url("/v2/"))
+                .config()
+                .http_status_as_error(false)
+                .build()
+                .call();
+            if probe.map(|r| r.status() == status).unwrap_or(false) {
+                return;
             }
             assert!(
                 started.elapsed() < Duration::from_secs(20),
-                "registry did not start"
+                "registry did not answer /v2/ with {status}"
             );
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -309,20 +304,31 @@ impl Registry {
     }
 }
 
+/// Runs `openssl` in `dir` with `stdin`; its stdout. Panics with its stderr on failure.
+fn openssl(dir: &Path, args: &[&str], stdin: &[u8]) -> Vec<u8> {
+    let mut child = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running openssl");
+    if let Some(mut input) = child.stdin.take() {
+        input.write_all(stdin).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 /// A CA and a server certificate for 127.0.0.1 signed by it, made with `openssl`.
 fn make_certificates(dir: &Path) {
-    let run = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .current_dir(dir)
-            .args(args)
-            .output()
-            .expect("running openssl");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
+    let run = |args: &[&str]| openssl(dir, args, b"");
     std::fs::write(
         dir.join("server.ext"),
         "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n",
@@ -386,37 +392,36 @@ fn make_certificates(dir: &Path) {
 /// certificate (the registry's `rootcertbundle`), and RS256 JWTs signed with `openssl`.
 pub struct TokenIssuer {
     dir: tempfile::TempDir,
+    /// The certificate, DER (for the tokens' `x5c` header).
+    der: Vec<u8>,
 }
 
 impl TokenIssuer {
     /// Makes the key and certificate.
     pub fn new() -> TokenIssuer {
         let dir = tempfile::tempdir().unwrap();
-        let out = Command::new("openssl")
-            .current_dir(dir.path())
-            .args([
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                "token.key",
-                "-out",
-                "token.pem",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=prism test token issuer",
-            ])
-            .output()
-            .expect("running openssl");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let req = [
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "token.key",
+            "-out",
+            "token.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=prism test token issuer",
+        ];
+        openssl(dir.path(), &req, b"");
+        let der = openssl(
+            dir.path(),
+            &["x509", "-in", "token.pem", "-outform", "DER"],
+            b"",
         );
-        TokenIssuer { dir }
+        TokenIssuer { dir, der }
     }
 
     /// The certificate the registry trusts.
@@ -429,18 +434,11 @@ impl TokenIssuer {
         use base64::Engine as _;
         let url = base64::engine::general_purpose::URL_SAFE_NO_PAD;
         let std_b64 = base64::engine::general_purpose::STANDARD;
-        let der = Command::new("openssl")
-            .args(["x509", "-in"])
-            .arg(self.cert())
-            .args(["-outform", "DER"])
-            .output()
-            .unwrap()
-            .stdout;
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_secs();
-        let header = json!({"typ": "JWT", "alg": "RS256", "x5c": [std_b64.encode(&der)]});
+        let header = json!({"typ": "JWT", "alg": "RS256", "x5c": [std_b64.encode(&self.der)]});
         let claims = json!({"iss": "prism-test-issuer", "sub": subject, "aud": "prism-test",
             "exp": now + 600, "nbf": now - 10, "iat": now, "jti": format!("{now}-{repository}"),
             "access": [{"type": "repository", "name": repository, "actions": actions}]});
@@ -449,15 +447,11 @@ impl TokenIssuer {
             url.encode(header.to_string()),
             url.encode(claims.to_string())
         );
-        let input = self.dir.path().join(format!("input-{}", now));
-        std::fs::write(&input, &signing_input).unwrap();
-        let sig = Command::new("openssl")
-            .args(["dgst", "-sha256", "-sign"])
-            .arg(self.dir.path().join("token.key"))
-            .arg(&input)
-            .output()
-            .unwrap();
-        assert!(sig.status.success());
-        format!("{signing_input}.{}", url.encode(sig.stdout))
+        let sig = openssl(
+            self.dir.path(),
+            &["dgst", "-sha256", "-sign", "token.key"],
+            signing_input.as_bytes(),
+        );
+        format!("{signing_input}.{}", url.encode(sig))
     }
 }
