@@ -147,6 +147,10 @@ impl WriteBack {
     /// or a local path a `--repo` mapping names).
     pub fn run(&self, source: &str, appset: &str, rendered: &Rendered) -> Result<Outcome, String> {
         let files = self.files(rendered);
+        if files.is_empty() {
+            // No Application has an image to record: nothing to clone for.
+            return Ok(Outcome::Unchanged);
+        }
         let dir = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
         let work = dir.path().join("repo");
         git(
@@ -263,8 +267,7 @@ impl WriteBack {
         let oid = repo
             .commit(Some("HEAD"), &sig, &sig, &message, &tree, &[&head])
             .map_err(fail)?;
-        repo.checkout_head(Some(git2::build::CheckoutBuilder::new().force()))
-            .map_err(fail)?;
+        // Only commits are pushed: the clone's working tree is never read, so it is not updated.
         Ok(Some(oid.to_string()))
     }
 }
