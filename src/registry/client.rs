@@ -324,19 +324,16 @@ impl RegistryClient {
             };
             self.pace(t);
             self.requests.fetch_add(1, Ordering::Relaxed);
-            let result = if head {
-                let mut r = t.agent.head(url).header("Accept", ACCEPT);
-                if let Some(a) = &auth {
-                    r = r.header("Authorization", a.as_str());
-                }
-                r.call()
+            let mut request = if head {
+                t.agent.head(url)
             } else {
-                let mut r = t.agent.get(url).header("Accept", ACCEPT);
-                if let Some(a) = &auth {
-                    r = r.header("Authorization", a.as_str());
-                }
-                r.call()
-            };
+                t.agent.get(url)
+            }
+            .header("Accept", ACCEPT);
+            if let Some(a) = &auth {
+                request = request.header("Authorization", a.as_str());
+            }
+            let result = request.call();
             let response = result.map_err(|e| describe_transport(&t.base, e))?;
             let status = response.status().as_u16();
             if status == 401 && !challenged {
