@@ -1,0 +1,749 @@
+//! One reconcile pass, the parts that need no cluster: which ApplicationSet this is,
+//! what it wants written (labels, ownerReference, applied-hash, ignored fields),
+//! which existing Applications it owns, what status to report, when to look again,
+//! and which repositories and clusters it reads (for webhooks and watches).
+
+use crate::controller::crd::{
+    ApplicationSetStatus, Condition, Counts, DeletionGuard, IgnoreDifference, ResourceStatus,
+    SyncPolicy,
+};
+use crate::controller::ignore;
+use crate::controller::plan::{Action, Existing, Guard, Keep, Owner, Plan, Policy};
+use prism_engine::render::RESOURCES_FINALIZER;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Label on every Application a set owns: `<namespace>.<name>` of the set.
+pub const OWNER_LABEL: &str = "prism.dev/application-set";
+/// Annotation on an existing Application that lets the set named by its value (`<namespace>.<name>`) adopt it.
+pub const ADOPT_ANNOTATION: &str = "prism.dev/adopt";
+/// Annotation on an ApplicationSet that releases held deletes for that generation.
+pub const ALLOW_MASS_DELETE: &str = "prism.dev/allow-mass-delete";
+/// Annotation with the hash of what Prism last applied (the "last applied" comparison).
+pub const APPLIED_HASH: &str = "prism.dev/applied-hash";
+/// Default cap on `status.resources`, far below etcd's object size limit.
+pub const DEFAULT_RESOURCE_CAP: usize = 5000;
+
+/// The ApplicationSet under reconcile: identity, generation and annotations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetMeta {
+    /// `argoproj.io/v1alpha1` or `prism.dev/v1alpha1`.
+    pub api_version: String,
+    /// `metadata.namespace`.
+    pub namespace: String,
+    /// `metadata.name`.
+    pub name: String,
+    /// `metadata.uid` (for ownerReferences).
+    pub uid: String,
+    /// `metadata.generation`.
+    pub generation: i64,
+    /// `metadata.annotations`.
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl SetMeta {
+    /// Reads the identity from an ApplicationSet object as the API returns it.
+    pub fn from_object(obj: &Value) -> Result<SetMeta, String> {
+        let meta = &obj["metadata"];
+        let text = |v: &Value, what: &str| {
+            v.as_str()
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .ok_or_else(|| format!("the ApplicationSet has no {what}"))
+        };
+        Ok(SetMeta {
+            api_version: text(&obj["apiVersion"], "apiVersion")?,
+            namespace: text(&meta["namespace"], "metadata.namespace")?,
+            name: text(&meta["name"], "metadata.name")?,
+            uid: text(&meta["uid"], "metadata.uid")?,
+            generation: meta["generation"].as_i64().unwrap_or(0),
+            annotations: meta["annotations"]
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        })
+    }
+
+    /// `<namespace>.<name>`: how Events, logs and the adopt annotation name the set.
+    pub fn key(&self) -> String {
+        format!("{}.{}", self.namespace, self.name)
+    }
+
+    /// The owner label's value: the key, or (over 63 characters, a label's limit) a
+    /// prefix plus a hash of it, still unique per set.
+    pub fn label_value(&self) -> String {
+        let key = self.key();
+        if key.len() <= 63 {
+            return key;
+        }
+        let hash = crate::digest::sha256_hex(key.as_bytes());
+        let mut prefix: String = key.chars().take(50).collect();
+        while prefix.ends_with(['.', '-', '_']) {
+            prefix.pop();
+        }
+        format!("{prefix}-{}", &hash[..12])
+    }
+
+    /// The ownerReference every owned Application carries (garbage collection when the set goes).
+    pub fn owner_reference(&self) -> Value {
+        json!({
+            "apiVersion": self.api_version,
+            "kind": "ApplicationSet",
+            "name": self.name,
+            "uid": self.uid,
+            "controller": true,
+            "blockOwnerDeletion": true,
+        })
+    }
+
+    /// The deletion guard for this pass.
+    pub fn guard(&self, settings: &Settings) -> Guard {
+        Guard {
+            max_percent: settings.max_percent,
+            generation: self.generation,
+            allowed_generation: self
+                .annotations
+                .get(ALLOW_MASS_DELETE)
+                .and_then(|v| v.trim().parse().ok()),
+        }
+    }
+}
+
+/// The controller-relevant parts of the spec (the engine reads the rest).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// `applicationsSync`, already under the controller's ceiling.
+    pub policy: Policy,
+    /// `preserveResourcesOnDeletion`.
+    pub preserve_resources_on_deletion: bool,
+    /// `deletionGuard.maxPercent` (default 50).
+    pub max_percent: u32,
+    /// `ignoreApplicationDifferences`.
+    pub ignore: Vec<IgnoreDifference>,
+}
+
+/// Reads the settings from `spec`; errors name the field.
+pub fn settings(spec: &Value, ceiling: Policy) -> Result<Settings, String> {
+    let sync: SyncPolicy = match spec.get("syncPolicy") {
+        Some(v) if !v.is_null() => serde_json::from_value(v.clone())
+            .map_err(|e| format!("spec.syncPolicy: {e}"))?,
+        _ => SyncPolicy::default(),
+    };
+    let policy = match &sync.applications_sync {
+        Some(p) => Policy::parse(p).map_err(|e| format!("spec.syncPolicy.applicationsSync: {e}"))?,
+        None => Policy::Sync,
+    };
+    let guard: DeletionGuard = match spec.get("deletionGuard") {
+        Some(v) if !v.is_null() => serde_json::from_value(v.clone())
+            .map_err(|e| format!("spec.deletionGuard: {e}"))?,
+        _ => DeletionGuard::default(),
+    };
+    let max_percent = guard.max_percent.unwrap_or(50);
+    if max_percent > 100 {
+        return Err(format!(
+            "spec.deletionGuard.maxPercent: {max_percent} is not a percentage (0 to 100)"
+        ));
+    }
+    let ignore: Vec<IgnoreDifference> = match spec.get("ignoreApplicationDifferences") {
+        Some(v) if !v.is_null() => serde_json::from_value(v.clone())
+            .map_err(|e| format!("spec.ignoreApplicationDifferences: {e}"))?,
+        _ => Vec::new(),
+    };
+    // Parse every path now, so a bad one is reported before anything is written.
+    ignore::paths_for(&ignore, "")?;
+    Ok(Settings {
+        policy: policy.under(ceiling),
+        preserve_resources_on_deletion: sync.preserve_resources_on_deletion.unwrap_or(false),
+        max_percent,
+        ignore,
+    })
+}
+
+/// The objects to apply, by name: each rendered Application with the owner label,
+/// the ownerReference and the applied-hash, and live values at ignored paths.
+pub fn desired(
+    set: &SetMeta,
+    rendered: Vec<Value>,
+    ignore_rules: &[IgnoreDifference],
+    live: &dyn Fn(&str) -> Option<Value>,
+) -> Result<BTreeMap<String, Value>, String> {
+    let mut out = BTreeMap::new();
+    for mut app in rendered {
+        let name = app["metadata"]["name"]
+            .as_str()
+            .ok_or("a rendered Application has no metadata.name")?
+            .to_string();
+        let paths = ignore::paths_for(ignore_rules, &name)?;
+        let mut hashed = app.clone();
+        ignore::strip(&mut hashed, &paths);
+        let hash = crate::digest::sha256_hex(hashed.to_string().as_bytes());
+        let meta = app["metadata"]
+            .as_object_mut()
+            .ok_or("a rendered Application's metadata is not a mapping")?;
+        let labels = meta.entry("labels").or_insert_with(|| json!({}));
+        labels[OWNER_LABEL] = json!(set.label_value());
+        let annotations = meta.entry("annotations").or_insert_with(|| json!({}));
+        annotations[APPLIED_HASH] = json!(&hash[..16]);
+        meta.insert("ownerReferences".into(), json!([set.owner_reference()]));
+        if !paths.is_empty() {
+            let live = live(&name);
+            ignore::keep_live(&mut app, live.as_ref(), &paths);
+        }
+        if out.insert(name.clone(), app).is_some() {
+            return Err(format!(
+                "two Applications are named {name}; make the template's metadata.name unique"
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// Who owns a live Application: this set (its label and an ownerReference to it),
+/// or another owner, adoptable when annotated with this set's key.
+pub fn owner_of(set: &SetMeta, live: &Value) -> Owner {
+    let meta = &live["metadata"];
+    let labelled = meta["labels"][OWNER_LABEL].as_str() == Some(set.label_value().as_str());
+    let referenced = meta["ownerReferences"].as_array().is_some_and(|refs| {
+        refs.iter()
+            .any(|r| r["kind"] == "ApplicationSet" && r["name"].as_str() == Some(&set.name))
+    });
+    if labelled && referenced {
+        Owner::Us
+    } else {
+        Owner::Other {
+            adoptable: meta["annotations"][ADOPT_ANNOTATION].as_str() == Some(set.key().as_str()),
+        }
+    }
+}
+
+/// The Applications of interest, from every Application in the set's namespace:
+/// the ones it owns and any of a desired name.
+pub fn existing<'a>(
+    set: &SetMeta,
+    apps: impl IntoIterator<Item = &'a Value>,
+    desired: &BTreeMap<String, Value>,
+) -> BTreeMap<String, Existing> {
+    let mut out = BTreeMap::new();
+    for live in apps {
+        let Some(name) = live["metadata"]["name"].as_str() else {
+            continue;
+        };
+        let owner = owner_of(set, live);
+        if owner != Owner::Us && !desired.contains_key(name) {
+            continue;
+        }
+        let has_finalizer = live["metadata"]["finalizers"]
+            .as_array()
+            .is_some_and(|f| {
+                f.iter()
+                    .any(|x| x.as_str().is_some_and(|s| s.starts_with(RESOURCES_FINALIZER)))
+            });
+        out.insert(
+            name.to_string(),
+            Existing {
+                owner,
+                live: live.clone(),
+                has_finalizer,
+            },
+        );
+    }
+    out
+}
+
+/// What applying a plan did: counts, and the errors of calls that failed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// Applications created.
+    pub created: i64,
+    /// Applications updated.
+    pub updated: i64,
+    /// Applications deleted.
+    pub deleted: i64,
+    /// One message per failed call, `<application>: <error>`.
+    pub errors: Vec<String>,
+}
+
+/// The status after a pass. Conditions keep their `lastTransitionTime` while their
+/// status is unchanged, and counts keep the last pass that wrote something, so a
+/// no-change pass leaves the status equal to the one before (no status write).
+pub fn status(
+    previous: &ApplicationSetStatus,
+    set: &SetMeta,
+    plan: &Plan,
+    desired_count: usize,
+    applied: &Applied,
+    now: &str,
+    cap: usize,
+) -> ApplicationSetStatus {
+    let cond = |type_: &str, ok: bool, reason: &str, message: String| {
+        let status = if ok { "True" } else { "False" };
+        let since = previous
+            .conditions
+            .iter()
+            .find(|c| c.type_ == type_ && c.status == status)
+            .and_then(|c| c.last_transition_time.clone())
+            .unwrap_or_else(|| now.to_string());
+        Condition {
+            type_: type_.into(),
+            status: status.into(),
+            reason: reason.into(),
+            message,
+            last_transition_time: Some(since),
+        }
+    };
+    let held = plan
+        .actions
+        .iter()
+        .filter(|a| matches!(a, Action::Keep(_, Keep::DeletionHeld)))
+        .count() as i64;
+    let out_of_sync: Vec<&str> = plan
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Keep(n, Keep::PolicyNoUpdate | Keep::ForeignOwner | Keep::GeneratorError) => {
+                Some(n.as_str())
+            }
+            _ => None,
+        })
+        .collect();
+    let failed = !applied.errors.is_empty();
+    let error = match (&plan.error, failed) {
+        (Some(e), _) => Some(("ApplicationGenerationFromParamsError", e.clone())),
+        (None, true) => Some((
+            "UpdateApplicationError",
+            format!(
+                "{} of the Application writes failed: {}",
+                applied.errors.len(),
+                applied.errors.join("; ")
+            ),
+        )),
+        (None, false) => None,
+    };
+    let up_to_date = error.is_none() && plan.held.is_none();
+    let mut conditions = vec![
+        match &error {
+            Some((reason, message)) => cond("ErrorOccurred", true, reason, message.clone()),
+            None => cond(
+                "ErrorOccurred",
+                false,
+                "ApplicationSetUpToDate",
+                "Successfully generated parameters for all Applications".into(),
+            ),
+        },
+        match &plan.error {
+            Some(e) => cond("ParametersGenerated", false, "ErrorOccurred", e.clone()),
+            None => cond(
+                "ParametersGenerated",
+                true,
+                "ParametersGenerated",
+                "Successfully generated parameters for all Applications".into(),
+            ),
+        },
+        if up_to_date {
+            cond(
+                "ResourcesUpToDate",
+                true,
+                "ApplicationSetUpToDate",
+                "All applications have been generated successfully".into(),
+            )
+        } else {
+            cond(
+                "ResourcesUpToDate",
+                false,
+                if plan.held.is_some() && error.is_none() {
+                    "DeletionHeld"
+                } else {
+                    "ErrorOccurred"
+                },
+                error
+                    .as_ref()
+                    .map(|(_, m)| m.clone())
+                    .or_else(|| plan.held.clone())
+                    .unwrap_or_default(),
+            )
+        },
+        match &plan.held {
+            Some(m) => cond("DeletionHeld", true, "MassDeleteNotConfirmed", m.clone()),
+            None => cond(
+                "DeletionHeld",
+                false,
+                "NoDeletesHeld",
+                "No deletes are held".into(),
+            ),
+        },
+    ];
+    conditions.sort_by(|a, b| a.type_.cmp(&b.type_));
+
+    // Applications the set has after this pass: desired and present, plus held and kept ones.
+    let mut names: Vec<&str> = plan
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Delete { .. } => None,
+            Action::Keep(_, Keep::ForeignOwner) => None,
+            Action::Create(n) | Action::Update(n) | Action::Keep(n, _) => Some(n.as_str()),
+        })
+        .collect();
+    names.sort_unstable();
+    let total = names.len();
+    let resources = names
+        .iter()
+        .take(cap)
+        .map(|n| ResourceStatus {
+            group: "argoproj.io".into(),
+            version: "v1alpha1".into(),
+            kind: "Application".into(),
+            name: n.to_string(),
+            namespace: set.namespace.clone(),
+            status: if out_of_sync.contains(n) {
+                "OutOfSync"
+            } else {
+                "Synced"
+            }
+            .into(),
+        })
+        .collect();
+    let wrote = applied.created + applied.updated + applied.deleted > 0;
+    let applications = Counts {
+        desired: desired_count as i64,
+        held,
+        ..if wrote {
+            Counts {
+                created: applied.created,
+                updated: applied.updated,
+                deleted: applied.deleted,
+                ..Counts::default()
+            }
+        } else {
+            previous.applications.clone()
+        }
+    };
+    ApplicationSetStatus {
+        conditions,
+        observed_generation: Some(set.generation),
+        applications,
+        resources,
+        resources_count: total as i64,
+        resources_truncated: total > cap,
+    }
+}
+
+/// Argo's default requeue for git-based generators.
+pub const GIT_REQUEUE: Duration = Duration::from_secs(180);
+/// Argo's default requeue for plugin generators.
+pub const PLUGIN_REQUEUE: Duration = Duration::from_secs(30 * 60);
+
+/// When to render again without an event: the shortest of the generators'
+/// intervals (git and values 180 s, images 180 s, plugin its
+/// `requeueAfterSeconds` or 30 min), each overridable by the generator's own
+/// `requeueAfterSeconds`. `None` when only watches matter (list, clusters).
+pub fn requeue_after(generators: &[Value]) -> Option<Duration> {
+    let mut best: Option<Duration> = None;
+    walk(generators, &mut |kind, body| {
+        let own = body
+            .get("requeueAfterSeconds")
+            .and_then(Value::as_u64)
+            .map(Duration::from_secs);
+        let default = match kind {
+            "git" | "values" | "images" => Some(GIT_REQUEUE),
+            "plugin" => Some(PLUGIN_REQUEUE),
+            _ => None,
+        };
+        if let Some(d) = own.or(default).filter(|d| !d.is_zero()) {
+            best = Some(best.map_or(d, |b| b.min(d)));
+        }
+    });
+    best
+}
+
+/// Every (`repoURL`, `revision`) a set's git and values generators read, nested ones included.
+pub fn git_sources(generators: &[Value]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    walk(generators, &mut |kind, body| {
+        if matches!(kind, "git" | "values") {
+            if let Some(url) = body["repoURL"].as_str() {
+                let rev = body["revision"].as_str().unwrap_or_default();
+                out.push((url.to_string(), rev.to_string()));
+            }
+        }
+    });
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Whether a set reads Argo CD's cluster Secrets (a `clusters` generator anywhere).
+pub fn uses_clusters(generators: &[Value]) -> bool {
+    let mut found = false;
+    walk(generators, &mut |kind, _| found |= kind == "clusters");
+    found
+}
+
+/// Calls `f(kind, body)` for every generator, descending into matrix and merge.
+fn walk(generators: &[Value], f: &mut dyn FnMut(&str, &Value)) {
+    for g in generators {
+        let Some(obj) = g.as_object() else { continue };
+        for (kind, body) in obj {
+            if matches!(kind.as_str(), "selector" | "template") {
+                continue;
+            }
+            f(kind, body);
+            if let Some(children) = body.get("generators").and_then(Value::as_array) {
+                walk(children, f);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::plan::{plan, Input};
+
+    fn set() -> SetMeta {
+        SetMeta::from_object(&json!({
+            "apiVersion": "prism.dev/v1alpha1", "kind": "ApplicationSet",
+            "metadata": {"name": "shop", "namespace": "argocd", "uid": "u-1", "generation": 4,
+                         "annotations": {"prism.dev/allow-mass-delete": "4"}}
+        }))
+        .unwrap()
+    }
+
+    fn rendered(name: &str, rev: &str) -> Value {
+        json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+               "metadata": {"name": name, "namespace": "argocd", "labels": {"team": "a"}},
+               "spec": {"project": "default", "source": {"targetRevision": rev}}})
+    }
+
+    #[test]
+    fn identity_label_and_guard_come_from_the_object() {
+        let s = set();
+        assert_eq!(s.key(), "argocd.shop");
+        assert_eq!(s.label_value(), "argocd.shop");
+        let settings = settings(&json!({}), Policy::Sync).unwrap();
+        assert_eq!(s.guard(&settings).allowed_generation, Some(4));
+        let long = SetMeta {
+            name: "x".repeat(80),
+            ..s.clone()
+        };
+        let v = long.label_value();
+        assert!(v.len() <= 63, "{v}");
+        assert_ne!(
+            v,
+            SetMeta {
+                name: format!("{}y", "x".repeat(79)),
+                ..s
+            }
+            .label_value()
+        );
+        let e = SetMeta::from_object(&json!({"apiVersion": "x", "metadata": {"name": "a"}}))
+            .unwrap_err();
+        assert!(e.contains("metadata.namespace"), "{e}");
+    }
+
+    #[test]
+    fn settings_read_policy_ceiling_guard_and_ignore_rules() {
+        let spec = json!({"syncPolicy": {"applicationsSync": "create-update",
+                                          "preserveResourcesOnDeletion": true},
+                          "deletionGuard": {"maxPercent": 20},
+                          "ignoreApplicationDifferences": [{"jsonPointers": ["/spec/source/targetRevision"]}]});
+        let s = settings(&spec, Policy::Sync).unwrap();
+        assert_eq!(s.policy, Policy::CreateUpdate);
+        assert!(s.preserve_resources_on_deletion);
+        assert_eq!(s.max_percent, 20);
+        assert_eq!(s.ignore.len(), 1);
+        assert_eq!(
+            settings(&json!({}), Policy::CreateOnly).unwrap().policy,
+            Policy::CreateOnly
+        );
+        for (spec, field) in [
+            (json!({"syncPolicy": {"applicationsSync": "all"}}), "spec.syncPolicy.applicationsSync"),
+            (json!({"deletionGuard": {"maxPercent": 150}}), "spec.deletionGuard.maxPercent"),
+            (json!({"ignoreApplicationDifferences": [{"jqPathExpressions": [".a | b"]}]}),
+             "spec.ignoreApplicationDifferences[0].jqPathExpressions[0]"),
+        ] {
+            let e = settings(&spec, Policy::Sync).unwrap_err();
+            assert!(e.starts_with(field), "{e}");
+        }
+    }
+
+    #[test]
+    fn desired_objects_carry_ownership_hash_and_live_ignored_fields() {
+        let s = set();
+        let rules = vec![IgnoreDifference {
+            name: None,
+            json_pointers: vec!["/spec/source/targetRevision".into()],
+            jq_path_expressions: vec![],
+        }];
+        let live = rendered("a", "hand-set");
+        let d = desired(&s, vec![rendered("a", "main")], &rules, &|n| {
+            (n == "a").then(|| live.clone())
+        })
+        .unwrap();
+        let a = &d["a"];
+        assert_eq!(a["metadata"]["labels"][OWNER_LABEL], "argocd.shop");
+        assert_eq!(a["metadata"]["labels"]["team"], "a");
+        assert_eq!(a["metadata"]["ownerReferences"][0]["uid"], "u-1");
+        assert_eq!(a["spec"]["source"]["targetRevision"], "hand-set");
+        // The hash ignores ignored fields and follows every other change.
+        let again = desired(&s, vec![rendered("a", "other")], &rules, &|_| None).unwrap();
+        assert_eq!(
+            a["metadata"]["annotations"][APPLIED_HASH],
+            again["a"]["metadata"]["annotations"][APPLIED_HASH]
+        );
+        let mut changed = rendered("a", "main");
+        changed["spec"]["project"] = json!("team-a");
+        let changed = desired(&s, vec![changed], &rules, &|_| None).unwrap();
+        assert_ne!(
+            a["metadata"]["annotations"][APPLIED_HASH],
+            changed["a"]["metadata"]["annotations"][APPLIED_HASH]
+        );
+        let dup = desired(&s, vec![rendered("a", "x"), rendered("a", "y")], &[], &|_| None);
+        assert!(dup.unwrap_err().contains("two Applications are named a"));
+    }
+
+    #[test]
+    fn ownership_needs_label_and_owner_reference_and_adoption_needs_the_key() {
+        let s = set();
+        let mut ours = desired(&s, vec![rendered("a", "main")], &[], &|_| None).unwrap()["a"].clone();
+        assert_eq!(owner_of(&s, &ours), Owner::Us);
+        ours["metadata"]["ownerReferences"] = json!([]);
+        assert_eq!(owner_of(&s, &ours), Owner::Other { adoptable: false });
+        let mut hand = rendered("a", "main");
+        assert_eq!(owner_of(&s, &hand), Owner::Other { adoptable: false });
+        hand["metadata"]["annotations"] = json!({ADOPT_ANNOTATION: "argocd.shop"});
+        assert_eq!(owner_of(&s, &hand), Owner::Other { adoptable: true });
+        hand["metadata"]["annotations"] = json!({ADOPT_ANNOTATION: "argocd.other"});
+        assert_eq!(owner_of(&s, &hand), Owner::Other { adoptable: false });
+    }
+
+    /// The pure pass end to end: live state → plan → status, then the same state
+    /// after applying plans nothing and leaves the status as it was.
+    #[test]
+    fn a_converged_pass_plans_no_writes_and_keeps_the_status() {
+        let s = set();
+        let want = desired(
+            &s,
+            vec![rendered("a", "main"), rendered("b", "main")],
+            &[],
+            &|_| None,
+        )
+        .unwrap();
+        let mut stale = want["a"].clone();
+        stale["metadata"]["name"] = json!("old");
+        stale["metadata"]["finalizers"] = json!([RESOURCES_FINALIZER]);
+        let foreign = rendered("c", "x");
+        let live = [want["a"].clone(), stale, foreign];
+        let input = |live: &[Value]| Input {
+            existing: existing(&s, live, &want),
+            desired: Ok(want.clone()),
+            policy: Policy::Sync,
+            preserve_resources_on_deletion: true,
+            guard: Guard::default(),
+        };
+        let p = plan(&input(&live));
+        assert_eq!(
+            p.actions,
+            vec![
+                Action::Keep("a".into(), Keep::UpToDate),
+                Action::Create("b".into()),
+                Action::Delete {
+                    name: "old".into(),
+                    remove_finalizer: true
+                },
+            ]
+        );
+        let applied = Applied {
+            created: 1,
+            deleted: 1,
+            ..Applied::default()
+        };
+        let first = status(&Default::default(), &s, &p, 2, &applied, "T1", 5000);
+        assert_eq!(first.applications.created, 1);
+        assert_eq!(first.resources_count, 2);
+        assert_eq!(first.observed_generation, Some(4));
+        let up = first
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "ResourcesUpToDate")
+            .unwrap();
+        assert_eq!((up.status.as_str(), up.last_transition_time.as_deref()), ("True", Some("T1")));
+
+        let converged = [want["a"].clone(), want["b"].clone()];
+        let p2 = plan(&input(&converged));
+        assert_eq!(p2.writes(), 0);
+        let second = status(&first, &s, &p2, 2, &Applied::default(), "T2", 5000);
+        assert_eq!(second, first);
+    }
+
+    #[test]
+    fn errors_held_deletes_and_the_resource_cap_show_in_status() {
+        let s = set();
+        let p = Plan {
+            actions: vec![Action::Keep("a".into(), Keep::GeneratorError)],
+            held: None,
+            error: Some("spec.generators[0].git: repository not found".into()),
+        };
+        let st = status(&Default::default(), &s, &p, 0, &Applied::default(), "T", 5000);
+        let by = |t: &str| st.conditions.iter().find(|c| c.type_ == t).unwrap().clone();
+        assert_eq!(by("ErrorOccurred").status, "True");
+        assert!(by("ErrorOccurred").message.contains("spec.generators[0].git"));
+        assert_eq!(by("ParametersGenerated").status, "False");
+        assert_eq!(st.resources[0].status, "OutOfSync");
+
+        let p = Plan {
+            actions: (0..10)
+                .map(|i| Action::Keep(format!("app-{i:02}"), Keep::DeletionHeld))
+                .collect(),
+            held: Some("holding 10 of 10 deletes".into()),
+            error: None,
+        };
+        let st = status(&Default::default(), &s, &p, 0, &Applied::default(), "T", 3);
+        let by = |t: &str| st.conditions.iter().find(|c| c.type_ == t).unwrap().clone();
+        assert_eq!(by("DeletionHeld").status, "True");
+        assert_eq!(by("ResourcesUpToDate").reason, "DeletionHeld");
+        assert_eq!(by("ErrorOccurred").status, "False");
+        assert_eq!(st.applications.held, 10);
+        assert_eq!(st.resources.len(), 3);
+        assert_eq!(st.resources_count, 10);
+        assert!(st.resources_truncated);
+
+        let failed = Applied {
+            errors: vec!["a: 409 conflict".into()],
+            ..Applied::default()
+        };
+        let st = status(&Default::default(), &s, &Plan::default(), 0, &failed, "T", 3);
+        let err = st.conditions.iter().find(|c| c.type_ == "ErrorOccurred").unwrap();
+        assert_eq!((err.status.as_str(), err.reason.as_str()), ("True", "UpdateApplicationError"));
+    }
+
+    #[test]
+    fn requeue_git_sources_and_cluster_use_are_read_through_matrix_and_merge() {
+        let gens = vec![
+            json!({"list": {"elements": []}}),
+            json!({"matrix": {"generators": [
+                {"git": {"repoURL": "https://g/a.git", "revision": "main", "directories": [{"path": "*"}]}},
+                {"clusters": {"selector": {"matchLabels": {"env": "x"}}}}
+            ]}}),
+            json!({"plugin": {"configMapRef": {"name": "p"}, "requeueAfterSeconds": 60}}),
+            json!({"merge": {"generators": [{"values": {"repoURL": "https://g/b.git", "revision": ""}}]}}),
+        ];
+        assert_eq!(requeue_after(&gens), Some(Duration::from_secs(60)));
+        assert_eq!(requeue_after(&gens[..2]), Some(GIT_REQUEUE));
+        assert_eq!(requeue_after(&gens[..1]), None);
+        assert_eq!(
+            git_sources(&gens),
+            vec![
+                ("https://g/a.git".to_string(), "main".to_string()),
+                ("https://g/b.git".to_string(), String::new())
+            ]
+        );
+        assert!(uses_clusters(&gens));
+        assert!(!uses_clusters(&gens[2..]));
+    }
+}
