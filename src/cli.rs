@@ -45,8 +45,156 @@ pub enum Command {
     Plugin(PluginCommand),
     /// Static checks: `file:line:col rule message`; warnings unless --strict.
     Lint(LintArgs),
+    /// Print the CustomResourceDefinition of applicationsets.prism.dev.
+    Crd,
+    /// Run in a cluster: keep Argo CD Applications equal to what the ApplicationSets say.
+    Controller(ControllerArgs),
     /// Print the version.
     Version,
+}
+
+/// `prism controller`.
+#[derive(Debug, Args)]
+pub struct ControllerArgs {
+    /// Reconcile only this namespace's ApplicationSets and Applications [default: all].
+    #[arg(long, value_name = "NS")]
+    pub namespace: Option<String>,
+    /// The namespace of Argo CD's cluster Secrets.
+    #[arg(long, default_value = "argocd", value_name = "NS")]
+    pub argocd_namespace: String,
+    /// The most any ApplicationSet may do: sync, create-update, create-delete, create-only.
+    #[arg(long, default_value = "sync", value_parser = parse_policy)]
+    pub policy: crate::controller::plan::Policy,
+    /// ApplicationSets reconciled in parallel.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: u16,
+    /// Also reconcile Argo CD's own ApplicationSets (scale Argo's ApplicationSet controller to zero first).
+    #[arg(long)]
+    pub watch_argo_applicationsets: bool,
+    /// Run without a Lease (a single replica only).
+    #[arg(long)]
+    pub no_leader_election: bool,
+    /// The leader election Lease.
+    #[arg(long, default_value = "prism-controller")]
+    pub lease_name: String,
+    /// The Lease's namespace [default: --argocd-namespace].
+    #[arg(long, value_name = "NS")]
+    pub lease_namespace: Option<String>,
+    /// Address of the webhook, metrics and health endpoints.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    pub listen: std::net::SocketAddr,
+    /// A directory with the webhook secrets as files `github`, `gitlab`, `gitea` (a mounted Secret).
+    #[arg(long, value_name = "DIR")]
+    pub webhook_secrets: Option<PathBuf>,
+    /// Seconds one git fetch serves every ApplicationSet (a webhook push refreshes at once).
+    #[arg(long, default_value_t = 60)]
+    pub git_refresh_seconds: u64,
+    /// Git and plugin cache [default: ~/.cache/prism/repos].
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// At most this many Applications are listed in an ApplicationSet's status.
+    #[arg(long, default_value_t = crate::controller::reconcile::DEFAULT_RESOURCE_CAP)]
+    pub status_resource_cap: usize,
+    /// Log lines as JSON.
+    #[arg(long)]
+    pub log_json: bool,
+    /// Plugin definitions for `plugin` generators.
+    #[arg(long, value_name = "FILE")]
+    pub plugins: Option<PathBuf>,
+    /// Registry settings for `images` generators.
+    #[arg(long, value_name = "FILE")]
+    pub registries: Option<PathBuf>,
+    /// A docker config.json with registry credentials.
+    #[arg(long, value_name = "FILE")]
+    pub registry_auth: Option<PathBuf>,
+    /// How git files patterns are matched.
+    #[arg(long, value_enum, default_value_t = Globbing::Default)]
+    pub git_file_globbing: Globbing,
+    /// Leave out the local cluster (Argo's cluster.inClusterEnabled: "false").
+    #[arg(long)]
+    pub no_in_cluster: bool,
+}
+
+fn parse_policy(s: &str) -> Result<crate::controller::plan::Policy, String> {
+    crate::controller::plan::Policy::parse(s)
+}
+
+/// `prism controller`: reads its files, then runs until SIGTERM.
+pub fn controller(args: &ControllerArgs) -> Result<(), CliError> {
+    let read_secret = |name: &str| -> Result<Option<Vec<u8>>, CliError> {
+        let Some(dir) = &args.webhook_secrets else {
+            return Ok(None);
+        };
+        let path = dir.join(name);
+        match std::fs::read(&path) {
+            Ok(b) => Ok(Some(b.trim_ascii_end().to_vec())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(CliError::Failed(format!("{}: {e}", path.display()))),
+        }
+    };
+    let secrets = crate::controller::webhook::Secrets {
+        github: read_secret("github")?,
+        gitlab: read_secret("gitlab")?,
+        gitea: read_secret("gitea")?,
+    };
+    let cache_dir = args
+        .cache_dir
+        .clone()
+        .unwrap_or_else(crate::git::default_cache_dir);
+    let settings = match &args.registries {
+        Some(f) => RegistrySettings::load(f).map_err(CliError::Failed)?,
+        None => RegistrySettings::default(),
+    };
+    let registry = Arc::new(
+        RegistryClient::new(settings, args.registry_auth.as_deref()).map_err(CliError::Failed)?,
+    );
+    let plugins = match &args.plugins {
+        Some(file) => Some(Arc::new(
+            PluginHost::new(
+                PluginDefinitions::load(file).map_err(CliError::Failed)?,
+                Some(cache_dir.join("wasm")),
+            )
+            .map_err(CliError::Failed)?,
+        )),
+        None => None,
+    };
+    let identity = std::env::var("POD_NAME")
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| format!("prism-{}", std::process::id()));
+    let config = crate::controller::run::Config {
+        namespace: args.namespace.clone(),
+        argocd_namespace: args.argocd_namespace.clone(),
+        policy: args.policy,
+        concurrency: args.concurrency.max(1),
+        watch_argo: args.watch_argo_applicationsets,
+        leader_election: !args.no_leader_election,
+        lease: (
+            args.lease_name.clone(),
+            args.lease_namespace
+                .clone()
+                .unwrap_or_else(|| args.argocd_namespace.clone()),
+        ),
+        identity,
+        listen: args.listen,
+        secrets,
+        git_refresh: std::time::Duration::from_secs(args.git_refresh_seconds),
+        cache_dir,
+        resource_cap: args.status_resource_cap,
+        render: RenderOptions {
+            git_file_globbing: match args.git_file_globbing {
+                Globbing::Default => FileGlobbing::Default,
+                Globbing::New => FileGlobbing::New,
+            },
+            in_cluster_enabled: !args.no_in_cluster,
+        },
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Failed(format!("starting the runtime: {e}")))?;
+    runtime
+        .block_on(crate::controller::run::run(config, registry, plugins))
+        .map_err(CliError::Failed)
 }
 
 /// Where sources come from; shared by `generate` and `diff`.
@@ -322,6 +470,11 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         }
         Command::Validate(args) => validate(&args)?,
         Command::Version => format!("prism {}\n", env!("CARGO_PKG_VERSION")),
+        Command::Crd => crate::controller::crd::crd_yaml().map_err(CliError::Failed)?,
+        Command::Controller(args) => {
+            controller(&args)?;
+            String::new()
+        }
         Command::Lint(args) => {
             let specs = read_specs(&args.spec, &args.namespace)?;
             let (report, findings) = crate::lint::lint(&specs)?;

@@ -2,7 +2,7 @@
 //! (0 success, 1 spec or source error, 2 usage error).
 
 use clap::Parser;
-use prism::cli::{run, Cli};
+use prism::cli::{run, Cli, Command};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -14,17 +14,26 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    let level = match cli.verbose {
-        0 => tracing::Level::WARN,
-        1 => tracing::Level::DEBUG,
+    // The controller logs what it does (info) with timestamps; the CLI only warnings.
+    let controller = match &cli.command {
+        Command::Controller(args) => Some(args.log_json),
+        _ => None,
+    };
+    let level = match (cli.verbose, controller.is_some()) {
+        (0, false) => tracing::Level::WARN,
+        (0, true) => tracing::Level::INFO,
+        (1, _) => tracing::Level::DEBUG,
         _ => tracing::Level::TRACE,
     };
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_max_level(level)
         .with_writer(std::io::stderr)
-        .with_target(false)
-        .without_time()
-        .init();
+        .with_target(false);
+    match controller {
+        Some(true) => logs.json().with_current_span(true).init(),
+        Some(false) => logs.init(),
+        None => logs.without_time().init(),
+    }
     match run(cli, &mut std::io::stdout().lock()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(prism::CliError::Differs) => ExitCode::from(3),

@@ -47,37 +47,35 @@ pub async fn execute(
 ) -> Applied {
     let api: Api<DynamicObject> =
         Api::namespaced_with(client.clone(), namespace, &application_resource());
-    let apply = PatchParams::apply(FIELD_MANAGER).force();
-    let results: Vec<(usize, Result<Done, String>)> = stream::iter(plan.actions.iter())
+    // Owned jobs: the futures below must not borrow the plan (they run on the runtime).
+    let jobs: Vec<(usize, Job)> = plan
+        .actions
+        .iter()
         .enumerate()
-        .filter(|(_, a)| futures::future::ready(!matches!(a, Action::Keep(..))))
-        .map(|(i, action)| {
-            let (api, apply) = (&api, &apply);
-            async move {
-                let result = match action {
-                    Action::Create(name) | Action::Update(name) => {
-                        let done = if matches!(action, Action::Create(_)) {
-                            Done::Created
-                        } else {
-                            Done::Updated
-                        };
-                        match desired.get(name) {
-                            Some(body) => api
-                                .patch(name, apply, &Patch::Apply(body))
-                                .await
-                                .map(|_| done)
-                                .map_err(|e| format!("{name}: apply: {}", describe(&e))),
-                            None => Err(format!("{name}: nothing rendered to apply")),
-                        }
-                    }
-                    Action::Delete {
-                        name,
-                        remove_finalizer,
-                    } => delete(api, name, *remove_finalizer, existing.get(name)).await,
-                    Action::Keep(..) => Ok(Done::Nothing),
-                };
-                (i, result)
-            }
+        .filter_map(|(i, action)| {
+            let job = match action {
+                Action::Create(name) | Action::Update(name) => Job::Apply {
+                    name: name.clone(),
+                    body: desired.get(name).cloned(),
+                    created: matches!(action, Action::Create(_)),
+                },
+                Action::Delete {
+                    name,
+                    remove_finalizer,
+                } => Job::Delete {
+                    name: name.clone(),
+                    remove_finalizer: *remove_finalizer,
+                    live: existing.get(name).map(|e| e.live.clone()),
+                },
+                Action::Keep(..) => return None,
+            };
+            Some((i, job))
+        })
+        .collect();
+    let results: Vec<(usize, Result<Done, String>)> = stream::iter(jobs)
+        .map(|(i, job)| {
+            let api = api.clone();
+            async move { (i, job.run(&api).await) }
         })
         .buffer_unordered(parallel.max(1))
         .collect()
@@ -104,13 +102,53 @@ enum Done {
     Nothing,
 }
 
+enum Job {
+    Apply {
+        name: String,
+        body: Option<Value>,
+        created: bool,
+    },
+    Delete {
+        name: String,
+        remove_finalizer: bool,
+        live: Option<Value>,
+    },
+}
+
+impl Job {
+    async fn run(self, api: &Api<DynamicObject>) -> Result<Done, String> {
+        match self {
+            Job::Apply {
+                name,
+                body: Some(body),
+                created,
+            } => api
+                .patch(
+                    &name,
+                    &PatchParams::apply(FIELD_MANAGER).force(),
+                    &Patch::Apply(&body),
+                )
+                .await
+                .map(|_| if created { Done::Created } else { Done::Updated })
+                .map_err(|e| format!("{name}: apply: {}", describe(&e))),
+            Job::Apply { name, body: None, .. } => {
+                Err(format!("{name}: nothing rendered to apply"))
+            }
+            Job::Delete {
+                name,
+                remove_finalizer,
+                live,
+            } => delete(api, &name, remove_finalizer, live.as_ref()).await,
+        }
+    }
+}
+
 async fn delete(
     api: &Api<DynamicObject>,
     name: &str,
     remove_finalizer: bool,
-    live: Option<&Existing>,
+    live: Option<&Value>,
 ) -> Result<Done, String> {
-    let live = live.map(|e| &e.live);
     if remove_finalizer {
         let kept: Vec<&Value> = live
             .and_then(|l| l["metadata"]["finalizers"].as_array())

@@ -106,7 +106,7 @@ pub struct IgnoreDifference {
 pub struct DeletionGuard {
     /// Largest share of owned Applications one pass deletes unconfirmed (default 50).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_percent: Option<u32>,
+    pub max_percent: Option<i32>,
 }
 
 /// `status`: Argo's conditions and resources, plus Prism's counts.

@@ -44,6 +44,7 @@ pub fn decide(spec: Option<&LeaseSpec>, me: &str, now: Timestamp) -> Decision {
 }
 
 /// One replica's side of the election.
+#[derive(Clone)]
 pub struct Elector {
     api: Api<Lease>,
     name: String,

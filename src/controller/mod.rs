@@ -16,4 +16,6 @@ pub mod lease;
 pub mod metrics;
 pub mod plan;
 pub mod reconcile;
+pub mod run;
+pub mod server;
 pub mod webhook;

@@ -144,11 +144,12 @@ pub fn settings(spec: &Value, ceiling: Policy) -> Result<Settings, String> {
         _ => DeletionGuard::default(),
     };
     let max_percent = guard.max_percent.unwrap_or(50);
-    if max_percent > 100 {
-        return Err(format!(
-            "spec.deletionGuard.maxPercent: {max_percent} is not a percentage (0 to 100)"
-        ));
-    }
+    let max_percent = u32::try_from(max_percent)
+        .ok()
+        .filter(|p| *p <= 100)
+        .ok_or_else(|| {
+            format!("spec.deletionGuard.maxPercent: {max_percent} is not a percentage (0 to 100)")
+        })?;
     let ignore: Vec<IgnoreDifference> = match spec.get("ignoreApplicationDifferences") {
         Some(v) if !v.is_null() => serde_json::from_value(v.clone())
             .map_err(|e| format!("spec.ignoreApplicationDifferences: {e}"))?,

@@ -1,0 +1,674 @@
+//! The watch loop of `prism controller`: leader election, caches of Applications
+//! and cluster Secrets, one kube-rs `Controller` per ApplicationSet API
+//! (`prism.dev`, and `argoproj.io` with `--watch-argo-applicationsets`), the HTTP
+//! endpoints, and graceful shutdown on SIGTERM.
+//!
+//! A reconcile renders with the engine (on a blocking thread, reading the shared git
+//! cache), plans ([`plan`]), applies ([`apply`]) and reports status. Nothing starts
+//! before both caches are filled, so a first pass never mistakes "not listed yet"
+//! for "not there".
+
+use crate::controller::apply::{self, application_resource, application_set_resource};
+use crate::controller::gitcache::{ControllerSources, GitCache};
+use crate::controller::lease::Elector;
+use crate::controller::metrics::Metrics;
+use crate::controller::plan::{self, Action as Step, Input, Keep, Policy};
+use crate::controller::reconcile::{self, SetMeta, OWNER_LABEL};
+use crate::controller::server::{self, Endpoints};
+use crate::controller::webhook::{self, Push, Secrets};
+use crate::plugin::{PluginHost, PluginSources};
+use crate::registry::RegistryClient;
+use futures::channel::mpsc;
+use futures::{FutureExt, StreamExt};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, ApiResource, DynamicObject, ResourceExt};
+use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{watcher, WatchStreamExt};
+use kube::{Client, Resource};
+use prism_engine::{ApplicationSet, Cluster, RenderOptions, Sources};
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// Everything `prism controller` is told on its command line.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Namespaces whose ApplicationSets and Applications are reconciled (empty: all).
+    pub namespace: Option<String>,
+    /// Where Argo CD's cluster Secrets live.
+    pub argocd_namespace: String,
+    /// The controller-wide policy ceiling (`--policy`).
+    pub policy: Policy,
+    /// Parallel reconciles.
+    pub concurrency: u16,
+    /// Also reconcile `argoproj.io` ApplicationSets.
+    pub watch_argo: bool,
+    /// Leader election on a Lease (off for a single replica run by hand).
+    pub leader_election: bool,
+    /// The Lease's name and namespace.
+    pub lease: (String, String),
+    /// This replica's identity (the pod name).
+    pub identity: String,
+    /// Webhook, metrics and health address.
+    pub listen: SocketAddr,
+    /// Webhook secrets.
+    pub secrets: Secrets,
+    /// How long one git fetch serves every set (a webhook push cuts it short).
+    pub git_refresh: Duration,
+    /// Git and plugin cache directory.
+    pub cache_dir: PathBuf,
+    /// Cap on `status.resources`.
+    pub resource_cap: usize,
+    /// Render options (in-cluster, git file globbing).
+    pub render: RenderOptions,
+}
+
+/// What every reconcile shares.
+pub struct Context {
+    client: Client,
+    config: Config,
+    git: Arc<GitCache>,
+    apps: Store<DynamicObject>,
+    secrets: Store<Secret>,
+    metrics: Arc<Metrics>,
+    recorder: Recorder,
+    registry: Arc<RegistryClient>,
+    plugins: Option<Arc<PluginHost>>,
+}
+
+/// Why a reconcile could not finish (it is retried with backoff).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ReconcileError(String);
+
+/// Sends reconcile requests: to the set owning a changed Application, to every set
+/// using clusters when a cluster Secret changes, and to the sets a push concerns.
+#[derive(Default)]
+pub struct Triggers {
+    kinds: Vec<SetKind>,
+}
+
+struct SetKind {
+    resource: ApiResource,
+    store: Store<DynamicObject>,
+    send: mpsc::UnboundedSender<ObjectRef<DynamicObject>>,
+}
+
+impl Triggers {
+    fn send_all(&self, mut wanted: impl FnMut(&DynamicObject) -> bool) -> usize {
+        let mut n = 0;
+        for kind in &self.kinds {
+            for set in kind.store.state() {
+                if wanted(&set) {
+                    n += 1;
+                    let _ = kind.send.unbounded_send(
+                        ObjectRef::from_obj_with(set.as_ref(), kind.resource.clone()),
+                    );
+                }
+            }
+        }
+        n
+    }
+
+    /// The owning set of an Application that changed (drift repair).
+    fn application_changed(&self, app: &DynamicObject) {
+        for owner in app.owner_references() {
+            if owner.kind != "ApplicationSet" {
+                continue;
+            }
+            for kind in &self.kinds {
+                if kind.resource.api_version == owner.api_version {
+                    let r = ObjectRef::new_with(&owner.name, kind.resource.clone())
+                        .within(&app.namespace().unwrap_or_default());
+                    let _ = kind.send.unbounded_send(r);
+                }
+            }
+        }
+    }
+
+    /// Sets with a clusters generator (a cluster Secret changed).
+    fn clusters_changed(&self) -> usize {
+        self.send_all(|set| reconcile::uses_clusters(generators(&set.data)))
+    }
+
+    /// Sets whose git generators read the pushed repository and branch.
+    pub fn push(&self, push: &Push, git: &GitCache) -> usize {
+        for url in &push.repo_urls {
+            git.mark_stale(url);
+        }
+        self.send_all(|set| {
+            reconcile::git_sources(generators(&set.data))
+                .iter()
+                .any(|(url, rev)| webhook::reads(push, url, rev))
+        })
+    }
+}
+
+fn generators(data: &Value) -> &[Value] {
+    data["spec"]["generators"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+}
+
+/// What changes of an Application matter: not its status, which Argo CD updates
+/// all the time.
+fn fingerprint(app: &DynamicObject) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = crate::digest::Fnv::default();
+    app.metadata.labels.hash(&mut h);
+    app.metadata.annotations.hash(&mut h);
+    app.metadata.finalizers.hash(&mut h);
+    app.metadata.deletion_timestamp.is_some().hash(&mut h);
+    app.data["spec"].to_string().hash(&mut h);
+    h.finish()
+}
+
+/// Runs the controller until SIGTERM (or Ctrl-C); an error when leadership or the
+/// API connection is lost.
+pub async fn run(
+    config: Config,
+    registry: Arc<RegistryClient>,
+    plugins: Option<Arc<PluginHost>>,
+) -> Result<(), String> {
+    let client = Client::try_default()
+        .await
+        .map_err(|e| format!("connecting to the Kubernetes API: {e}"))?;
+    let metrics = Arc::new(Metrics::default());
+    let ready = Arc::new(AtomicBool::new(false));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = {
+        let rx = stop_rx.clone();
+        move || {
+            let mut rx = rx.clone();
+            async move {
+                let _ = rx.wait_for(|s| *s).await;
+            }
+        }
+    };
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        let _ = stop_tx.send(true);
+    });
+
+    let git = {
+        let m = metrics.clone();
+        Arc::new(
+            GitCache::new(config.cache_dir.join("git"), config.git_refresh)
+                .on_fetch(move |d| m.git_fetch.observe(d)),
+        )
+    };
+    let triggers: Arc<OnceLock<Triggers>> = Arc::new(OnceLock::new());
+
+    // HTTP first: probes answer while this replica waits for the Lease.
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| format!("listening on {}: {e}", config.listen))?;
+    let endpoints = Arc::new(Endpoints {
+        metrics: metrics.clone(),
+        ready: ready.clone(),
+        secrets: config.secrets.clone(),
+        refresh: {
+            let (triggers, git) = (triggers.clone(), git.clone());
+            Box::new(move |push| triggers.get().map(|t| t.push(push, &git)))
+        },
+    });
+    let http = tokio::spawn(server::serve(listener, endpoints, stopped()));
+
+    let elector = config.leader_election.then(|| {
+        Elector::new(
+            client.clone(),
+            &config.lease.1,
+            &config.lease.0,
+            &config.identity,
+            Duration::from_secs(15),
+        )
+    });
+    // A standby is healthy and ready; the leader is not ready until its caches are filled.
+    ready.store(true, Ordering::Relaxed);
+    if let Some(elector) = &elector {
+        tracing::info!(identity = %config.identity, "waiting for leadership");
+        loop {
+            match elector.try_acquire_or_renew().await {
+                Ok(true) => break,
+                Ok(false) => {}
+                Err(e) => tracing::warn!("leader election: {}", apply::describe(&e)),
+            }
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs(2)) => {}
+                () = stopped() => return Ok(()),
+            }
+        }
+        tracing::info!("leading");
+    }
+    ready.store(false, Ordering::Relaxed);
+    let lost = Arc::new(AtomicBool::new(false));
+    let (lost_tx, lost_rx) = tokio::sync::oneshot::channel::<()>();
+    if let Some(elector) = elector.clone() {
+        let lost = lost.clone();
+        let mut stop = stopped().boxed();
+        tokio::spawn(async move {
+            let mut last = Instant::now();
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_secs(2)) => {}
+                    () = &mut stop => return,
+                }
+                match elector.try_acquire_or_renew().await {
+                    Ok(true) => last = Instant::now(),
+                    Ok(false) => break,
+                    Err(e) => tracing::warn!("renewing the Lease: {}", apply::describe(&e)),
+                }
+                // client-go's renew deadline: give up well before the Lease expires.
+                if last.elapsed() > elector.duration() * 2 / 3 {
+                    break;
+                }
+            }
+            lost.store(true, Ordering::Relaxed);
+            let _ = lost_tx.send(());
+        });
+    }
+
+    // Caches: every Application (without status and managedFields), cluster Secrets.
+    let apps_api: Api<DynamicObject> = match &config.namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &application_resource()),
+        None => Api::all_with(client.clone(), &application_resource()),
+    };
+    let apps_writer = reflector::store::Writer::new(application_resource());
+    let apps = apps_writer.as_reader();
+    let seen: Arc<Mutex<HashMap<ObjectRef<DynamicObject>, u64>>> = Arc::default();
+    let app_stream = reflector::reflector(
+        apps_writer,
+        watcher(apps_api, watcher::Config::default())
+            .modify(|app: &mut DynamicObject| {
+                app.managed_fields_mut().clear();
+                if let Some(obj) = app.data.as_object_mut() {
+                    obj.remove("status");
+                }
+            })
+            .default_backoff(),
+    )
+    .touched_objects();
+    {
+        let (triggers, seen) = (triggers.clone(), seen.clone());
+        tokio::spawn(app_stream.for_each(move |event| {
+            match event {
+                Ok(app) => {
+                    let key = ObjectRef::from_obj_with(&app, application_resource());
+                    let print = fingerprint(&app);
+                    let changed = seen
+                        .lock()
+                        .map(|mut s| s.insert(key, print) != Some(print))
+                        .unwrap_or(true);
+                    if changed && app.labels().contains_key(OWNER_LABEL) {
+                        if let Some(t) = triggers.get() {
+                            t.application_changed(&app);
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!("watching Applications: {e}"),
+            }
+            futures::future::ready(())
+        }));
+    }
+    let secrets_api: Api<Secret> = Api::namespaced(client.clone(), &config.argocd_namespace);
+    let secrets_writer = reflector::store::Writer::<Secret>::default();
+    let secrets = secrets_writer.as_reader();
+    let secret_stream = reflector::reflector(
+        secrets_writer,
+        watcher(
+            secrets_api,
+            watcher::Config::default().labels("argocd.argoproj.io/secret-type=cluster"),
+        )
+        .default_backoff(),
+    )
+    .touched_objects();
+    {
+        let triggers = triggers.clone();
+        tokio::spawn(secret_stream.for_each(move |event| {
+            match event {
+                Ok(_) => {
+                    if let Some(t) = triggers.get() {
+                        t.clusters_changed();
+                    }
+                }
+                Err(e) => tracing::warn!("watching cluster Secrets: {e}"),
+            }
+            futures::future::ready(())
+        }));
+    }
+    tracing::info!("filling the Application and cluster Secret caches");
+    tokio::select! {
+        r = futures::future::try_join(apps.wait_until_ready(), secrets.wait_until_ready()) => {
+            r.map_err(|e| format!("caches: {e}"))?;
+        }
+        () = stopped() => return Ok(()),
+    }
+    tracing::info!(applications = apps.state().len(), "caches filled");
+
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "prism-controller".into(),
+            instance: Some(config.identity.clone()),
+        },
+    );
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        config: config.clone(),
+        git: git.clone(),
+        apps,
+        secrets,
+        metrics: metrics.clone(),
+        recorder,
+        registry,
+        plugins,
+    });
+    let mut groups = vec!["prism.dev"];
+    if config.watch_argo {
+        groups.push("argoproj.io");
+    }
+    let mut kinds = Vec::new();
+    let mut loops = Vec::new();
+    for group in groups {
+        let resource = application_set_resource(group);
+        let api: Api<DynamicObject> = match &config.namespace {
+            Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+            None => Api::all_with(client.clone(), &resource),
+        };
+        let (send, receive) = mpsc::unbounded();
+        let controller = Controller::new_with(api, watcher::Config::default(), resource.clone())
+            .with_config(ControllerConfig::default().concurrency(config.concurrency))
+            .reconcile_on(receive)
+            .graceful_shutdown_on(stopped());
+        kinds.push(SetKind {
+            resource: resource.clone(),
+            store: controller.store(),
+            send,
+        });
+        let ctx = ctx.clone();
+        loops.push(
+            controller
+                .run(
+                    move |set, ctx: Arc<Context>| {
+                        let resource = resource.clone();
+                        async move { reconcile_set(set, ctx, resource).await }
+                    },
+                    error_policy,
+                    ctx,
+                )
+                .for_each(|result| {
+                    if let Err(e) = result {
+                        tracing::debug!("reconcile: {e}");
+                    }
+                    futures::future::ready(())
+                })
+                .boxed(),
+        );
+    }
+    let _ = triggers.set(Triggers { kinds });
+    ready.store(true, Ordering::Relaxed);
+    tokio::select! {
+        _ = futures::future::join_all(loops) => {}
+        _ = lost_rx => {}
+    }
+    ready.store(false, Ordering::Relaxed);
+    let _ = http.await;
+    if lost.load(Ordering::Relaxed) {
+        return Err("lost the leader Lease; exiting so a standby takes over".into());
+    }
+    if let Some(elector) = &elector {
+        if let Err(e) = elector.release().await {
+            tracing::warn!("releasing the Lease: {}", apply::describe(&e));
+        }
+    }
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn error_policy(set: Arc<DynamicObject>, error: &ReconcileError, _: Arc<Context>) -> Action {
+    tracing::warn!(
+        applicationset = %format!("{}.{}", set.namespace().unwrap_or_default(), set.name_any()),
+        "reconcile failed: {error}"
+    );
+    Action::requeue(Duration::from_secs(30))
+}
+
+/// The cluster list as the cluster Secrets say now, sorted for stable output.
+fn clusters(store: &Store<Secret>) -> Arc<[Cluster]> {
+    let mut out: Vec<Cluster> = store
+        .state()
+        .iter()
+        .filter_map(|s| {
+            let v = serde_json::to_value(s.as_ref()).ok()?;
+            match Cluster::from_secret(&v) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(secret = %s.name_any(), "cluster Secret skipped: {e}");
+                    None
+                }
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| (&a.name, &a.server).cmp(&(&b.name, &b.server)));
+    out.into()
+}
+
+/// One pass over one ApplicationSet.
+async fn reconcile_set(
+    set: Arc<DynamicObject>,
+    ctx: Arc<Context>,
+    resource: ApiResource,
+) -> Result<Action, ReconcileError> {
+    let started = Instant::now();
+    let mut object = serde_json::to_value(set.as_ref()).map_err(|e| ReconcileError(e.to_string()))?;
+    object["apiVersion"] = Value::from(resource.api_version.clone());
+    object["kind"] = Value::from("ApplicationSet");
+    let meta = SetMeta::from_object(&object).map_err(ReconcileError)?;
+    let span = tracing::info_span!("reconcile", applicationset = %meta.key());
+    let _enter = span.enter();
+    if set.meta().deletion_timestamp.is_some() {
+        // Its Applications go with it by their ownerReferences.
+        ctx.metrics.forget(&meta.key());
+        return Ok(Action::await_change());
+    }
+    let requeue = reconcile::requeue_after(generators(&object));
+
+    // Render (blocking: git, plugins, registries).
+    let settings = reconcile::settings(&object["spec"], ctx.config.policy);
+    let rendered: Result<Vec<Value>, String> = match &settings {
+        Err(e) => Err(e.clone()),
+        Ok(_) => {
+            let sources = ControllerSources {
+                git: ctx.git.clone(),
+                clusters: clusters(&ctx.secrets),
+                registry: Some(ctx.registry.clone()),
+            };
+            let plugins = ctx.plugins.clone();
+            let options = ctx.config.render.clone();
+            let obj = object.clone();
+            let namespace = meta.namespace.clone();
+            tokio::task::spawn_blocking(move || {
+                let appset = ApplicationSet::from_value(&obj, &namespace).map_err(|e| e.to_string())?;
+                let sources: Box<dyn Sources> = match plugins {
+                    Some(host) => Box::new(PluginSources::new(Arc::new(sources), host)),
+                    None => Box::new(sources),
+                };
+                let out = prism_engine::render(&appset, sources.as_ref(), &options)
+                    .map_err(|e| e.to_string())?;
+                for w in &out.warnings {
+                    tracing::warn!("{w}");
+                }
+                Ok(out.applications.into_iter().map(|a| a.manifest).collect())
+            })
+            .await
+            .map_err(|e| ReconcileError(format!("render task: {e}")))?
+        }
+    };
+    let settings = settings.unwrap_or(reconcile::Settings {
+        policy: Policy::CreateOnly,
+        preserve_resources_on_deletion: false,
+        max_percent: 50,
+        ignore: Vec::new(),
+    });
+
+    // Plan against the cache.
+    let live: BTreeMap<String, Arc<DynamicObject>> = ctx
+        .apps
+        .state()
+        .into_iter()
+        .filter(|a| a.namespace().as_deref() == Some(meta.namespace.as_str()))
+        .map(|a| (a.name_any(), a))
+        .collect();
+    let to_value = |a: &DynamicObject| {
+        let mut v = serde_json::to_value(a).unwrap_or(Value::Null);
+        v["apiVersion"] = Value::from("argoproj.io/v1alpha1");
+        v["kind"] = Value::from("Application");
+        v
+    };
+    let desired = rendered.and_then(|apps| {
+        reconcile::desired(&meta, apps, &settings.ignore, &|name| {
+            live.get(name).map(|a| to_value(a))
+        })
+    });
+    let label = meta.label_value();
+    let candidates: Vec<Value> = live
+        .iter()
+        .filter(|(name, a)| {
+            a.labels().get(OWNER_LABEL) == Some(&label)
+                || desired.as_ref().is_ok_and(|d| d.contains_key(*name))
+        })
+        .map(|(_, a)| to_value(a))
+        .collect();
+    let empty = BTreeMap::new();
+    let existing = reconcile::existing(&meta, &candidates, desired.as_ref().unwrap_or(&empty));
+    let desired_count = desired.as_ref().map_or(0, |d| d.len());
+    let plan = plan::plan(&Input {
+        desired: desired.clone(),
+        existing: existing.clone(),
+        policy: settings.policy,
+        preserve_resources_on_deletion: settings.preserve_resources_on_deletion,
+        guard: meta.guard(&settings),
+    });
+    let reference = set.object_ref(&resource);
+    if let Some(e) = &plan.error {
+        ctx.metrics.generator_error(e);
+        tracing::warn!("render failed, nothing changed: {e}");
+        publish(&ctx, &reference, EventType::Warning, "RenderFailed", e).await;
+    }
+    if let Some(held) = &plan.held {
+        tracing::warn!("{held}");
+        publish(&ctx, &reference, EventType::Warning, "DeletionHeld", held).await;
+    }
+
+    // Apply and report.
+    let desired = desired.unwrap_or_default();
+    let applied = apply::execute(&ctx.client, &meta.namespace, &plan, &desired, &existing, 8).await;
+    ctx.metrics
+        .applied
+        .fetch_add((applied.created + applied.updated) as u64, Ordering::Relaxed);
+    ctx.metrics
+        .deleted
+        .fetch_add(applied.deleted as u64, Ordering::Relaxed);
+    let held = plan
+        .actions
+        .iter()
+        .filter(|a| matches!(a, Step::Keep(_, Keep::DeletionHeld)))
+        .count();
+    ctx.metrics.pass(&meta.key(), desired_count, held);
+    if applied.created + applied.updated + applied.deleted > 0 {
+        let note = format!(
+            "created {}, updated {}, deleted {} Applications",
+            applied.created, applied.updated, applied.deleted
+        );
+        tracing::info!("{note}");
+        publish(&ctx, &reference, EventType::Normal, "ApplicationsChanged", &note).await;
+    }
+    for e in &applied.errors {
+        tracing::warn!("{e}");
+    }
+    let previous: crate::controller::crd::ApplicationSetStatus = object
+        .get("status")
+        .and_then(|s| serde_json::from_value(s.clone()).ok())
+        .unwrap_or_default();
+    let now = crate::plugin::rfc3339(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0),
+    );
+    let status = reconcile::status(
+        &previous,
+        &meta,
+        &plan,
+        desired_count,
+        &applied,
+        &now,
+        ctx.config.resource_cap,
+    );
+    apply::patch_status(
+        &ctx.client,
+        &resource,
+        &meta.namespace,
+        &meta.name,
+        object.get("status"),
+        &status,
+    )
+    .await
+    .map_err(ReconcileError)?;
+    ctx.metrics.reconcile.observe(started.elapsed());
+    tracing::debug!(writes = plan.writes(), elapsed = ?started.elapsed(), "reconciled");
+    if !applied.errors.is_empty() {
+        return Err(ReconcileError(format!(
+            "{} Application writes failed",
+            applied.errors.len()
+        )));
+    }
+    Ok(match (requeue, &plan.error) {
+        // A failed render is retried sooner than the normal interval.
+        (Some(d), Some(_)) => Action::requeue(d.min(Duration::from_secs(60))),
+        (None, Some(_)) => Action::requeue(Duration::from_secs(60)),
+        (Some(d), None) => Action::requeue(d),
+        (None, None) => Action::await_change(),
+    })
+}
+
+async fn publish(
+    ctx: &Context,
+    reference: &k8s_openapi::api::core::v1::ObjectReference,
+    type_: EventType,
+    reason: &str,
+    note: &str,
+) {
+    let event = Event {
+        type_,
+        reason: reason.into(),
+        note: Some(crate::plugin::truncate(note, 1000).to_string()),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, reference).await {
+        tracing::debug!("publishing an Event: {}", apply::describe(&e));
+    }
+}
