@@ -7,7 +7,9 @@ use std::path::Path;
 use std::process::Command;
 
 fn docs(file: &str) -> Vec<Value> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy").join(file);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("deploy")
+        .join(file);
     let text = std::fs::read_to_string(&path).unwrap();
     serde_yaml::Deserializer::from_str(&text)
         .map(|d| serde_json::to_value(serde_yaml::Value::deserialize(d).unwrap()).unwrap())
@@ -23,7 +25,9 @@ fn the_crd_file_is_what_prism_crd_prints() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    let file = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/crd.yaml")).unwrap();
+    let file =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/crd.yaml"))
+            .unwrap();
     assert!(
         String::from_utf8(out.stdout).unwrap() == file,
         "deploy/crd.yaml is stale: run `cargo run -- crd > deploy/crd.yaml`"
@@ -34,38 +38,71 @@ fn the_crd_file_is_what_prism_crd_prints() {
 fn rbac_is_namespaced_read_only_on_secrets_and_covers_the_controller() {
     let rbac = docs("rbac.yaml");
     let kinds: Vec<&str> = rbac.iter().map(|d| d["kind"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["ServiceAccount", "Role", "RoleBinding"], "no cluster-wide grants");
+    assert_eq!(
+        kinds,
+        ["ServiceAccount", "Role", "RoleBinding"],
+        "no cluster-wide grants"
+    );
     let rules = rbac[1]["rules"].as_array().unwrap();
     let verbs = |group: &str, resource: &str| -> Vec<String> {
         rules
             .iter()
             .filter(|r| {
-                r["apiGroups"].as_array().unwrap().iter().any(|g| g == group)
-                    && r["resources"].as_array().unwrap().iter().any(|x| x == resource)
+                r["apiGroups"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|g| g == group)
+                    && r["resources"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|x| x == resource)
             })
-            .flat_map(|r| r["verbs"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()))
+            .flat_map(|r| {
+                r["verbs"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_str().unwrap().to_string())
+            })
             .collect()
     };
     let has = |group: &str, resource: &str, wanted: &[&str]| {
         let got = verbs(group, resource);
         for w in wanted {
-            assert!(got.iter().any(|g| g == w), "{group}/{resource} lacks {w}: {got:?}");
+            assert!(
+                got.iter().any(|g| g == w),
+                "{group}/{resource} lacks {w}: {got:?}"
+            );
         }
         got
     };
     // What the controller calls: SSA (patch), delete, list/watch of Applications.
-    has("argoproj.io", "applications", &["get", "list", "watch", "patch", "delete"]);
+    has(
+        "argoproj.io",
+        "applications",
+        &["get", "list", "watch", "patch", "delete"],
+    );
     has("prism.dev", "applicationsets", &["list", "watch"]);
     has("argoproj.io", "applicationsets", &["list", "watch"]);
     has("prism.dev", "applicationsets/status", &["patch"]);
     has("events.k8s.io", "events", &["create"]);
-    has("coordination.k8s.io", "leases", &["get", "create", "update"]);
+    has(
+        "coordination.k8s.io",
+        "leases",
+        &["get", "create", "update"],
+    );
     let secrets = has("", "secrets", &["get", "list", "watch"]);
     assert!(
-        secrets.iter().all(|v| ["get", "list", "watch"].contains(&v.as_str())),
+        secrets
+            .iter()
+            .all(|v| ["get", "list", "watch"].contains(&v.as_str())),
         "secrets must be read-only: {secrets:?}"
     );
-    assert!(!rules.iter().any(|r| r["verbs"].as_array().unwrap().iter().any(|v| v == "*")));
+    assert!(!rules
+        .iter()
+        .any(|r| r["verbs"].as_array().unwrap().iter().any(|v| v == "*")));
 }
 
 #[test]
@@ -79,7 +116,12 @@ fn the_deployment_is_two_hardened_replicas_with_probes() {
     assert_eq!(c["securityContext"]["allowPrivilegeEscalation"], false);
     assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
     assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
-    let args: Vec<&str> = c["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+    let args: Vec<&str> = c["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
     assert_eq!(args[0], "controller");
     // Every flag in the manifest is one the binary accepts.
     let help = Command::new(env!("CARGO_BIN_EXE_prism"))
@@ -104,9 +146,20 @@ fn kubectl_kustomize_builds_the_base() {
         eprintln!("kubectl is not installed: the base's files were checked one by one above");
         return;
     };
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
-    for kind in ["CustomResourceDefinition", "ServiceAccount", "Role", "RoleBinding", "Deployment", "Service"] {
+    for kind in [
+        "CustomResourceDefinition",
+        "ServiceAccount",
+        "Role",
+        "RoleBinding",
+        "Deployment",
+        "Service",
+    ] {
         assert!(text.contains(&format!("kind: {kind}\n")), "missing {kind}");
     }
     assert!(text.contains("namespace: argocd"));

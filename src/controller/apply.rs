@@ -129,11 +129,17 @@ impl Job {
                     &Patch::Apply(&body),
                 )
                 .await
-                .map(|_| if created { Done::Created } else { Done::Updated })
+                .map(|_| {
+                    if created {
+                        Done::Created
+                    } else {
+                        Done::Updated
+                    }
+                })
                 .map_err(|e| format!("{name}: apply: {}", describe(&e))),
-            Job::Apply { name, body: None, .. } => {
-                Err(format!("{name}: nothing rendered to apply"))
-            }
+            Job::Apply {
+                name, body: None, ..
+            } => Err(format!("{name}: nothing rendered to apply")),
             Job::Delete {
                 name,
                 remove_finalizer,
@@ -154,7 +160,10 @@ async fn delete(
             .and_then(|l| l["metadata"]["finalizers"].as_array())
             .map(|f| {
                 f.iter()
-                    .filter(|x| !x.as_str().is_some_and(|s| s.starts_with(RESOURCES_FINALIZER)))
+                    .filter(|x| {
+                        !x.as_str()
+                            .is_some_and(|s| s.starts_with(RESOURCES_FINALIZER))
+                    })
                     .collect()
             })
             .unwrap_or_default();
@@ -213,7 +222,12 @@ pub async fn patch_status(
         &Patch::Merge(json!({ "status": next })),
     )
     .await
-    .map_err(|e| format!("patching the status of {namespace}/{name}: {}", describe(&e)))?;
+    .map_err(|e| {
+        format!(
+            "patching the status of {namespace}/{name}: {}",
+            describe(&e)
+        )
+    })?;
     Ok(true)
 }
 
@@ -294,8 +308,11 @@ mod tests {
     #[tokio::test]
     async fn create_and_update_are_server_side_applies_by_prism() {
         let (client, handle) = client();
-        let desired: BTreeMap<String, Value> =
-            [("a".to_string(), app("a", &[])), ("b".to_string(), app("b", &[]))].into();
+        let desired: BTreeMap<String, Value> = [
+            ("a".to_string(), app("a", &[])),
+            ("b".to_string(), app("b", &[])),
+        ]
+        .into();
         let plan = Plan {
             actions: vec![Action::Create("a".into()), Action::Update("b".into())],
             ..Plan::default()
@@ -333,7 +350,15 @@ mod tests {
             ],
             ..Plan::default()
         };
-        let applied = execute(&client, "argocd", &plan, &BTreeMap::new(), &BTreeMap::new(), 4).await;
+        let applied = execute(
+            &client,
+            "argocd",
+            &plan,
+            &BTreeMap::new(),
+            &BTreeMap::new(),
+            4,
+        )
+        .await;
         assert_eq!(applied, Applied::default());
         drop(client);
         // Every client handle is gone: the mock sees the end of requests, not one more.
@@ -344,7 +369,10 @@ mod tests {
     async fn delete_keeps_the_finalizer_unless_preserving_resources() {
         let (client, handle) = client();
         let existing: BTreeMap<String, Existing> = [
-            ("plain".to_string(), ours(app("plain", &[RESOURCES_FINALIZER]))),
+            (
+                "plain".to_string(),
+                ours(app("plain", &[RESOURCES_FINALIZER])),
+            ),
             (
                 "preserve".to_string(),
                 ours(app("preserve", &[RESOURCES_FINALIZER, "other/keep"])),
@@ -397,8 +425,11 @@ mod tests {
     #[tokio::test]
     async fn a_failed_write_is_reported_by_name_and_the_rest_still_run() {
         let (client, handle) = client();
-        let desired: BTreeMap<String, Value> =
-            [("a".to_string(), app("a", &[])), ("b".to_string(), app("b", &[]))].into();
+        let desired: BTreeMap<String, Value> = [
+            ("a".to_string(), app("a", &[])),
+            ("b".to_string(), app("b", &[])),
+        ]
+        .into();
         let plan = Plan {
             actions: vec![Action::Create("a".into()), Action::Create("b".into())],
             ..Plan::default()
@@ -445,14 +476,16 @@ mod tests {
             vec![Expect {
                 method: Method::PATCH,
                 path_and_query:
-                    "/apis/prism.dev/v1alpha1/namespaces/argocd/applicationsets/shop/status?"
-                        .into(),
+                    "/apis/prism.dev/v1alpha1/namespaces/argocd/applicationsets/shop/status?".into(),
                 body: Box::new(|b| {
                     assert_eq!(b["status"]["resourcesCount"], 3);
                     assert_eq!(b["status"]["observedGeneration"], 2);
                 }),
-                reply: (200, json!({"apiVersion": "prism.dev/v1alpha1", "kind": "ApplicationSet",
-                                    "metadata": {"name": "shop", "namespace": "argocd"}})),
+                reply: (
+                    200,
+                    json!({"apiVersion": "prism.dev/v1alpha1", "kind": "ApplicationSet",
+                                    "metadata": {"name": "shop", "namespace": "argocd"}}),
+                ),
             }],
         ));
         let wrote = patch_status(&client, &res, "argocd", "shop", None, &status)
@@ -471,8 +504,10 @@ mod tests {
         pruned.as_object_mut().unwrap().remove("applications");
         pruned.as_object_mut().unwrap().remove("observedGeneration");
         let argo = application_set_resource("argoproj.io");
-        assert!(!patch_status(&client, &argo, "argocd", "shop", Some(&pruned), &status)
-            .await
-            .unwrap());
+        assert!(
+            !patch_status(&client, &argo, "argocd", "shop", Some(&pruned), &status)
+                .await
+                .unwrap()
+        );
     }
 }

@@ -226,7 +226,10 @@ mod tests {
             .iter()
             .map(|c| c["name"].as_str().unwrap())
             .collect();
-        assert_eq!(columns, ["Applications", "Up-To-Date", "Error", "Held", "Age"]);
+        assert_eq!(
+            columns,
+            ["Applications", "Up-To-Date", "Error", "Held", "Age"]
+        );
         let spec = &version["schema"]["openAPIV3Schema"]["properties"]["spec"];
         assert_eq!(
             spec["properties"]["generators"]["items"]["x-kubernetes-preserve-unknown-fields"],

@@ -124,7 +124,11 @@ impl GitCache {
     }
 
     /// The tree of `repo_url` at `revision`, from the current fetch.
-    pub fn snapshot(&self, repo_url: &str, revision: &str) -> Result<Arc<GitSnapshot>, SourceError> {
+    pub fn snapshot(
+        &self,
+        repo_url: &str,
+        revision: &str,
+    ) -> Result<Arc<GitSnapshot>, SourceError> {
         self.with_fetched(repo_url, |fetched| {
             if let Some(s) = fetched.snapshots.get(revision) {
                 return Ok(s.clone());

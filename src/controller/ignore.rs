@@ -98,7 +98,11 @@ pub fn parse_jq(expr: &str) -> Result<Vec<Step>, String> {
 pub fn paths_for(rules: &[IgnoreDifference], name: &str) -> Result<Vec<Vec<Step>>, String> {
     let mut out = Vec::new();
     for (i, rule) in rules.iter().enumerate() {
-        if rule.name.as_deref().is_some_and(|n| !n.is_empty() && n != name) {
+        if rule
+            .name
+            .as_deref()
+            .is_some_and(|n| !n.is_empty() && n != name)
+        {
             continue;
         }
         for (j, p) in rule.json_pointers.iter().enumerate() {
@@ -219,10 +223,15 @@ mod tests {
             ".spec.sources[] | .helm",
         ] {
             let e = parse_jq(bad).unwrap_err();
-            assert!(e.contains("not a plain path") || e.contains("whole"), "{bad}: {e}");
+            assert!(
+                e.contains("not a plain path") || e.contains("whole"),
+                "{bad}: {e}"
+            );
         }
         assert!(parse_pointer("").is_err());
-        assert!(parse_pointer("spec").unwrap_err().contains("must start with /"));
+        assert!(parse_pointer("spec")
+            .unwrap_err()
+            .contains("must start with /"));
     }
 
     #[test]
@@ -242,7 +251,11 @@ mod tests {
         );
         // Live lacks the field: desired drops it too (nothing to overwrite).
         let mut desired = json!({"spec": {"source": {"targetRevision": "main"}}});
-        keep_live(&mut desired, Some(&json!({"spec": {"source": {}}})), &paths[..1]);
+        keep_live(
+            &mut desired,
+            Some(&json!({"spec": {"source": {}}})),
+            &paths[..1],
+        );
         assert_eq!(desired, json!({"spec": {"source": {}}}));
     }
 

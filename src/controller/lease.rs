@@ -31,9 +31,10 @@ pub fn decide(spec: Option<&LeaseSpec>, me: &str, now: Timestamp) -> Decision {
         None | Some("") => Decision::Acquire,
         Some(_) => {
             let duration = i64::from(spec.lease_duration_seconds.unwrap_or(15));
-            let expired = spec.renew_time.as_ref().is_none_or(|t| {
-                now.duration_since(t.0) > SignedDuration::from_secs(duration)
-            });
+            let expired = spec
+                .renew_time
+                .as_ref()
+                .is_none_or(|t| now.duration_since(t.0) > SignedDuration::from_secs(duration));
             if expired {
                 Decision::Acquire
             } else {
@@ -54,7 +55,13 @@ pub struct Elector {
 
 impl Elector {
     /// An elector for the Lease `namespace/name`, as `identity` (the pod name).
-    pub fn new(client: Client, namespace: &str, name: &str, identity: &str, duration: Duration) -> Elector {
+    pub fn new(
+        client: Client,
+        namespace: &str,
+        name: &str,
+        identity: &str,
+        duration: Duration,
+    ) -> Elector {
         Elector {
             api: Api::namespaced(client, namespace),
             name: name.to_string(),
@@ -72,8 +79,15 @@ impl Elector {
     pub async fn try_acquire_or_renew(&self) -> Result<bool, kube::Error> {
         let now = Timestamp::now();
         let current = self.api.get_opt(&self.name).await?;
-        let decision = decide(current.as_ref().and_then(|l| l.spec.as_ref()), &self.identity, now);
-        let old = current.as_ref().and_then(|l| l.spec.clone()).unwrap_or_default();
+        let decision = decide(
+            current.as_ref().and_then(|l| l.spec.as_ref()),
+            &self.identity,
+            now,
+        );
+        let old = current
+            .as_ref()
+            .and_then(|l| l.spec.clone())
+            .unwrap_or_default();
         let spec = match decision {
             Decision::Wait => return Ok(false),
             Decision::Renew => LeaseSpec {
@@ -105,7 +119,9 @@ impl Elector {
             }
             Some(mut lease) => {
                 lease.spec = Some(spec);
-                self.api.replace(&self.name, &PostParams::default(), &lease).await
+                self.api
+                    .replace(&self.name, &PostParams::default(), &lease)
+                    .await
             }
         };
         match result {
@@ -123,7 +139,9 @@ impl Elector {
             if spec.holder_identity.as_deref() == Some(self.identity.as_str()) {
                 spec.holder_identity = None;
                 spec.renew_time = None;
-                self.api.replace(&self.name, &PostParams::default(), &lease).await?;
+                self.api
+                    .replace(&self.name, &PostParams::default(), &lease)
+                    .await?;
             }
         }
         Ok(())
@@ -153,10 +171,16 @@ mod tests {
         let now = Timestamp::from_second(1_000_000).unwrap();
         assert_eq!(decide(None, "a", now), Decision::Acquire);
         assert_eq!(decide(Some(&spec(Some("a"), 5)), "a", now), Decision::Renew);
-        assert_eq!(decide(Some(&spec(Some("a"), 500)), "a", now), Decision::Renew);
+        assert_eq!(
+            decide(Some(&spec(Some("a"), 500)), "a", now),
+            Decision::Renew
+        );
         assert_eq!(decide(Some(&spec(Some("b"), 5)), "a", now), Decision::Wait);
         assert_eq!(decide(Some(&spec(Some("b"), 15)), "a", now), Decision::Wait);
-        assert_eq!(decide(Some(&spec(Some("b"), 16)), "a", now), Decision::Acquire);
+        assert_eq!(
+            decide(Some(&spec(Some("b"), 16)), "a", now),
+            Decision::Acquire
+        );
         assert_eq!(decide(Some(&spec(None, 1)), "a", now), Decision::Acquire);
         let never_renewed = LeaseSpec {
             holder_identity: Some("b".into()),
@@ -198,7 +222,13 @@ mod tests {
     #[tokio::test]
     async fn a_missing_lease_is_created_held_by_us() {
         let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-        let elector = Elector::new(Client::new(service, "argocd"), "argocd", "prism-controller", "pod-a", Duration::from_secs(15));
+        let elector = Elector::new(
+            Client::new(service, "argocd"),
+            "argocd",
+            "prism-controller",
+            "pod-a",
+            Duration::from_secs(15),
+        );
         let server = tokio::spawn(async move {
             answer(&mut handle, Method::GET, LEASE, 404, not_found()).await;
             let body = answer(
@@ -219,7 +249,13 @@ mod tests {
     #[tokio::test]
     async fn a_fresh_lease_of_another_replica_is_left_alone_and_a_lost_race_is_not_leadership() {
         let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-        let elector = Elector::new(Client::new(service, "argocd"), "argocd", "prism-controller", "pod-a", Duration::from_secs(15));
+        let elector = Elector::new(
+            Client::new(service, "argocd"),
+            "argocd",
+            "prism-controller",
+            "pod-a",
+            Duration::from_secs(15),
+        );
         let now = Timestamp::now();
         let held = |holder: &str, renewed: Timestamp| {
             json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",

@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-const BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+const BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
 
 /// A cumulative histogram of seconds.
 #[derive(Default)]
@@ -133,8 +135,16 @@ impl Metrics {
             &self.held,
         );
         for (name, help, v) in [
-            ("prism_applications_applied_total", "Server-side applies of Applications.", &self.applied),
-            ("prism_applications_deleted_total", "Applications deleted.", &self.deleted),
+            (
+                "prism_applications_applied_total",
+                "Server-side applies of Applications.",
+                &self.applied,
+            ),
+            (
+                "prism_applications_deleted_total",
+                "Applications deleted.",
+                &self.deleted,
+            ),
         ] {
             let _ = writeln!(
                 out,
@@ -171,7 +181,9 @@ fn generator_kind(message: &str) -> Option<&str> {
 }
 
 fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 #[cfg(test)]

@@ -130,17 +130,21 @@ pub struct Settings {
 /// Reads the settings from `spec`; errors name the field.
 pub fn settings(spec: &Value, ceiling: Policy) -> Result<Settings, String> {
     let sync: SyncPolicy = match spec.get("syncPolicy") {
-        Some(v) if !v.is_null() => serde_json::from_value(v.clone())
-            .map_err(|e| format!("spec.syncPolicy: {e}"))?,
+        Some(v) if !v.is_null() => {
+            serde_json::from_value(v.clone()).map_err(|e| format!("spec.syncPolicy: {e}"))?
+        }
         _ => SyncPolicy::default(),
     };
     let policy = match &sync.applications_sync {
-        Some(p) => Policy::parse(p).map_err(|e| format!("spec.syncPolicy.applicationsSync: {e}"))?,
+        Some(p) => {
+            Policy::parse(p).map_err(|e| format!("spec.syncPolicy.applicationsSync: {e}"))?
+        }
         None => Policy::Sync,
     };
     let guard: DeletionGuard = match spec.get("deletionGuard") {
-        Some(v) if !v.is_null() => serde_json::from_value(v.clone())
-            .map_err(|e| format!("spec.deletionGuard: {e}"))?,
+        Some(v) if !v.is_null() => {
+            serde_json::from_value(v.clone()).map_err(|e| format!("spec.deletionGuard: {e}"))?
+        }
         _ => DeletionGuard::default(),
     };
     let max_percent = guard.max_percent.unwrap_or(50);
@@ -238,12 +242,12 @@ pub fn existing<'a>(
         if owner != Owner::Us && !desired.contains_key(name) {
             continue;
         }
-        let has_finalizer = live["metadata"]["finalizers"]
-            .as_array()
-            .is_some_and(|f| {
-                f.iter()
-                    .any(|x| x.as_str().is_some_and(|s| s.starts_with(RESOURCES_FINALIZER)))
-            });
+        let has_finalizer = live["metadata"]["finalizers"].as_array().is_some_and(|f| {
+            f.iter().any(|x| {
+                x.as_str()
+                    .is_some_and(|s| s.starts_with(RESOURCES_FINALIZER))
+            })
+        });
         out.insert(
             name.to_string(),
             Existing {
@@ -563,10 +567,18 @@ mod tests {
             Policy::CreateOnly
         );
         for (spec, field) in [
-            (json!({"syncPolicy": {"applicationsSync": "all"}}), "spec.syncPolicy.applicationsSync"),
-            (json!({"deletionGuard": {"maxPercent": 150}}), "spec.deletionGuard.maxPercent"),
-            (json!({"ignoreApplicationDifferences": [{"jqPathExpressions": [".a | b"]}]}),
-             "spec.ignoreApplicationDifferences[0].jqPathExpressions[0]"),
+            (
+                json!({"syncPolicy": {"applicationsSync": "all"}}),
+                "spec.syncPolicy.applicationsSync",
+            ),
+            (
+                json!({"deletionGuard": {"maxPercent": 150}}),
+                "spec.deletionGuard.maxPercent",
+            ),
+            (
+                json!({"ignoreApplicationDifferences": [{"jqPathExpressions": [".a | b"]}]}),
+                "spec.ignoreApplicationDifferences[0].jqPathExpressions[0]",
+            ),
         ] {
             let e = settings(&spec, Policy::Sync).unwrap_err();
             assert!(e.starts_with(field), "{e}");
@@ -604,14 +616,20 @@ mod tests {
             a["metadata"]["annotations"][APPLIED_HASH],
             changed["a"]["metadata"]["annotations"][APPLIED_HASH]
         );
-        let dup = desired(&s, vec![rendered("a", "x"), rendered("a", "y")], &[], &|_| None);
+        let dup = desired(
+            &s,
+            vec![rendered("a", "x"), rendered("a", "y")],
+            &[],
+            &|_| None,
+        );
         assert!(dup.unwrap_err().contains("two Applications are named a"));
     }
 
     #[test]
     fn ownership_needs_label_and_owner_reference_and_adoption_needs_the_key() {
         let s = set();
-        let mut ours = desired(&s, vec![rendered("a", "main")], &[], &|_| None).unwrap()["a"].clone();
+        let mut ours =
+            desired(&s, vec![rendered("a", "main")], &[], &|_| None).unwrap()["a"].clone();
         assert_eq!(owner_of(&s, &ours), Owner::Us);
         ours["metadata"]["ownerReferences"] = json!([]);
         assert_eq!(owner_of(&s, &ours), Owner::Other { adoptable: false });
@@ -673,7 +691,10 @@ mod tests {
             .iter()
             .find(|c| c.type_ == "ResourcesUpToDate")
             .unwrap();
-        assert_eq!((up.status.as_str(), up.last_transition_time.as_deref()), ("True", Some("T1")));
+        assert_eq!(
+            (up.status.as_str(), up.last_transition_time.as_deref()),
+            ("True", Some("T1"))
+        );
 
         let converged = [want["a"].clone(), want["b"].clone()];
         let p2 = plan(&input(&converged));
@@ -690,10 +711,20 @@ mod tests {
             held: None,
             error: Some("spec.generators[0].git: repository not found".into()),
         };
-        let st = status(&Default::default(), &s, &p, 0, &Applied::default(), "T", 5000);
+        let st = status(
+            &Default::default(),
+            &s,
+            &p,
+            0,
+            &Applied::default(),
+            "T",
+            5000,
+        );
         let by = |t: &str| st.conditions.iter().find(|c| c.type_ == t).unwrap().clone();
         assert_eq!(by("ErrorOccurred").status, "True");
-        assert!(by("ErrorOccurred").message.contains("spec.generators[0].git"));
+        assert!(by("ErrorOccurred")
+            .message
+            .contains("spec.generators[0].git"));
         assert_eq!(by("ParametersGenerated").status, "False");
         assert_eq!(st.resources[0].status, "OutOfSync");
 
@@ -718,9 +749,24 @@ mod tests {
             errors: vec!["a: 409 conflict".into()],
             ..Applied::default()
         };
-        let st = status(&Default::default(), &s, &Plan::default(), 0, &failed, "T", 3);
-        let err = st.conditions.iter().find(|c| c.type_ == "ErrorOccurred").unwrap();
-        assert_eq!((err.status.as_str(), err.reason.as_str()), ("True", "UpdateApplicationError"));
+        let st = status(
+            &Default::default(),
+            &s,
+            &Plan::default(),
+            0,
+            &failed,
+            "T",
+            3,
+        );
+        let err = st
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "ErrorOccurred")
+            .unwrap();
+        assert_eq!(
+            (err.status.as_str(), err.reason.as_str()),
+            ("True", "UpdateApplicationError")
+        );
     }
 
     #[test]

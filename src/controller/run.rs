@@ -107,9 +107,10 @@ impl Triggers {
             for set in kind.store.state() {
                 if wanted(&set) {
                     n += 1;
-                    let _ = kind.send.unbounded_send(
-                        ObjectRef::from_obj_with(set.as_ref(), kind.resource.clone()),
-                    );
+                    let _ = kind.send.unbounded_send(ObjectRef::from_obj_with(
+                        set.as_ref(),
+                        kind.resource.clone(),
+                    ));
                 }
             }
         }
@@ -482,7 +483,8 @@ async fn reconcile_set(
     resource: ApiResource,
 ) -> Result<Action, ReconcileError> {
     let started = Instant::now();
-    let mut object = serde_json::to_value(set.as_ref()).map_err(|e| ReconcileError(e.to_string()))?;
+    let mut object =
+        serde_json::to_value(set.as_ref()).map_err(|e| ReconcileError(e.to_string()))?;
     object["apiVersion"] = Value::from(resource.api_version.clone());
     object["kind"] = Value::from("ApplicationSet");
     let meta = SetMeta::from_object(&object).map_err(ReconcileError)?;
@@ -510,7 +512,8 @@ async fn reconcile_set(
             let obj = object.clone();
             let namespace = meta.namespace.clone();
             tokio::task::spawn_blocking(move || {
-                let appset = ApplicationSet::from_value(&obj, &namespace).map_err(|e| e.to_string())?;
+                let appset =
+                    ApplicationSet::from_value(&obj, &namespace).map_err(|e| e.to_string())?;
                 let sources: Box<dyn Sources> = match plugins {
                     Some(host) => Box::new(PluginSources::new(Arc::new(sources), host)),
                     None => Box::new(sources),
@@ -585,9 +588,10 @@ async fn reconcile_set(
     // Apply and report.
     let desired = desired.unwrap_or_default();
     let applied = apply::execute(&ctx.client, &meta.namespace, &plan, &desired, &existing, 8).await;
-    ctx.metrics
-        .applied
-        .fetch_add((applied.created + applied.updated) as u64, Ordering::Relaxed);
+    ctx.metrics.applied.fetch_add(
+        (applied.created + applied.updated) as u64,
+        Ordering::Relaxed,
+    );
     ctx.metrics
         .deleted
         .fetch_add(applied.deleted as u64, Ordering::Relaxed);
@@ -603,7 +607,14 @@ async fn reconcile_set(
             applied.created, applied.updated, applied.deleted
         );
         tracing::info!("{note}");
-        publish(&ctx, &reference, EventType::Normal, "ApplicationsChanged", &note).await;
+        publish(
+            &ctx,
+            &reference,
+            EventType::Normal,
+            "ApplicationsChanged",
+            &note,
+        )
+        .await;
     }
     for e in &applied.errors {
         tracing::warn!("{e}");
@@ -670,5 +681,332 @@ async fn publish(
     };
     if let Err(e) = ctx.recorder.publish(&event, reference).await {
         tracing::debug!("publishing an Event: {}", apply::describe(&e));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Whole reconcile passes against kube-rs's mocked tower service: every request
+    //! the pass makes is recorded and answered, then asserted by method and path.
+
+    use super::*;
+    use crate::registry::RegistrySettings;
+    use http::{Request, Response};
+    use kube::client::Body;
+    use kube::runtime::reflector::store::Writer;
+    use serde_json::json;
+
+    type Recorded = Vec<(String, String, Value)>;
+
+    /// Answers every request (echoing the body as the object) until the client is gone.
+    fn mock_api() -> (Client, tokio::task::JoinHandle<Recorded>) {
+        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let server = tokio::spawn(async move {
+            let mut seen = Vec::new();
+            while let Some((request, send)) = handle.next_request().await {
+                let method = request.method().to_string();
+                let path = request.uri().path().to_string();
+                let bytes = request.into_body().collect_bytes().await.unwrap();
+                let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+                let reply = match body.get("metadata") {
+                    Some(_) => body.clone(),
+                    None => json!({"apiVersion": "v1", "kind": "Status", "status": "Success",
+                                   "metadata": {"name": "x", "namespace": "argocd"}}),
+                };
+                send.send_response(
+                    Response::builder()
+                        .status(200)
+                        .body(Body::from(serde_json::to_vec(&reply).unwrap()))
+                        .unwrap(),
+                );
+                seen.push((method, path, body));
+            }
+            seen
+        });
+        (Client::new(service, "argocd"), server)
+    }
+
+    fn dynamic(value: Value, resource: &ApiResource) -> DynamicObject {
+        let mut obj: DynamicObject = serde_json::from_value(value).unwrap();
+        obj.types = Some(kube::api::TypeMeta {
+            api_version: resource.api_version.clone(),
+            kind: resource.kind.clone(),
+        });
+        obj
+    }
+
+    fn set(elements: Value, annotations: Value, status: Option<Value>) -> DynamicObject {
+        let mut v = json!({
+            "apiVersion": "prism.dev/v1alpha1", "kind": "ApplicationSet",
+            "metadata": {"name": "shop", "namespace": "argocd", "uid": "set-uid", "generation": 3,
+                         "annotations": annotations},
+            "spec": {
+                "generators": [{"list": {"elements": elements}}],
+                "syncPolicy": {"preserveResourcesOnDeletion": true},
+                "template": {
+                    "metadata": {"name": "{{name}}"},
+                    "spec": {"project": "default",
+                             "source": {"repoURL": "https://g/x.git", "path": "{{name}}", "targetRevision": "main"},
+                             "destination": {"server": "https://kubernetes.default.svc", "namespace": "{{name}}"}}
+                }
+            }
+        });
+        if let Some(s) = status {
+            v["status"] = s;
+        }
+        dynamic(v, &application_set_resource("prism.dev"))
+    }
+
+    /// The Application the set renders for `name`, as Prism applies it (engine and all).
+    fn owned(name: &str) -> Value {
+        let obj = serde_json::to_value(set(json!([{"name": name}]), json!({}), None)).unwrap();
+        let meta = SetMeta::from_object(&obj).unwrap();
+        let appset = ApplicationSet::from_value(&obj, "argocd").unwrap();
+        let sources = prism_engine::sources::memory::MemorySources::new();
+        let rendered = prism_engine::render(&appset, &sources, &RenderOptions::default()).unwrap();
+        let manifests = rendered
+            .applications
+            .into_iter()
+            .map(|a| a.manifest)
+            .collect();
+        let mut v = reconcile::desired(&meta, manifests, &[], &|_| None).unwrap()[name].clone();
+        v["metadata"]["uid"] = json!(format!("uid-{name}"));
+        v
+    }
+
+    fn context(client: Client, apps: Vec<Value>, dir: &std::path::Path) -> Arc<Context> {
+        let mut writer = Writer::new(application_resource());
+        for a in apps {
+            writer.apply_watcher_event(&watcher::Event::Apply(dynamic(a, &application_resource())));
+        }
+        let recorder = Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "prism-controller".into(),
+                instance: None,
+            },
+        );
+        Arc::new(Context {
+            client,
+            config: Config {
+                namespace: None,
+                argocd_namespace: "argocd".into(),
+                policy: Policy::Sync,
+                concurrency: 1,
+                watch_argo: false,
+                leader_election: false,
+                lease: ("l".into(), "argocd".into()),
+                identity: "test".into(),
+                listen: "127.0.0.1:0".parse().unwrap(),
+                secrets: Secrets::default(),
+                git_refresh: Duration::from_secs(60),
+                cache_dir: dir.to_path_buf(),
+                resource_cap: 5000,
+                render: RenderOptions::default(),
+            },
+            git: Arc::new(GitCache::new(dir.join("git"), Duration::from_secs(60))),
+            apps: writer.as_reader(),
+            secrets: Writer::<Secret>::default().as_reader(),
+            metrics: Arc::new(Metrics::default()),
+            recorder,
+            registry: Arc::new(RegistryClient::new(RegistrySettings::default(), None).unwrap()),
+            plugins: None,
+        })
+    }
+
+    /// Runs one pass; returns the requests it made, sorted, as (method, path, body).
+    async fn pass(
+        set: DynamicObject,
+        apps: Vec<Value>,
+    ) -> (Result<Action, ReconcileError>, Recorded) {
+        let dir = tempfile::tempdir().unwrap();
+        let (client, server) = mock_api();
+        let ctx = context(client, apps, dir.path());
+        let result = reconcile_set(Arc::new(set), ctx, application_set_resource("prism.dev")).await;
+        // The context (and with it every client handle) is gone: the mock ends.
+        let mut seen = server.await.unwrap();
+        seen.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        (result, seen)
+    }
+
+    const APPS: &str = "/apis/argoproj.io/v1alpha1/namespaces/argocd/applications";
+    const STATUS: &str = "/apis/prism.dev/v1alpha1/namespaces/argocd/applicationsets/shop/status";
+    const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/argocd/events";
+
+    fn calls(seen: &Recorded) -> Vec<(&str, &str)> {
+        seen.iter()
+            .map(|(m, p, _)| (m.as_str(), p.as_str()))
+            .collect()
+    }
+
+    fn status_of(seen: &Recorded) -> Value {
+        seen.iter()
+            .find(|(_, p, _)| p == STATUS)
+            .map(|(_, _, b)| b["status"].clone())
+            .expect("a status patch")
+    }
+
+    fn condition(status: &Value, type_: &str) -> (String, String) {
+        let c = status["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == type_)
+            .unwrap();
+        (
+            c["status"].as_str().unwrap().into(),
+            c["message"].as_str().unwrap().into(),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_pass_creates_updates_deletes_and_reports_then_the_next_pass_writes_nothing() {
+        let mut drifted = owned("a");
+        drifted["spec"]["source"]["targetRevision"] = json!("hand-edited");
+        // Created before preserveResourcesOnDeletion was set: it still has the finalizer.
+        let mut old = owned("old");
+        old["metadata"]["finalizers"] = json!(["resources-finalizer.argocd.argoproj.io", "x/keep"]);
+        let apps = vec![drifted, old, owned("keep1"), owned("keep2")];
+        let elements = json!([{"name": "a"}, {"name": "b"}, {"name": "keep1"}, {"name": "keep2"}]);
+        let (result, seen) = pass(set(elements.clone(), json!({}), None), apps).await;
+        result.unwrap();
+        assert_eq!(
+            calls(&seen),
+            vec![
+                ("DELETE", format!("{APPS}/old").as_str()),
+                ("PATCH", format!("{APPS}/a").as_str()),
+                ("PATCH", format!("{APPS}/b").as_str()),
+                // preserveResourcesOnDeletion: the finalizer goes first.
+                ("PATCH", format!("{APPS}/old").as_str()),
+                ("PATCH", STATUS),
+                ("POST", EVENTS),
+            ]
+        );
+        let body = |path: String| {
+            seen.iter()
+                .find(|(m, p, _)| m == "PATCH" && *p == path)
+                .unwrap()
+                .2
+                .clone()
+        };
+        let a = body(format!("{APPS}/a"));
+        assert_eq!(
+            a["spec"]["source"]["targetRevision"], "main",
+            "drift repaired"
+        );
+        assert_eq!(a["metadata"]["labels"][OWNER_LABEL], "argocd.shop");
+        assert_eq!(a["metadata"]["ownerReferences"][0]["uid"], "set-uid");
+        assert_eq!(
+            body(format!("{APPS}/old"))["metadata"]["finalizers"],
+            json!(["x/keep"])
+        );
+        let status = status_of(&seen);
+        assert_eq!(
+            status["applications"],
+            json!({"desired": 4, "created": 1, "updated": 1, "deleted": 1, "held": 0})
+        );
+        assert_eq!(status["resourcesCount"], 4);
+        assert_eq!(condition(&status, "ResourcesUpToDate").0, "True");
+        let event = &seen.iter().find(|(_, p, _)| p == EVENTS).unwrap().2;
+        assert_eq!(event["reason"], "ApplicationsChanged");
+        assert_eq!(event["regarding"]["name"], "shop");
+
+        // Converged: live equals desired and the status is the one just written.
+        let apps = vec![owned("a"), owned("b"), owned("keep1"), owned("keep2")];
+        let (result, seen) = pass(set(elements, json!({}), Some(status)), apps).await;
+        // A list generator has nothing to poll: wait for the next change.
+        assert_eq!(result.unwrap(), Action::await_change());
+        assert_eq!(
+            calls(&seen),
+            Vec::<(&str, &str)>::new(),
+            "a no-change pass makes zero requests"
+        );
+    }
+
+    #[tokio::test]
+    async fn mass_deletes_are_held_until_the_generation_is_confirmed() {
+        let apps = vec![owned("a"), owned("b"), owned("c")];
+        // The list now renders one of three: two deletes, 67% > 50%.
+        let (result, seen) = pass(set(json!([{"name": "a"}]), json!({}), None), apps.clone()).await;
+        result.unwrap();
+        assert_eq!(
+            calls(&seen),
+            vec![("PATCH", STATUS), ("POST", EVENTS)],
+            "no DELETE"
+        );
+        let status = status_of(&seen);
+        let (held, message) = condition(&status, "DeletionHeld");
+        assert_eq!(held, "True");
+        assert!(
+            message.contains("prism.dev/allow-mass-delete: \"3\""),
+            "{message}"
+        );
+        assert_eq!(status["applications"]["held"], 2);
+        let event = &seen.iter().find(|(_, p, _)| p == EVENTS).unwrap().2;
+        assert_eq!(event["reason"], "DeletionHeld");
+        assert_eq!(event["type"], "Warning");
+
+        // An annotation for an older generation does not release them; the current one does.
+        let (_, seen) = pass(
+            set(
+                json!([{"name": "a"}]),
+                json!({"prism.dev/allow-mass-delete": "2"}),
+                None,
+            ),
+            apps.clone(),
+        )
+        .await;
+        assert!(!calls(&seen).iter().any(|(m, _)| *m == "DELETE"));
+        let (_, seen) = pass(
+            set(
+                json!([{"name": "a"}]),
+                json!({"prism.dev/allow-mass-delete": "3"}),
+                None,
+            ),
+            apps,
+        )
+        .await;
+        let deletes: Vec<&str> = calls(&seen)
+            .into_iter()
+            .filter(|(m, _)| *m == "DELETE")
+            .map(|(_, p)| p)
+            .collect();
+        assert_eq!(deletes, [format!("{APPS}/b"), format!("{APPS}/c")]);
+    }
+
+    #[tokio::test]
+    async fn a_failing_generator_changes_no_application() {
+        let mut s = serde_json::to_value(set(json!([]), json!({}), None)).unwrap();
+        s["spec"]["generators"] = json!([{"git": {"repoURL": "/nonexistent/prism-e2e-repo",
+                                                   "revision": "main", "directories": [{"path": "*"}]}}]);
+        let s = dynamic(s, &application_set_resource("prism.dev"));
+        let (result, seen) = pass(s, vec![owned("a"), owned("b")]).await;
+        // Retried sooner than git's 180 s, and nothing but status and an Event written.
+        assert_eq!(result.unwrap(), Action::requeue(Duration::from_secs(60)));
+        assert_eq!(calls(&seen), vec![("PATCH", STATUS), ("POST", EVENTS)]);
+        let status = status_of(&seen);
+        let (error, message) = condition(&status, "ErrorOccurred");
+        assert_eq!(error, "True");
+        assert!(message.contains("/nonexistent/prism-e2e-repo"), "{message}");
+        assert_eq!(
+            status["resourcesCount"], 2,
+            "the Applications are still listed"
+        );
+    }
+
+    #[tokio::test]
+    async fn foreign_applications_are_left_alone_unless_annotated_for_adoption() {
+        let mut foreign = owned("a");
+        foreign["metadata"]["labels"] = json!({});
+        foreign["metadata"]["ownerReferences"] = json!([]);
+        let (_, seen) = pass(
+            set(json!([{"name": "a"}]), json!({}), None),
+            vec![foreign.clone()],
+        )
+        .await;
+        assert_eq!(calls(&seen), vec![("PATCH", STATUS)]);
+        foreign["metadata"]["annotations"] = json!({"prism.dev/adopt": "argocd.shop"});
+        let (_, seen) = pass(set(json!([{"name": "a"}]), json!({}), None), vec![foreign]).await;
+        assert!(calls(&seen).contains(&("PATCH", format!("{APPS}/a").as_str())));
     }
 }

@@ -16,6 +16,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
+/// Refreshes the sets a push concerns; `None` on a standby replica.
+pub type Refresh = Box<dyn Fn(&Push) -> Option<usize> + Send + Sync>;
 
 /// What the endpoints read and call.
 pub struct Endpoints {
@@ -28,7 +30,7 @@ pub struct Endpoints {
     pub secrets: Secrets,
     /// Refreshes the sets a push concerns; returns how many, or `None` on a standby
     /// replica (which answers 503, so the sender sees the push was not taken).
-    pub refresh: Box<dyn Fn(&Push) -> Option<usize> + Send + Sync>,
+    pub refresh: Refresh,
 }
 
 /// Serves connections from `listener` until `shutdown` completes.
@@ -176,7 +178,10 @@ mod tests {
             let _ = stopped.await;
         }));
         let base = format!("http://{addr}");
-        let call = move |method: &'static str, path: &'static str, headers: Vec<(&'static str, String)>, body: Vec<u8>| {
+        let call = move |method: &'static str,
+                         path: &'static str,
+                         headers: Vec<(&'static str, String)>,
+                         body: Vec<u8>| {
             let url = format!("{base}{path}");
             tokio::task::spawn_blocking(move || {
                 let agent = ureq::Agent::config_builder()
@@ -192,10 +197,16 @@ mod tests {
                     }
                     r.send(&body[..]).unwrap()
                 };
-                (resp.status().as_u16(), resp.body_mut().read_to_string().unwrap_or_default())
+                (
+                    resp.status().as_u16(),
+                    resp.body_mut().read_to_string().unwrap_or_default(),
+                )
             })
         };
-        assert_eq!(call("GET", "/healthz", vec![], vec![]).await.unwrap().0, 200);
+        assert_eq!(
+            call("GET", "/healthz", vec![], vec![]).await.unwrap().0,
+            200
+        );
         assert_eq!(call("GET", "/readyz", vec![], vec![]).await.unwrap().0, 503);
         ep.ready.store(true, Ordering::Relaxed);
         assert_eq!(call("GET", "/readyz", vec![], vec![]).await.unwrap().0, 200);
@@ -211,17 +222,26 @@ mod tests {
         let (code, text) = call(
             "POST",
             "/api/webhook",
-            vec![("X-GitHub-Event", "push".into()), ("X-Hub-Signature-256", sig.clone())],
+            vec![
+                ("X-GitHub-Event", "push".into()),
+                ("X-Hub-Signature-256", sig.clone()),
+            ],
             body.clone(),
         )
         .await
         .unwrap();
-        assert_eq!((code, text.as_str()), (200, "refreshing 2 ApplicationSets\n"));
+        assert_eq!(
+            (code, text.as_str()),
+            (200, "refreshing 2 ApplicationSets\n")
+        );
         assert_eq!(pushes.lock().unwrap()[0].branch, "main");
         let (code, _) = call(
             "POST",
             "/api/webhook",
-            vec![("X-GitHub-Event", "push".into()), ("X-Hub-Signature-256", sig.clone())],
+            vec![
+                ("X-GitHub-Event", "push".into()),
+                ("X-Hub-Signature-256", sig.clone()),
+            ],
             body.clone(),
         )
         .await
@@ -231,7 +251,10 @@ mod tests {
         let (code, text) = call(
             "POST",
             "/api/webhook",
-            vec![("X-GitHub-Event", "push".into()), ("X-Hub-Signature-256", "sha256=00".into())],
+            vec![
+                ("X-GitHub-Event", "push".into()),
+                ("X-Hub-Signature-256", "sha256=00".into()),
+            ],
             body.clone(),
         )
         .await
@@ -260,7 +283,9 @@ mod tests {
             .unwrap();
         let chunk = vec![b' '; 64 * 1024];
         for _ in 0..17 {
-            let _ = raw.write_all(format!("{:x}\r\n", chunk.len()).as_bytes()).await;
+            let _ = raw
+                .write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+                .await;
             let _ = raw.write_all(&chunk).await;
             let _ = raw.write_all(b"\r\n").await;
         }
