@@ -1,0 +1,138 @@
+//! Memory of the controller's Application cache: 10,000 Applications as the API
+//! returns them, held in a kube-rs reflector store the way `prism controller` holds
+//! them (managedFields and status dropped), against the same objects kept whole.
+//! Also times one reconcile's view of the cache (owned + desired-name candidates).
+//! `cargo bench --bench reflector`.
+
+use kube::api::{DynamicObject, ResourceExt};
+use kube::runtime::reflector::store::Writer;
+use kube::runtime::watcher;
+use prism::controller::apply::application_resource;
+use serde_json::{json, Value};
+use std::time::Instant;
+
+const N: usize = 10_000;
+const KINDS: [&str; 6] = [
+    "Deployment",
+    "Service",
+    "ConfigMap",
+    "Ingress",
+    "ServiceAccount",
+    "HorizontalPodAutoscaler",
+];
+
+fn app(i: usize) -> Value {
+    let name = format!("svc-{i:05}");
+    json!({
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Application",
+        "metadata": {
+            "name": name, "namespace": "argocd",
+            "uid": format!("6f1c2a64-0000-4000-8000-{i:012}"),
+            "resourceVersion": format!("{}", 1_000_000 + i), "generation": 4,
+            "creationTimestamp": "2026-11-01T10:00:00Z",
+            "labels": {"prism.dev/application-set": "argocd.fleet", "env": "prod", "team": format!("t{}", i % 40)},
+            "annotations": {"prism.dev/applied-hash": "0123456789abcdef"},
+            "finalizers": ["resources-finalizer.argocd.argoproj.io"],
+            "ownerReferences": [{"apiVersion": "prism.dev/v1alpha1", "kind": "ApplicationSet", "name": "fleet",
+                                 "uid": "0b8f6e8e-1111-4222-8333-444455556666", "controller": true, "blockOwnerDeletion": true}],
+            "managedFields": [
+                {"manager": "prism", "operation": "Apply", "apiVersion": "argoproj.io/v1alpha1", "time": "2026-11-01T10:00:00Z",
+                 "fieldsType": "FieldsV1", "fieldsV1": {"f:metadata": {"f:labels": {"f:env": {}, "f:team": {}, "f:prism.dev/application-set": {}},
+                    "f:annotations": {"f:prism.dev/applied-hash": {}}, "f:finalizers": {"v:\"resources-finalizer.argocd.argoproj.io\"": {}},
+                    "f:ownerReferences": {"k:{\"uid\":\"0b8f6e8e-1111-4222-8333-444455556666\"}": {}}},
+                    "f:spec": {"f:project": {}, "f:source": {"f:repoURL": {}, "f:path": {}, "f:targetRevision": {}, "f:helm": {}},
+                               "f:destination": {"f:server": {}, "f:namespace": {}}, "f:syncPolicy": {}}}},
+                {"manager": "argocd-application-controller", "operation": "Update", "apiVersion": "argoproj.io/v1alpha1",
+                 "time": "2026-11-01T10:05:00Z", "fieldsType": "FieldsV1", "fieldsV1": {"f:status": {".": {}, "f:health": {}, "f:sync": {}, "f:resources": {}, "f:summary": {}, "f:history": {}}}}
+            ]
+        },
+        "spec": {
+            "project": "default",
+            "source": {"repoURL": "https://git.example/org/services.git", "targetRevision": "main",
+                "path": format!("services/{name}"),
+                "helm": {"valueFiles": ["values.yaml", "values-prod.yaml"],
+                    "parameters": [{"name": "image.tag", "value": "1.4.7"}, {"name": "replicas", "value": "3"}]}},
+            "destination": {"server": format!("https://c{}.example", i % 12), "namespace": name},
+            "syncPolicy": {"automated": {"prune": true, "selfHeal": true}, "syncOptions": ["CreateNamespace=true"]}
+        },
+        // A modest Argo CD status: sync, health, 6 resources, 3 history entries.
+        "status": {
+            "sync": {"status": "Synced", "revision": "4b825dc642cb6eb9a060e54bf8d69288fbee4904",
+                     "comparedTo": {"source": {"repoURL": "https://git.example/org/services.git", "path": format!("services/{name}"), "targetRevision": "main"},
+                                    "destination": {"server": format!("https://c{}.example", i % 12), "namespace": name}}},
+            "health": {"status": "Healthy"},
+            "resources": (0..6).map(|k| json!({"group": "apps", "version": "v1", "kind": KINDS[k],
+                "namespace": name, "name": name, "status": "Synced", "health": {"status": "Healthy"}})).collect::<Vec<_>>(),
+            "history": (0..3).map(|k| json!({"revision": "4b825dc642cb6eb9a060e54bf8d69288fbee4904", "deployedAt": "2026-11-01T10:05:00Z", "id": k,
+                "source": {"repoURL": "https://git.example/org/services.git", "path": format!("services/{name}"), "targetRevision": "main"}})).collect::<Vec<_>>(),
+            "reconciledAt": "2026-11-23T10:00:00Z",
+            "summary": {"images": [format!("registry.example/{name}:1.4.7")]}
+        }
+    })
+}
+
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Fills a store with the objects as `prepare` leaves them; returns (store, KiB grown).
+fn fill(prepare: impl Fn(&mut DynamicObject)) -> (Writer<DynamicObject>, u64) {
+    let before = rss_kib();
+    let mut writer = Writer::new(application_resource());
+    for i in 0..N {
+        // Decoded one at a time, as a watch delivers them.
+        let mut obj: DynamicObject = serde_json::from_value(app(i)).unwrap();
+        prepare(&mut obj);
+        writer.apply_watcher_event(&watcher::Event::Apply(obj));
+    }
+    (writer, rss_kib().saturating_sub(before))
+}
+
+fn main() {
+    let (trimmed, trimmed_kib) = fill(|obj| {
+        obj.managed_fields_mut().clear();
+        if let Some(o) = obj.data.as_object_mut() {
+            o.remove("status");
+        }
+    });
+    let store = trimmed.as_reader();
+    let mut times = Vec::new();
+    for _ in 0..20 {
+        let started = Instant::now();
+        let owned: Vec<Value> = store
+            .state()
+            .into_iter()
+            .filter(|a| {
+                a.labels()
+                    .get("prism.dev/application-set")
+                    .map(String::as_str)
+                    == Some("argocd.fleet")
+            })
+            .map(|a| serde_json::to_value(a.as_ref()).unwrap())
+            .collect();
+        assert_eq!(owned.len(), N);
+        times.push(started.elapsed());
+    }
+    times.sort();
+    drop(store);
+    drop(trimmed);
+    let (_whole, whole_kib) = fill(|_| {});
+    println!("reflector, {N} Applications as `prism controller` keeps them (no managedFields, no status): {:.1} MiB ({:.2} KiB each)",
+        trimmed_kib as f64 / 1024.0, trimmed_kib as f64 / N as f64);
+    println!(
+        "reflector, the same {N} Applications kept whole: {:.1} MiB ({:.2} KiB each)",
+        whole_kib as f64 / 1024.0,
+        whole_kib as f64 / N as f64
+    );
+    println!(
+        "one reconcile's view of the cache ({N} owned, as JSON): min {:?}, median {:?}",
+        times[0],
+        times[times.len() / 2]
+    );
+}
