@@ -8,6 +8,7 @@
 //! the shared git cache ([`gitcache`]), the HTTP endpoints ([`server`]) and the
 //! watch loop ([`run`]).
 
+pub mod application;
 pub mod apply;
 pub mod crd;
 pub mod gitcache;

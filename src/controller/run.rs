@@ -8,7 +8,8 @@
 //! before both caches are filled, so a first pass never mistakes "not listed yet"
 //! for "not there".
 
-use crate::controller::apply::{self, application_resource, application_set_resource};
+use crate::controller::application::CachedApplication;
+use crate::controller::apply::{self, application_set_resource};
 use crate::controller::gitcache::{ControllerSources, GitCache};
 use crate::controller::lease::Elector;
 use crate::controller::metrics::Metrics;
@@ -74,7 +75,7 @@ pub struct Context {
     client: Client,
     config: Config,
     git: Arc<GitCache>,
-    apps: Store<DynamicObject>,
+    apps: Store<CachedApplication>,
     secrets: Store<Secret>,
     metrics: Arc<Metrics>,
     recorder: Recorder,
@@ -118,7 +119,7 @@ impl Triggers {
     }
 
     /// The owning set of an Application that changed (drift repair).
-    fn application_changed(&self, app: &DynamicObject) {
+    fn application_changed(&self, app: &CachedApplication) {
         for owner in app.owner_references() {
             if owner.kind != "ApplicationSet" {
                 continue;
@@ -160,14 +161,14 @@ fn generators(data: &Value) -> &[Value] {
 
 /// What changes of an Application matter: not its status, which Argo CD updates
 /// all the time.
-fn fingerprint(app: &DynamicObject) -> u64 {
+fn fingerprint(app: &CachedApplication) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = crate::digest::Fnv::default();
     app.metadata.labels.hash(&mut h);
     app.metadata.annotations.hash(&mut h);
     app.metadata.finalizers.hash(&mut h);
     app.metadata.deletion_timestamp.is_some().hash(&mut h);
-    app.data["spec"].to_string().hash(&mut h);
+    app.spec_text().hash(&mut h);
     h.finish()
 }
 
@@ -278,22 +279,17 @@ pub async fn run(
     }
 
     // Caches: every Application (without status and managedFields), cluster Secrets.
-    let apps_api: Api<DynamicObject> = match &config.namespace {
-        Some(ns) => Api::namespaced_with(client.clone(), ns, &application_resource()),
-        None => Api::all_with(client.clone(), &application_resource()),
+    let apps_api: Api<CachedApplication> = match &config.namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
     };
-    let apps_writer = reflector::store::Writer::new(application_resource());
+    let apps_writer = reflector::store::Writer::<CachedApplication>::default();
     let apps = apps_writer.as_reader();
-    let seen: Arc<Mutex<HashMap<ObjectRef<DynamicObject>, u64>>> = Arc::default();
+    let seen: Arc<Mutex<HashMap<ObjectRef<CachedApplication>, u64>>> = Arc::default();
     let app_stream = reflector::reflector(
         apps_writer,
         watcher(apps_api, watcher::Config::default())
-            .modify(|app: &mut DynamicObject| {
-                app.managed_fields_mut().clear();
-                if let Some(obj) = app.data.as_object_mut() {
-                    obj.remove("status");
-                }
-            })
+            .modify(|app: &mut CachedApplication| app.managed_fields_mut().clear())
             .default_backoff(),
     )
     .touched_objects();
@@ -302,7 +298,7 @@ pub async fn run(
         tokio::spawn(app_stream.for_each(move |event| {
             match event {
                 Ok(app) => {
-                    let key = ObjectRef::from_obj_with(&app, application_resource());
+                    let key = ObjectRef::from_obj(&app);
                     let print = fingerprint(&app);
                     let changed = seen
                         .lock()
@@ -537,22 +533,16 @@ async fn reconcile_set(
     });
 
     // Plan against the cache.
-    let live: BTreeMap<String, Arc<DynamicObject>> = ctx
+    let live: BTreeMap<String, Arc<CachedApplication>> = ctx
         .apps
         .state()
         .into_iter()
         .filter(|a| a.namespace().as_deref() == Some(meta.namespace.as_str()))
         .map(|a| (a.name_any(), a))
         .collect();
-    let to_value = |a: &DynamicObject| {
-        let mut v = serde_json::to_value(a).unwrap_or(Value::Null);
-        v["apiVersion"] = Value::from("argoproj.io/v1alpha1");
-        v["kind"] = Value::from("Application");
-        v
-    };
     let desired = rendered.and_then(|apps| {
         reconcile::desired(&meta, apps, &settings.ignore, &|name| {
-            live.get(name).map(|a| to_value(a))
+            live.get(name).map(|a| a.to_value())
         })
     });
     let label = meta.label_value();
@@ -562,7 +552,7 @@ async fn reconcile_set(
             a.labels().get(OWNER_LABEL) == Some(&label)
                 || desired.as_ref().is_ok_and(|d| d.contains_key(*name))
         })
-        .map(|(_, a)| to_value(a))
+        .map(|(_, a)| a.to_value())
         .collect();
     let empty = BTreeMap::new();
     let existing = reconcile::existing(&meta, &candidates, desired.as_ref().unwrap_or(&empty));
@@ -775,9 +765,11 @@ mod tests {
     }
 
     fn context(client: Client, apps: Vec<Value>, dir: &std::path::Path) -> Arc<Context> {
-        let mut writer = Writer::new(application_resource());
+        let mut writer = Writer::<CachedApplication>::default();
         for a in apps {
-            writer.apply_watcher_event(&watcher::Event::Apply(dynamic(a, &application_resource())));
+            writer.apply_watcher_event(&watcher::Event::Apply(
+                CachedApplication::from_value(&a).unwrap(),
+            ));
         }
         let recorder = Recorder::new(
             client.clone(),
