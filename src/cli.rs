@@ -227,6 +227,10 @@ pub struct SourceArgs {
     /// A docker config.json with registry credentials (`auths`).
     #[arg(long, value_name = "FILE")]
     pub registry_auth: Option<PathBuf>,
+    /// Argo CD repository credentials: `repository`/`repo-creds` Secrets and the
+    /// `argocd-ssh-known-hosts-cm`/`argocd-tls-certs-cm` ConfigMaps, as YAML.
+    #[arg(long, value_name = "FILE")]
+    pub repo_creds: Option<PathBuf>,
     /// The time plugins are told, RFC 3339 in UTC (e.g. 2026-01-01T00:00:00Z) [default: now].
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
     pub now: Option<i64>,
@@ -238,6 +242,7 @@ pub struct Shared {
     clusters: Vec<prism_engine::Cluster>,
     registry: Arc<RegistryClient>,
     plugins: Option<Arc<PluginHost>>,
+    credentials: Arc<crate::credentials::Credentials>,
 }
 
 impl SourceArgs {
@@ -256,10 +261,15 @@ impl SourceArgs {
             )),
             None => None,
         };
+        let credentials = match &self.repo_creds {
+            Some(f) => crate::credentials::Credentials::load(f).map_err(CliError::Failed)?,
+            None => crate::credentials::Credentials::default(),
+        };
         Ok(Shared {
             clusters,
             registry: Arc::new(registry),
             plugins,
+            credentials: Arc::new(credentials),
         })
     }
 
@@ -274,6 +284,7 @@ impl SourceArgs {
         )
         .with_revision(revision)
         .with_registry(shared.registry.clone())
+        .with_credentials(shared.credentials.clone())
     }
 
     /// Sources as the engine sees them: the local sources, plus the plugin host when

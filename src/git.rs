@@ -42,7 +42,11 @@ impl GitSource {
     /// credential helpers, SSH configuration, proxies and CA settings apply unchanged;
     /// reading stays in git2. (libgit2's own HTTPS support would also cost every run
     /// ~50 ms of OpenSSL start-up.)
-    pub fn fetch_into_cache(url: &str, cache_dir: &Path) -> Result<GitSource, SourceError> {
+    pub fn fetch_into_cache(
+        url: &str,
+        cache_dir: &Path,
+        credentials: &crate::credentials::Credentials,
+    ) -> Result<GitSource, SourceError> {
         let dir = cache_dir.join(cache_key(url));
         std::fs::create_dir_all(&dir).map_err(|e| {
             SourceError::Other(format!(
@@ -51,10 +55,13 @@ impl GitSource {
             ))
         })?;
         let fail = |what: &str, detail: String| {
-            SourceError::RepoNotFound(format!(
+            match crate::credentials::explain(url, &detail) {
+            Some(explained) => SourceError::RepoNotFound(explained),
+            None => SourceError::RepoNotFound(format!(
                 "{url}: {what} failed: {} (check the URL and your git credentials, or map it to a local clone with --repo {url}=PATH)",
                 detail.trim()
-            ))
+            )),
+        }
         };
         let repo = match GitRepo::open_bare(&dir) {
             Ok(r) => r,
@@ -62,27 +69,37 @@ impl GitSource {
                 GitRepo::init_bare(&dir).map_err(|e| fail("init cache", e.message().to_string()))?
             }
         };
-        let git = |args: &[&str]| {
-            run_git(
-                std::process::Command::new("git")
-                    .arg("--git-dir")
-                    .arg(&dir)
-                    .args(args),
-            )
+        let git = |args: &[&str], progress: bool| {
+            let mut cmd = std::process::Command::new("git");
+            cmd.arg("--git-dir").arg(&dir).args(args);
+            // Held until the command has run: it owns the key and certificate files.
+            let _auth = credentials
+                .apply(url, &mut cmd)
+                .map_err(|e| format!("preparing credentials: {e}"))?;
+            if progress {
+                run_git_with_progress(&mut cmd)
+            } else {
+                run_git(&mut cmd)
+            }
         };
-        git(&[
-            "fetch",
-            "--quiet",
-            "--prune",
-            "--force",
-            url,
-            "+refs/heads/*:refs/heads/*",
-            "+refs/tags/*:refs/tags/*",
-        ])
+        // Progress (bytes, objects) on a terminal; quiet otherwise.
+        let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        git(
+            &[
+                "fetch",
+                if tty { "--progress" } else { "--quiet" },
+                "--prune",
+                "--force",
+                url,
+                "+refs/heads/*:refs/heads/*",
+                "+refs/tags/*:refs/tags/*",
+            ],
+            tty,
+        )
         .map_err(|e| fail("git fetch", e))?;
         // Point the cache's HEAD at the remote's default branch.
-        let symref =
-            git(&["ls-remote", "--symref", url, "HEAD"]).map_err(|e| fail("git ls-remote", e))?;
+        let symref = git(&["ls-remote", "--symref", url, "HEAD"], false)
+            .map_err(|e| fail("git ls-remote", e))?;
         if let Some(head) = symref.lines().find_map(|l| {
             l.strip_prefix("ref: ")
                 .and_then(|r| r.strip_suffix("\tHEAD"))
@@ -207,6 +224,42 @@ pub fn run_git(cmd: &mut std::process::Command) -> Result<String, String> {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
         Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    }
+}
+
+/// [`run_git`], with git's stderr (its progress) shown as it comes and kept for the error.
+fn run_git_with_progress(cmd: &mut std::process::Command) -> Result<String, String> {
+    use std::io::{Read, Write};
+    let mut child = cmd
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run git: {e}"))?;
+    let mut stderr = child.stderr.take().ok_or("git's stderr is missing")?;
+    let shown = std::thread::spawn(move || {
+        let mut kept = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stderr.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            let _ = std::io::stderr().write_all(&buf[..n]);
+            kept.extend_from_slice(&buf[..n]);
+        }
+        kept
+    });
+    let mut out = String::new();
+    if let Some(mut stdout) = child.stdout.take() {
+        let _ = stdout.read_to_string(&mut out);
+    }
+    let status = child.wait().map_err(|e| format!("waiting for git: {e}"))?;
+    let kept = shown.join().unwrap_or_default();
+    if status.success() {
+        Ok(out)
+    } else {
+        Err(String::from_utf8_lossy(&kept).trim().to_string())
     }
 }
 

@@ -8,6 +8,7 @@
 
 pub mod cli;
 pub mod controller;
+pub mod credentials;
 pub mod diff;
 pub mod digest;
 pub mod git;

@@ -31,6 +31,7 @@ pub struct LocalSources {
     git: Mutex<HashMap<String, Arc<GitSource>>>,
     snapshots: Mutex<HashMap<(String, String), Arc<dyn Repository>>>,
     registry: Option<Arc<crate::registry::RegistryClient>>,
+    credentials: Arc<crate::credentials::Credentials>,
 }
 
 impl LocalSources {
@@ -48,7 +49,14 @@ impl LocalSources {
             git: Mutex::new(HashMap::new()),
             snapshots: Mutex::new(HashMap::new()),
             registry: None,
+            credentials: Arc::default(),
         }
+    }
+
+    /// Fetches remote repositories with these credentials (`--repo-creds`).
+    pub fn with_credentials(mut self, credentials: Arc<crate::credentials::Credentials>) -> Self {
+        self.credentials = credentials;
+        self
     }
 
     /// Resolves `images` generators with this registry client.
@@ -138,7 +146,9 @@ impl LocalSources {
                             }
                         }
                     }
-                    None => GitSource::fetch_into_cache(repo_url, &self.cache_dir)?,
+                    None => {
+                        GitSource::fetch_into_cache(repo_url, &self.cache_dir, &self.credentials)?
+                    }
                 };
                 let source = Arc::new(source);
                 if let Ok(mut g) = self.git.lock() {

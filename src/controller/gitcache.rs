@@ -6,6 +6,7 @@
 //! interval or a webhook marked it stale. Concurrent readers of one repository wait
 //! for the fetch in progress instead of starting their own.
 
+use crate::credentials::Credentials;
 use crate::git::{GitSnapshot, GitSource};
 use crate::sources::normalize_url;
 use prism_engine::generators::images::{ImageQuery, ResolvedImage};
@@ -13,7 +14,7 @@ use prism_engine::{Cluster, GitRef, Repository, SourceError, Sources};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 /// Fetched repositories shared by every reconcile.
@@ -24,6 +25,8 @@ pub struct GitCache {
     fetches: AtomicU64,
     /// Called with each fetch's duration (the metrics' histogram).
     on_fetch: Option<Box<dyn Fn(Duration) + Send + Sync>>,
+    /// Repository credentials, replaced when Argo CD's repository Secrets change.
+    credentials: RwLock<Arc<Credentials>>,
 }
 
 #[derive(Default)]
@@ -47,6 +50,14 @@ impl GitCache {
             repos: Mutex::new(HashMap::new()),
             fetches: AtomicU64::new(0),
             on_fetch: None,
+            credentials: RwLock::default(),
+        }
+    }
+
+    /// Uses `credentials` from the next fetch on.
+    pub fn set_credentials(&self, credentials: Credentials) {
+        if let Ok(mut c) = self.credentials.write() {
+            *c = Arc::new(credentials);
         }
     }
 
@@ -96,7 +107,12 @@ impl GitCache {
         if due {
             entry.stale.store(false, Ordering::Relaxed);
             let started = Instant::now();
-            let fetched = GitSource::fetch_into_cache(repo_url, &self.dir);
+            let credentials = self
+                .credentials
+                .read()
+                .map(|c| c.clone())
+                .unwrap_or_default();
+            let fetched = GitSource::fetch_into_cache(repo_url, &self.dir, &credentials);
             self.fetches.fetch_add(1, Ordering::Relaxed);
             if let Some(cb) = &self.on_fetch {
                 cb(started.elapsed());

@@ -21,7 +21,7 @@ use crate::plugin::{PluginHost, PluginSources};
 use crate::registry::RegistryClient;
 use futures::channel::mpsc;
 use futures::{FutureExt, StreamExt};
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Api, ApiResource, DynamicObject, ResourceExt};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -315,6 +315,7 @@ pub async fn run(
             futures::future::ready(())
         }));
     }
+    // Argo CD's cluster, repository and repo-creds Secrets in one watch.
     let secrets_api: Api<Secret> = Api::namespaced(client.clone(), &config.argocd_namespace);
     let secrets_writer = reflector::store::Writer::<Secret>::default();
     let secrets = secrets_writer.as_reader();
@@ -322,24 +323,70 @@ pub async fn run(
         secrets_writer,
         watcher(
             secrets_api,
-            watcher::Config::default().labels("argocd.argoproj.io/secret-type=cluster"),
+            watcher::Config::default()
+                .labels("argocd.argoproj.io/secret-type in (cluster,repository,repo-creds)"),
         )
         .default_backoff(),
     )
     .touched_objects();
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &config.argocd_namespace);
+    let known: Arc<Mutex<Vec<Value>>> = Arc::default();
     {
-        let triggers = triggers.clone();
+        let (triggers, git, store, known) = (
+            triggers.clone(),
+            git.clone(),
+            secrets.clone(),
+            known.clone(),
+        );
         tokio::spawn(secret_stream.for_each(move |event| {
             match event {
-                Ok(_) => {
-                    if let Some(t) = triggers.get() {
-                        t.clusters_changed();
+                Ok(secret) => match secret.labels().get(SECRET_TYPE).map(String::as_str) {
+                    Some("cluster") => {
+                        if let Some(t) = triggers.get() {
+                            t.clusters_changed();
+                        }
                     }
-                }
-                Err(e) => tracing::warn!("watching cluster Secrets: {e}"),
+                    _ => refresh_credentials(&git, &store, &known),
+                },
+                Err(e) => tracing::warn!("watching Argo CD Secrets: {e}"),
             }
             futures::future::ready(())
         }));
+    }
+    // Known hosts and CA certificates: two named ConfigMaps, read every minute.
+    {
+        let (git, store, known) = (git.clone(), secrets.clone(), known.clone());
+        let mut stop = stopped().boxed();
+        tokio::spawn(async move {
+            loop {
+                let mut found = Vec::new();
+                for name in ["argocd-ssh-known-hosts-cm", "argocd-tls-certs-cm"] {
+                    match config_maps.get_opt(name).await {
+                        Ok(Some(cm)) => {
+                            let mut v = serde_json::to_value(&cm).unwrap_or(Value::Null);
+                            v["kind"] = Value::from("ConfigMap");
+                            found.push(v);
+                        }
+                        Ok(None) => {}
+                        Err(e) => {
+                            tracing::debug!("reading ConfigMap {name}: {}", apply::describe(&e))
+                        }
+                    }
+                }
+                let changed = known.lock().map(|mut k| {
+                    let changed = *k != found;
+                    *k = found;
+                    changed
+                });
+                if changed.unwrap_or(false) {
+                    refresh_credentials(&git, &store, &known);
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_secs(60)) => {}
+                    () = &mut stop => return,
+                }
+            }
+        });
     }
     tracing::info!("filling the Application and cluster Secret caches");
     tokio::select! {
@@ -429,6 +476,38 @@ pub async fn run(
     Ok(())
 }
 
+/// Argo CD's label that says what a Secret is.
+const SECRET_TYPE: &str = "argocd.argoproj.io/secret-type";
+
+/// Rebuilds the git cache's credentials from the repository Secrets and the known
+/// hosts / CA ConfigMaps. A bad Secret is logged by name and skipped, never printed.
+fn refresh_credentials(git: &GitCache, secrets: &Store<Secret>, config_maps: &Mutex<Vec<Value>>) {
+    let mut objects: Vec<Value> = config_maps.lock().map(|c| c.clone()).unwrap_or_default();
+    for secret in secrets.state() {
+        if matches!(
+            secret.labels().get(SECRET_TYPE).map(String::as_str),
+            Some("repository" | "repo-creds")
+        ) {
+            let mut v = serde_json::to_value(secret.as_ref()).unwrap_or(Value::Null);
+            v["kind"] = Value::from("Secret");
+            match crate::credentials::Credentials::from_objects([&v]) {
+                Ok(_) => objects.push(v),
+                Err(e) => tracing::warn!("repository credentials skipped: {e}"),
+            }
+        }
+    }
+    match crate::credentials::Credentials::from_objects(&objects) {
+        Ok(c) => {
+            tracing::info!(
+                repositories = c.repos.len(),
+                "repository credentials updated"
+            );
+            git.set_credentials(c);
+        }
+        Err(e) => tracing::warn!("repository credentials: {e}"),
+    }
+}
+
 async fn wait_for_signal() {
     #[cfg(unix)]
     {
@@ -458,7 +537,8 @@ fn clusters(store: &Store<Secret>) -> Arc<[Cluster]> {
         .state()
         .iter()
         .filter_map(|s| {
-            let v = serde_json::to_value(s.as_ref()).ok()?;
+            let mut v = serde_json::to_value(s.as_ref()).ok()?;
+            v["kind"] = Value::from("Secret");
             match Cluster::from_secret(&v) {
                 Ok(c) => c,
                 Err(e) => {
@@ -984,6 +1064,36 @@ mod tests {
             status["resourcesCount"], 2,
             "the Applications are still listed"
         );
+    }
+
+    #[test]
+    fn cluster_list_comes_from_cluster_secrets_only_sorted() {
+        let mut writer = Writer::<Secret>::default();
+        let secret = |name: &str, kind: &str, server: &str| -> Secret {
+            serde_json::from_value(json!({"metadata": {"name": name, "namespace": "argocd",
+                    "labels": {"argocd.argoproj.io/secret-type": kind}},
+                "stringData": {"name": name, "server": server, "url": server}}))
+            .unwrap()
+        };
+        for s in [
+            secret("zeta", "cluster", "https://z.example"),
+            secret("alpha", "cluster", "https://a.example"),
+            secret("repo", "repository", "https://git.example/x.git"),
+        ] {
+            // stringData is write-only in the API: a watched Secret has data.
+            let mut s = s;
+            s.data = s.string_data.take().map(|m| {
+                m.into_iter()
+                    .map(|(k, v)| (k, k8s_openapi::ByteString(v.into_bytes())))
+                    .collect()
+            });
+            writer.apply_watcher_event(&watcher::Event::Apply(s));
+        }
+        let names: Vec<String> = clusters(&writer.as_reader())
+            .iter()
+            .map(|c| c.name.clone())
+            .collect();
+        assert_eq!(names, ["alpha", "zeta"]);
     }
 
     #[tokio::test]
