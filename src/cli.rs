@@ -98,21 +98,81 @@ pub struct ControllerArgs {
     /// Log lines as JSON.
     #[arg(long)]
     pub log_json: bool,
-    /// Plugin definitions for `plugin` generators.
-    #[arg(long, value_name = "FILE")]
-    pub plugins: Option<PathBuf>,
-    /// Registry settings for `images` generators.
-    #[arg(long, value_name = "FILE")]
-    pub registries: Option<PathBuf>,
-    /// A docker config.json with registry credentials.
-    #[arg(long, value_name = "FILE")]
-    pub registry_auth: Option<PathBuf>,
-    /// How git files patterns are matched.
+    /// Plugins, registries and render options, as `prism generate` takes them.
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+/// What the engine is given besides sources, shared by `generate`, `diff` and `controller`.
+#[derive(Debug, Args)]
+pub struct EngineArgs {
+    /// How git files patterns are matched: Argo's default, or its newer doublestar mode.
     #[arg(long, value_enum, default_value_t = Globbing::Default)]
     pub git_file_globbing: Globbing,
-    /// Leave out the local cluster (Argo's cluster.inClusterEnabled: "false").
+    /// Leave out the local cluster, as Argo CD does with cluster.inClusterEnabled: "false".
     #[arg(long)]
     pub no_in_cluster: bool,
+    /// Plugin definitions for `plugin` generators (name, path, sha256, limits, capabilities).
+    #[arg(long, value_name = "FILE")]
+    pub plugins: Option<PathBuf>,
+    /// Registry settings for `images` generators (prefix, apiURL, credentials, CA).
+    #[arg(long, value_name = "FILE")]
+    pub registries: Option<PathBuf>,
+    /// A docker config.json with registry credentials (`auths`).
+    #[arg(long, value_name = "FILE")]
+    pub registry_auth: Option<PathBuf>,
+}
+
+impl EngineArgs {
+    /// Render options from the flags.
+    pub fn options(&self) -> RenderOptions {
+        RenderOptions {
+            git_file_globbing: match self.git_file_globbing {
+                Globbing::Default => FileGlobbing::Default,
+                Globbing::New => FileGlobbing::New,
+            },
+            in_cluster_enabled: !self.no_in_cluster,
+        }
+    }
+
+    /// The registry client the flags configure.
+    pub fn registry(&self) -> Result<Arc<RegistryClient>, CliError> {
+        let settings = match &self.registries {
+            Some(f) => RegistrySettings::load(f).map_err(CliError::Failed)?,
+            None => RegistrySettings::default(),
+        };
+        RegistryClient::new(settings, self.registry_auth.as_deref())
+            .map(Arc::new)
+            .map_err(CliError::Failed)
+    }
+
+    /// A plugin host for `--plugins` (none without it), compiled code cached under `cache_dir`.
+    pub fn plugin_host(
+        &self,
+        cache_dir: &std::path::Path,
+        now: Option<i64>,
+    ) -> Result<Option<Arc<PluginHost>>, CliError> {
+        let Some(file) = &self.plugins else {
+            return Ok(None);
+        };
+        let definitions = PluginDefinitions::load(file).map_err(CliError::Failed)?;
+        new_plugin_host(definitions, cache_dir, now).map(|h| Some(Arc::new(h)))
+    }
+}
+
+/// A plugin host for `definitions`, compiled code cached in `cache_dir/wasm`, telling
+/// plugins the time `now` when given.
+fn new_plugin_host(
+    definitions: PluginDefinitions,
+    cache_dir: &std::path::Path,
+    now: Option<i64>,
+) -> Result<PluginHost, CliError> {
+    let host =
+        PluginHost::new(definitions, Some(cache_dir.join("wasm"))).map_err(CliError::Failed)?;
+    Ok(match now {
+        Some(t) => host.with_now(t),
+        None => host,
+    })
 }
 
 fn parse_policy(s: &str) -> Result<crate::controller::plan::Policy, String> {
@@ -141,23 +201,8 @@ pub fn controller(args: &ControllerArgs) -> Result<(), CliError> {
         .cache_dir
         .clone()
         .unwrap_or_else(crate::git::default_cache_dir);
-    let settings = match &args.registries {
-        Some(f) => RegistrySettings::load(f).map_err(CliError::Failed)?,
-        None => RegistrySettings::default(),
-    };
-    let registry = Arc::new(
-        RegistryClient::new(settings, args.registry_auth.as_deref()).map_err(CliError::Failed)?,
-    );
-    let plugins = match &args.plugins {
-        Some(file) => Some(Arc::new(
-            PluginHost::new(
-                PluginDefinitions::load(file).map_err(CliError::Failed)?,
-                Some(cache_dir.join("wasm")),
-            )
-            .map_err(CliError::Failed)?,
-        )),
-        None => None,
-    };
+    let registry = args.engine.registry()?;
+    let plugins = args.engine.plugin_host(&cache_dir, None)?;
     let identity = std::env::var("POD_NAME")
         .or_else(|_| std::env::var("HOSTNAME"))
         .unwrap_or_else(|_| format!("prism-{}", std::process::id()));
@@ -180,13 +225,7 @@ pub fn controller(args: &ControllerArgs) -> Result<(), CliError> {
         git_refresh: std::time::Duration::from_secs(args.git_refresh_seconds),
         cache_dir,
         resource_cap: args.status_resource_cap,
-        render: RenderOptions {
-            git_file_globbing: match args.git_file_globbing {
-                Globbing::Default => FileGlobbing::Default,
-                Globbing::New => FileGlobbing::New,
-            },
-            in_cluster_enabled: !args.no_in_cluster,
-        },
+        render: args.engine.options(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -212,21 +251,9 @@ pub struct SourceArgs {
     /// Where remote repositories are cloned [default: ~/.cache/prism/repos].
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
-    /// How git files patterns are matched: Argo's default, or its newer doublestar mode.
-    #[arg(long, value_enum, default_value_t = Globbing::Default)]
-    pub git_file_globbing: Globbing,
-    /// Leave out the local cluster, as Argo CD does with cluster.inClusterEnabled: "false".
-    #[arg(long)]
-    pub no_in_cluster: bool,
-    /// Plugin definitions for `plugin` generators (name, path, sha256, limits, capabilities).
-    #[arg(long, value_name = "FILE")]
-    pub plugins: Option<PathBuf>,
-    /// Registry settings for `images` generators (prefix, apiURL, credentials, CA).
-    #[arg(long, value_name = "FILE")]
-    pub registries: Option<PathBuf>,
-    /// A docker config.json with registry credentials (`auths`).
-    #[arg(long, value_name = "FILE")]
-    pub registry_auth: Option<PathBuf>,
+    /// Plugins, registries and render options.
+    #[command(flatten)]
+    pub engine: EngineArgs,
     /// Argo CD repository credentials: `repository`/`repo-creds` Secrets and the
     /// `argocd-ssh-known-hosts-cm`/`argocd-tls-certs-cm` ConfigMaps, as YAML.
     #[arg(long, value_name = "FILE")]
@@ -249,25 +276,19 @@ impl SourceArgs {
     /// Reads the cluster, registry and plugin files the flags name.
     pub fn shared(&self) -> Result<Shared, CliError> {
         let clusters = read_clusters(&self.clusters)?;
-        let settings = match &self.registries {
-            Some(f) => RegistrySettings::load(f).map_err(CliError::Failed)?,
-            None => RegistrySettings::default(),
-        };
-        let registry = RegistryClient::new(settings, self.registry_auth.as_deref())
-            .map_err(CliError::Failed)?;
-        let plugins = match &self.plugins {
-            Some(file) => Some(Arc::new(
-                self.plugin_host(PluginDefinitions::load(file).map_err(CliError::Failed)?)?,
-            )),
-            None => None,
-        };
+        let registry = self.engine.registry()?;
+        let cache = self
+            .cache_dir
+            .clone()
+            .unwrap_or_else(crate::git::default_cache_dir);
+        let plugins = self.engine.plugin_host(&cache, self.now)?;
         let credentials = match &self.repo_creds {
             Some(f) => crate::credentials::Credentials::load(f).map_err(CliError::Failed)?,
             None => crate::credentials::Credentials::default(),
         };
         Ok(Shared {
             clusters,
-            registry: Arc::new(registry),
+            registry,
             plugins,
             credentials: Arc::new(credentials),
         })
@@ -297,29 +318,9 @@ impl SourceArgs {
         }
     }
 
-    /// A plugin host for `definitions` with the compile cache under the cache directory.
-    fn plugin_host(&self, definitions: PluginDefinitions) -> Result<PluginHost, CliError> {
-        let cache = self
-            .cache_dir
-            .clone()
-            .unwrap_or_else(crate::git::default_cache_dir)
-            .join("wasm");
-        let host = PluginHost::new(definitions, Some(cache)).map_err(CliError::Failed)?;
-        Ok(match self.now {
-            Some(t) => host.with_now(t),
-            None => host,
-        })
-    }
-
     /// Render options from the flags.
     pub fn options(&self) -> RenderOptions {
-        RenderOptions {
-            git_file_globbing: match self.git_file_globbing {
-                Globbing::Default => FileGlobbing::Default,
-                Globbing::New => FileGlobbing::New,
-            },
-            in_cluster_enabled: !self.no_in_cluster,
-        }
+        self.engine.options()
     }
 }
 
@@ -653,7 +654,12 @@ pub fn plugin_run(args: &PluginRunArgs) -> Result<String, CliError> {
         file: "the command line".into(),
         by_name: [(name.clone(), def)].into_iter().collect(),
     };
-    let host = args.sources.plugin_host(definitions)?;
+    let cache = args
+        .sources
+        .cache_dir
+        .clone()
+        .unwrap_or_else(crate::git::default_cache_dir);
+    let host = new_plugin_host(definitions, &cache, args.sources.now)?;
     let repositories: Vec<String> = args.sources.repo.iter().map(|(u, _)| u.clone()).collect();
     let sources: Arc<dyn Sources + Send + Sync> = Arc::new(
         args.sources

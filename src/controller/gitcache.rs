@@ -192,13 +192,7 @@ impl Sources for ControllerSources {
     }
 
     fn image(&self, query: &ImageQuery) -> Result<ResolvedImage, String> {
-        match &self.registry {
-            Some(client) => client.resolve(query),
-            None => Err(format!(
-                "no registry client is configured to resolve {}",
-                query.name
-            )),
-        }
+        crate::registry::resolve(self.registry.as_deref(), query)
     }
 }
 

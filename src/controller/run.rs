@@ -36,6 +36,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 /// Everything `prism controller` is told on its command line.
 #[derive(Debug, Clone)]
@@ -442,8 +443,17 @@ pub async fn run(
             controller
                 .run(
                     move |set, ctx: Arc<Context>| {
-                        let resource = resource.clone();
-                        async move { reconcile_set(set, ctx, resource).await }
+                        // The set in every log line of its pass (an entered span would leak
+                        // across the awaits into other passes on the same thread).
+                        let span = tracing::info_span!(
+                            "reconcile",
+                            applicationset = %format!(
+                                "{}.{}",
+                                set.namespace().unwrap_or_default(),
+                                set.name_any()
+                            )
+                        );
+                        reconcile_set(set, ctx, resource.clone()).instrument(span)
                     },
                     error_policy,
                     ctx,
@@ -564,8 +574,6 @@ async fn reconcile_set(
     object["apiVersion"] = Value::from(resource.api_version.clone());
     object["kind"] = Value::from("ApplicationSet");
     let meta = SetMeta::from_object(&object).map_err(ReconcileError)?;
-    let span = tracing::info_span!("reconcile", applicationset = %meta.key());
-    let _enter = span.enter();
     if set.meta().deletion_timestamp.is_some() {
         // Its Applications go with it by their ownerReferences.
         ctx.metrics.forget(&meta.key());

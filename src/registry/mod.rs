@@ -9,3 +9,17 @@ pub mod client;
 pub mod strategy;
 
 pub use client::{RegistryClient, RegistrySettings};
+
+/// Resolves `query` with `client`, or says that no client is configured.
+pub fn resolve(
+    client: Option<&RegistryClient>,
+    query: &prism_engine::generators::images::ImageQuery,
+) -> Result<prism_engine::generators::images::ResolvedImage, String> {
+    match client {
+        Some(c) => c.resolve(query),
+        None => Err(format!(
+            "no registry client is configured to resolve {}",
+            query.name
+        )),
+    }
+}
