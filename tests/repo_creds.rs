@@ -164,3 +164,50 @@ fn an_anonymous_git_daemon_needs_no_credentials() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), "db\n");
 }
+
+/// An SSH key from a repository Secret with the server's key in the known hosts
+/// ConfigMap; then the same with a known-hosts entry of another key.
+#[test]
+fn ssh_keys_with_strict_host_key_checking() {
+    let sshd = common::sshd::Sshd::start();
+    let origin = TestRepo::new();
+    origin.commit(&[("apps/queue/k.yaml", Some("q"))], "apps");
+    let root = tempfile::tempdir().unwrap();
+    let bare = bare_clone(origin.path(), root.path(), "ssh-apps");
+    let url = sshd.url(&bare);
+    let indent = |text: &str| {
+        text.lines()
+            .map(|l| format!("    {l}\n"))
+            .collect::<String>()
+    };
+    let file = |known: &str| {
+        format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: ssh-repo\n  labels:\n    argocd.argoproj.io/secret-type: repository\n\
+             stringData:\n  url: {url}\n  sshPrivateKey: |\n{}---\napiVersion: v1\nkind: ConfigMap\n\
+             metadata:\n  name: argocd-ssh-known-hosts-cm\ndata:\n  ssh_known_hosts: |\n{}",
+            indent(&sshd.client_key()),
+            indent(known)
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = generate(dir.path(), &url, Some(&file(&sshd.known_hosts_line())));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "queue\n");
+
+    // Another server's key under this address: refused, with the fix named.
+    let other = common::sshd::Sshd::start();
+    let wrong = other
+        .known_hosts_line()
+        .replace(&format!(":{}", other.port), &format!(":{}", sshd.port));
+    let dir = tempfile::tempdir().unwrap();
+    let out = generate(dir.path(), &url, Some(&file(&wrong)));
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains(&url), "{err}");
+    assert!(
+        err.contains("SSH host key of 127.0.0.1 is not known"),
+        "{err}"
+    );
+    assert!(err.contains("argocd-ssh-known-hosts-cm"), "{err}");
+    assert!(!err.contains("PRIVATE KEY"), "{err}");
+}

@@ -5,6 +5,9 @@ pub mod githttp;
 pub mod http;
 pub mod plugins;
 pub mod registry;
+pub mod sshd;
+
+pub use registry::ensure_package;
 
 use git2::{Repository, Signature};
 use std::path::{Path, PathBuf};

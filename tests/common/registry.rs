@@ -9,6 +9,11 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+// Included by path from the benches too, so it brings its own installer.
+#[path = "packages.rs"]
+mod packages;
+pub use packages::ensure_package;
+
 const BINARY: &str = "/usr/bin/docker-registry";
 
 /// A running registry; stopped on drop.
@@ -39,37 +44,9 @@ fn spawn(config: &Path) -> Child {
         .expect("starting docker-registry")
 }
 
-/// Installs Debian's `docker-registry` when it is missing (as root, or with `sudo -n`).
+/// Installs Debian's `docker-registry` when it is missing.
 fn ensure_installed() {
-    if Path::new(BINARY).exists() {
-        return;
-    }
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| o.stdout == b"0\n")
-        .unwrap_or(false);
-    let mut cmd = if root {
-        Command::new("apt-get")
-    } else {
-        let mut c = Command::new("sudo");
-        c.args(["-n", "apt-get"]);
-        c
-    };
-    let status = cmd
-        .args([
-            "install",
-            "-y",
-            "--no-install-recommends",
-            "docker-registry",
-        ])
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .status()
-        .expect("running apt-get");
-    assert!(
-        status.success() && Path::new(BINARY).exists(),
-        "could not install docker-registry"
-    );
+    ensure_package(BINARY, "docker-registry");
 }
 
 impl Registry {
