@@ -1074,6 +1074,40 @@ mod tests {
         );
     }
 
+    /// `--watch-argo-applicationsets`: Argo's own ApplicationSet, reconciled the same
+    /// way; its status gets only the fields Argo's schema has.
+    #[tokio::test]
+    async fn an_argo_application_set_is_reconciled_and_reported_in_argo_terms() {
+        let argo = application_set_resource("argoproj.io");
+        let mut v = serde_json::to_value(set(json!([{"name": "a"}]), json!({}), None)).unwrap();
+        v["apiVersion"] = json!("argoproj.io/v1alpha1");
+        let dir = tempfile::tempdir().unwrap();
+        let (client, server) = mock_api();
+        let ctx = context(client, vec![], dir.path());
+        reconcile_set(Arc::new(dynamic(v, &argo)), ctx, argo)
+            .await
+            .unwrap();
+        let seen = server.await.unwrap();
+        let apply = seen
+            .iter()
+            .find(|(m, p, _)| m == "PATCH" && p == &format!("{APPS}/a"))
+            .expect("the Application is applied");
+        assert_eq!(
+            apply.2["metadata"]["ownerReferences"][0]["apiVersion"],
+            "argoproj.io/v1alpha1"
+        );
+        let status = seen
+            .iter()
+            .find(|(_, p, _)| {
+                p == "/apis/argoproj.io/v1alpha1/namespaces/argocd/applicationsets/shop/status"
+            })
+            .map(|(_, _, b)| b["status"].clone())
+            .expect("a status patch on the Argo resource");
+        assert_eq!(status["resourcesCount"], 1);
+        assert!(status.get("applications").is_none() && status.get("observedGeneration").is_none());
+        assert_eq!(condition(&status, "ResourcesUpToDate").0, "True");
+    }
+
     #[test]
     fn cluster_list_comes_from_cluster_secrets_only_sorted() {
         let mut writer = Writer::<Secret>::default();
