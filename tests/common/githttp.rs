@@ -181,12 +181,7 @@ pub fn serve_daemon(root: &Path) -> Daemon {
         .stderr(Stdio::null())
         .spawn()
         .expect("git daemon");
-    for _ in 0..100 {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    super::wait_for_port(port);
     Daemon { child, port }
 }
 

@@ -102,6 +102,16 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// Waits (up to 5 s) until a server accepts connections on 127.0.0.1:`port`.
+pub fn wait_for_port(port: u16) {
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// Writes `content` to `dir/name` and returns the path as a string.
 pub fn write(dir: &Path, name: &str, content: &str) -> String {
     let path: PathBuf = dir.join(name);

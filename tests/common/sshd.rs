@@ -3,7 +3,7 @@
 //! log in as the current user.
 #![allow(dead_code)]
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -67,12 +67,7 @@ impl Sshd {
             .stderr(Stdio::null())
             .spawn()
             .expect("starting sshd");
-        for _ in 0..100 {
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
+        super::wait_for_port(port);
         Sshd { child, dir, port }
     }
 
