@@ -94,36 +94,55 @@ pub fn parse_jq(expr: &str) -> Result<Vec<Step>, String> {
     Ok(steps)
 }
 
-/// The paths that apply to the Application `name`, parsed; the error names the entry.
-pub fn paths_for(rules: &[IgnoreDifference], name: &str) -> Result<Vec<Vec<Step>>, String> {
-    let mut out = Vec::new();
-    for (i, rule) in rules.iter().enumerate() {
-        if rule
-            .name
-            .as_deref()
-            .is_some_and(|n| !n.is_empty() && n != name)
-        {
-            continue;
-        }
-        for (j, p) in rule.json_pointers.iter().enumerate() {
-            out.push(parse_pointer(p).map_err(|e| {
-                format!("spec.ignoreApplicationDifferences[{i}].jsonPointers[{j}]: {e}")
-            })?);
-        }
-        for (j, p) in rule.jq_path_expressions.iter().enumerate() {
-            out.push(parse_jq(p).map_err(|e| {
-                format!("spec.ignoreApplicationDifferences[{i}].jqPathExpressions[{j}]: {e}")
-            })?);
-        }
-    }
-    Ok(out)
+/// One `ignoreApplicationDifferences` entry with its paths parsed (once per pass,
+/// not once per Application).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    /// Only for the Application of this name (all when `None` or empty).
+    pub name: Option<String>,
+    /// Its JSON pointers and jq paths.
+    pub paths: Vec<Vec<Step>>,
+}
+
+/// Parses every entry, named ones included; the error names the entry.
+pub fn parse(rules: &[IgnoreDifference]) -> Result<Vec<Rule>, String> {
+    rules
+        .iter()
+        .enumerate()
+        .map(|(i, rule)| {
+            let mut paths = Vec::new();
+            for (j, p) in rule.json_pointers.iter().enumerate() {
+                paths.push(parse_pointer(p).map_err(|e| {
+                    format!("spec.ignoreApplicationDifferences[{i}].jsonPointers[{j}]: {e}")
+                })?);
+            }
+            for (j, p) in rule.jq_path_expressions.iter().enumerate() {
+                paths.push(parse_jq(p).map_err(|e| {
+                    format!("spec.ignoreApplicationDifferences[{i}].jqPathExpressions[{j}]: {e}")
+                })?);
+            }
+            Ok(Rule {
+                name: rule.name.clone().filter(|n| !n.is_empty()),
+                paths,
+            })
+        })
+        .collect()
+}
+
+/// The paths that apply to the Application `name`.
+pub fn paths_for<'a>(rules: &'a [Rule], name: &str) -> Vec<&'a Vec<Step>> {
+    rules
+        .iter()
+        .filter(|r| r.name.as_deref().is_none_or(|n| n == name))
+        .flat_map(|r| &r.paths)
+        .collect()
 }
 
 /// Makes `desired` carry `live`'s value at every ignored path (or no value where
 /// live has none), so applying it changes nothing there.
-pub fn keep_live(desired: &mut Value, live: Option<&Value>, paths: &[Vec<Step>]) {
+pub fn keep_live<P: AsRef<[Step]>>(desired: &mut Value, live: Option<&Value>, paths: &[P]) {
     for path in paths {
-        keep_at(desired, live, path);
+        keep_at(desired, live, path.as_ref());
     }
 }
 
@@ -176,9 +195,9 @@ fn keep_at(desired: &mut Value, live: Option<&Value>, path: &[Step]) {
 
 /// Removes every ignored path from `value` (so the applied-hash does not change
 /// when only an ignored field's rendered value does).
-pub fn strip(value: &mut Value, paths: &[Vec<Step>]) {
+pub fn strip<P: AsRef<[Step]>>(value: &mut Value, paths: &[P]) {
     for path in paths {
-        keep_at(value, None, path);
+        keep_at(value, None, path.as_ref());
     }
 }
 
@@ -283,14 +302,15 @@ mod tests {
                 jq_path_expressions: vec![".spec.b".into()],
             },
         ];
-        assert_eq!(paths_for(&rules, "only-this").unwrap().len(), 2);
-        assert_eq!(paths_for(&rules, "other").unwrap().len(), 1);
+        let rules = parse(&rules).unwrap();
+        assert_eq!(paths_for(&rules, "only-this").len(), 2);
+        assert_eq!(paths_for(&rules, "other").len(), 1);
         let bad = vec![IgnoreDifference {
             name: None,
             json_pointers: vec![],
             jq_path_expressions: vec!["select(.x)".into()],
         }];
-        assert!(paths_for(&bad, "x")
+        assert!(parse(&bad)
             .unwrap_err()
             .starts_with("spec.ignoreApplicationDifferences[0].jqPathExpressions[0]"));
     }

@@ -123,8 +123,8 @@ pub struct Settings {
     pub preserve_resources_on_deletion: bool,
     /// `deletionGuard.maxPercent` (default 50).
     pub max_percent: u32,
-    /// `ignoreApplicationDifferences`.
-    pub ignore: Vec<IgnoreDifference>,
+    /// `ignoreApplicationDifferences`, parsed.
+    pub ignore: Vec<ignore::Rule>,
 }
 
 /// Reads the settings from `spec`; errors name the field.
@@ -159,8 +159,8 @@ pub fn settings(spec: &Value, ceiling: Policy) -> Result<Settings, String> {
             .map_err(|e| format!("spec.ignoreApplicationDifferences: {e}"))?,
         _ => Vec::new(),
     };
-    // Parse every path now, so a bad one is reported before anything is written.
-    ignore::paths_for(&ignore, "")?;
+    // Every path parsed now, once, so a bad one is reported before anything is written.
+    let ignore = ignore::parse(&ignore)?;
     Ok(Settings {
         policy: policy.under(ceiling),
         preserve_resources_on_deletion: sync.preserve_resources_on_deletion.unwrap_or(false),
@@ -174,7 +174,7 @@ pub fn settings(spec: &Value, ceiling: Policy) -> Result<Settings, String> {
 pub fn desired(
     set: &SetMeta,
     rendered: Vec<Value>,
-    ignore_rules: &[IgnoreDifference],
+    ignore_rules: &[ignore::Rule],
     live: &dyn Fn(&str) -> Option<Value>,
 ) -> Result<BTreeMap<String, Value>, String> {
     let mut out = BTreeMap::new();
@@ -183,7 +183,7 @@ pub fn desired(
             .as_str()
             .ok_or("a rendered Application has no metadata.name")?
             .to_string();
-        let paths = ignore::paths_for(ignore_rules, &name)?;
+        let paths = ignore::paths_for(ignore_rules, &name);
         let mut hashed = app.clone();
         ignore::strip(&mut hashed, &paths);
         let hash = crate::digest::sha256_hex(hashed.to_string().as_bytes());
@@ -588,11 +588,12 @@ mod tests {
     #[test]
     fn desired_objects_carry_ownership_hash_and_live_ignored_fields() {
         let s = set();
-        let rules = vec![IgnoreDifference {
+        let rules = ignore::parse(&[IgnoreDifference {
             name: None,
             json_pointers: vec!["/spec/source/targetRevision".into()],
             jq_path_expressions: vec![],
-        }];
+        }])
+        .unwrap();
         let live = rendered("a", "hand-set");
         let d = desired(&s, vec![rendered("a", "main")], &rules, &|n| {
             (n == "a").then(|| live.clone())
