@@ -228,9 +228,9 @@ pub fn owner_of(set: &SetMeta, live: &Value) -> Owner {
 
 /// The Applications of interest, from every Application in the set's namespace:
 /// the ones it owns and any of a desired name.
-pub fn existing<'a>(
+pub fn existing(
     set: &SetMeta,
-    apps: impl IntoIterator<Item = &'a Value>,
+    apps: impl IntoIterator<Item = Value>,
     desired: &BTreeMap<String, Value>,
 ) -> BTreeMap<String, Existing> {
     let mut out = BTreeMap::new();
@@ -238,7 +238,7 @@ pub fn existing<'a>(
         let Some(name) = live["metadata"]["name"].as_str() else {
             continue;
         };
-        let owner = owner_of(set, live);
+        let owner = owner_of(set, &live);
         if owner != Owner::Us && !desired.contains_key(name) {
             continue;
         }
@@ -252,7 +252,7 @@ pub fn existing<'a>(
             name.to_string(),
             Existing {
                 owner,
-                live: live.clone(),
+                live,
                 has_finalizer,
             },
         );
@@ -306,7 +306,7 @@ pub fn status(
         .iter()
         .filter(|a| matches!(a, Action::Keep(_, Keep::DeletionHeld)))
         .count() as i64;
-    let out_of_sync: Vec<&str> = plan
+    let out_of_sync: std::collections::BTreeSet<&str> = plan
         .actions
         .iter()
         .filter_map(|a| match a {
@@ -660,7 +660,7 @@ mod tests {
         let foreign = rendered("c", "x");
         let live = [want["a"].clone(), stale, foreign];
         let input = |live: &[Value]| Input {
-            existing: existing(&s, live, &want),
+            existing: existing(&s, live.iter().cloned(), &want),
             desired: Ok(want.clone()),
             policy: Policy::Sync,
             preserve_resources_on_deletion: true,

@@ -634,24 +634,28 @@ async fn reconcile_set(
         })
     });
     let label = meta.label_value();
-    let candidates: Vec<Value> = live
+    let candidates = live
         .iter()
         .filter(|(name, a)| {
             a.labels().get(OWNER_LABEL) == Some(&label)
                 || desired.as_ref().is_ok_and(|d| d.contains_key(*name))
         })
-        .map(|(_, a)| a.to_value())
-        .collect();
+        .map(|(_, a)| a.to_value());
     let empty = BTreeMap::new();
-    let existing = reconcile::existing(&meta, &candidates, desired.as_ref().unwrap_or(&empty));
+    let existing = reconcile::existing(&meta, candidates, desired.as_ref().unwrap_or(&empty));
     let desired_count = desired.as_ref().map_or(0, |d| d.len());
-    let plan = plan::plan(&Input {
-        desired: desired.clone(),
-        existing: existing.clone(),
+    let input = Input {
+        desired,
+        existing,
         policy: settings.policy,
         preserve_resources_on_deletion: settings.preserve_resources_on_deletion,
         guard: meta.guard(&settings),
-    });
+    };
+    let plan = plan::plan(&input);
+    // The plan's input is what gets applied: moved out, not copied.
+    let Input {
+        desired, existing, ..
+    } = input;
     let reference = set.object_ref(&resource);
     if let Some(e) = &plan.error {
         ctx.metrics.generator_error(e);
