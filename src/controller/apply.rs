@@ -72,7 +72,7 @@ pub async fn execute(
             Some((i, job))
         })
         .collect();
-    let results: Vec<(usize, Result<Done, String>)> = stream::iter(jobs)
+    let mut results: Vec<(usize, Result<Done, String>)> = stream::iter(jobs)
         .map(|(i, job)| {
             let api = api.clone();
             async move { (i, job.run(&api).await) }
@@ -80,7 +80,6 @@ pub async fn execute(
         .buffer_unordered(parallel.max(1))
         .collect()
         .await;
-    let mut results = results;
     results.sort_by_key(|(i, _)| *i);
     let mut applied = Applied::default();
     for (_, r) in results {

@@ -292,26 +292,39 @@ pub async fn run(
         watcher(apps_api, watcher::Config::default())
             .modify(|app: &mut CachedApplication| app.managed_fields_mut().clear())
             .default_backoff(),
-    )
-    .touched_objects();
+    );
     {
         let (triggers, seen) = (triggers.clone(), seen.clone());
         tokio::spawn(app_stream.for_each(move |event| {
-            match event {
-                Ok(app) => {
-                    let key = ObjectRef::from_obj(&app);
-                    let print = fingerprint(&app);
-                    let changed = seen
-                        .lock()
-                        .map(|mut s| s.insert(key, print) != Some(print))
-                        .unwrap_or(true);
-                    if changed && app.labels().contains_key(OWNER_LABEL) {
-                        if let Some(t) = triggers.get() {
-                            t.application_changed(&app);
-                        }
-                    }
+            let (app, deleted) = match event {
+                Ok(watcher::Event::Apply(app) | watcher::Event::InitApply(app)) => (app, false),
+                Ok(watcher::Event::Delete(app)) => (app, true),
+                Ok(watcher::Event::Init | watcher::Event::InitDone) => {
+                    return futures::future::ready(())
                 }
-                Err(e) => tracing::warn!("watching Applications: {e}"),
+                Err(e) => {
+                    tracing::warn!("watching Applications: {e}");
+                    return futures::future::ready(());
+                }
+            };
+            let key = ObjectRef::from_obj(&app);
+            let print = fingerprint(&app);
+            // A deleted Application leaves the map (it would otherwise only grow) and
+            // re-converges its set (a hand-deleted Application comes back).
+            let changed = seen
+                .lock()
+                .map(|mut s| {
+                    if deleted {
+                        s.remove(&key).is_some()
+                    } else {
+                        s.insert(key, print) != Some(print)
+                    }
+                })
+                .unwrap_or(true);
+            if changed && app.labels().contains_key(OWNER_LABEL) {
+                if let Some(t) = triggers.get() {
+                    t.application_changed(&app);
+                }
             }
             futures::future::ready(())
         }));
