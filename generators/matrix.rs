@@ -82,6 +82,8 @@ impl MatrixGenerator {
                         }
                     }
                 };
+                // Checked before the product grows: 20 children of 2 elements would be a million.
+                super::check_set_count(next.len() + sets.len(), ctx, path)?;
                 for b in sets.iter() {
                     next.push(combine(a, b, ctx.shape(), path)?);
                 }

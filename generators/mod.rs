@@ -274,6 +274,7 @@ impl GeneratorNode {
     /// Expands the generator and applies the node's selector.
     pub fn expand(&self, ctx: &Context) -> Result<Vec<Generated>, Error> {
         let mut sets = self.generator.generate(ctx, &self.path)?;
+        check_set_count(sets.len(), ctx, &self.path)?;
         if let Some(selector) = &self.selector {
             sets.retain(|g| selector.matches(&flat_view(&g.params)));
         }
@@ -287,16 +288,86 @@ pub fn expand_raw(raw: &Value, path: &str, ctx: &Context) -> Result<Vec<Generate
     GeneratorNode::parse(raw, path, ctx.prism)?.expand(ctx)
 }
 
-/// Templates every string of a raw generator with `params` (Argo's `InterpolateGenerator`).
+/// An error once a generator would make more than `Limits::parameter_sets` sets.
+pub fn check_set_count(n: usize, ctx: &Context, path: &str) -> Result<(), Error> {
+    let limits = &ctx.options.limits;
+    if n > limits.parameter_sets {
+        return Err(Error::new(
+            path,
+            ErrorKind::Combine(format!(
+                "this generator would make {n} parameter sets or more: {}",
+                crate::limits::Limit::ParameterSets.exceeded(limits)
+            )),
+        ));
+    }
+    Ok(())
+}
+
+/// Templates every string of a raw generator with `params` (Argo's `RenderGeneratorParams`).
+///
+/// In Go template mode a generator's `values` are resolved with `missingkey=error`, and
+/// a value whose keys the earlier parameters lack is kept as written, for the child's
+/// own rendering to fill (a clusters child's `{{.name}}`); other errors fail.
 pub fn interpolate(
     raw: &Value,
     params: &ParamSet,
     ctx: &Context,
     path: &str,
 ) -> Result<Value, Error> {
-    ctx.renderer
-        .render_value(raw, params)
-        .map_err(|e| Error::new(path, ErrorKind::RenderTemplate(e.to_string())))
+    let fail = |e: String| Error::new(path, ErrorKind::RenderTemplate(e));
+    if ctx.shape() == ParamShape::Flat || ctx.renderer.is_handlebars() {
+        return ctx
+            .renderer
+            .render_value(raw, params)
+            .map_err(|e| fail(e.to_string()));
+    }
+    let mut raw = raw.clone();
+    let mut held: Vec<(String, Map<String, Value>)> = Vec::new();
+    if let Value::Object(entry) = &mut raw {
+        for (key, body) in entry.iter_mut() {
+            if let Some(Value::Object(values)) =
+                body.as_object_mut().and_then(|b| b.remove("values"))
+            {
+                held.push((key.clone(), values));
+            }
+        }
+    }
+    let mut out = ctx
+        .renderer
+        .render_value(&raw, params)
+        .map_err(|e| fail(e.to_string()))?;
+    let data = crate::gotemplate::data_of(params);
+    for (key, values) in held {
+        let mut resolved = Map::new();
+        for (k, v) in values {
+            let value = match &v {
+                Value::String(t) if t.contains("{{") => {
+                    match ctx.renderer.render_go(t, &data, true) {
+                        Ok(r) => Value::String(r),
+                        Err(e) if is_missing_key(&e) => v,
+                        Err(e) => {
+                            return Err(fail(format!(
+                                "field {key}.values.{k}: failed to pre-resolve Values key {k:?}: {e}"
+                            )))
+                        }
+                    }
+                }
+                _ => v,
+            };
+            resolved.insert(k, value);
+        }
+        if let Some(body) = out.get_mut(&key).and_then(Value::as_object_mut) {
+            body.insert("values".into(), Value::Object(resolved));
+        }
+    }
+    Ok(out)
+}
+
+/// Argo's `isMissingKeyError`.
+fn is_missing_key(e: &str) -> bool {
+    e.contains("map has no entry for key")
+        || e.contains("can't evaluate field")
+        || e.contains("nil data; no entry for key")
 }
 
 /// Argo's `appendTemplatedValues`: each of a generator's `values` is rendered against

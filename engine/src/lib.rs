@@ -17,6 +17,7 @@ pub mod cluster;
 pub mod error;
 pub mod glob;
 pub mod gotemplate;
+pub mod limits;
 pub mod lint;
 pub mod params;
 pub mod render;
@@ -31,6 +32,7 @@ pub mod generators;
 
 pub use cluster::Cluster;
 pub use error::{Error, ErrorKind};
+pub use limits::Limits;
 pub use params::ParamSet;
 pub use render::{render, RenderOptions, Rendered, RenderedApplication};
 pub use sources::{GitRef, PluginCall, Repository, SourceError, Sources};

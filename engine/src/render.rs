@@ -10,6 +10,7 @@
 use crate::error::{Error, ErrorKind};
 use crate::generators::git::FileGlobbing;
 use crate::generators::{Context, Generated, GeneratorNode};
+use crate::limits::{Limit, Limits};
 use crate::params::{flat_view, ParamSet};
 use crate::sources::Sources;
 use crate::spec::ApplicationSet;
@@ -29,6 +30,8 @@ pub struct RenderOptions {
     /// Whether the local cluster is offered to the clusters generator (Argo's
     /// `cluster.inClusterEnabled` setting).
     pub in_cluster_enabled: bool,
+    /// What one render may cost (the admin's, never the spec's).
+    pub limits: Limits,
 }
 
 impl Default for RenderOptions {
@@ -36,6 +39,7 @@ impl Default for RenderOptions {
         RenderOptions {
             git_file_globbing: FileGlobbing::Default,
             in_cluster_enabled: true,
+            limits: Limits::default(),
         }
     }
 }
@@ -63,8 +67,9 @@ pub struct Rendered {
 }
 
 /// Checks what can be checked without sources: the template engine is supported and
-/// every template string of a handlebars spec compiles.
+/// every template string of a Go template or handlebars spec compiles.
 pub fn check(appset: &ApplicationSet) -> Result<(), Error> {
+    let limits = Limits::default();
     Renderer::new(&appset.engine).map_err(|e| Error::invalid("spec.goTemplateOptions", e))?;
     if let crate::spec::TemplateEngine::Go { .. } = appset.engine {
         let mut strings = Vec::new();
@@ -73,7 +78,7 @@ pub fn check(appset: &ApplicationSet) -> Result<(), Error> {
             strings.push(p);
         }
         for s in strings.into_iter().filter(|s| s.contains("{{")) {
-            crate::gotemplate::GoTemplate::parse(s).map_err(|e| {
+            crate::gotemplate::GoTemplate::parse(s, &limits).map_err(|e| {
                 Error::new(
                     "spec.template",
                     ErrorKind::RenderTemplate(format!("template {s:?}: {e}")),
@@ -84,8 +89,11 @@ pub fn check(appset: &ApplicationSet) -> Result<(), Error> {
     if appset.engine == crate::spec::TemplateEngine::Handlebars {
         let mut strings = Vec::new();
         collect_strings(&appset.template, &mut strings);
+        if let Some(p) = &appset.template_patch {
+            strings.push(p);
+        }
         for s in strings.into_iter().filter(|s| s.contains("{{")) {
-            handlebars::Template::compile(s).map_err(|e| {
+            crate::template::compile_handlebars(s, &limits).map_err(|e| {
                 Error::new(
                     "spec.template",
                     ErrorKind::RenderTemplate(format!("template {s:?}: {e}")),
@@ -140,8 +148,8 @@ pub fn render(
     sources: &dyn Sources,
     options: &RenderOptions,
 ) -> Result<Rendered, Error> {
-    let renderer =
-        Renderer::new(&appset.engine).map_err(|e| Error::invalid("spec.goTemplateOptions", e))?;
+    let renderer = Renderer::with_limits(&appset.engine, &options.limits)
+        .map_err(|e| Error::invalid("spec.goTemplateOptions", e))?;
     let warnings = RefCell::new(Vec::new());
     let repositories = named_repositories(appset);
     let ctx = Context {
@@ -170,6 +178,16 @@ pub fn render(
             Some(_) => format!("{}.template", node.path),
             None => "spec.template".to_string(),
         };
+        if applications.len() + sets.len() > options.limits.parameter_sets {
+            return Err(Error::new(
+                &node.path,
+                ErrorKind::RenderTemplate(format!(
+                    "the generators make {} parameter sets: {}",
+                    applications.len() + sets.len(),
+                    Limit::ParameterSets.exceeded(&options.limits)
+                )),
+            ));
+        }
         for set in sets {
             let app = render_application(appset, &renderer, &template, &template_path, set)?;
             applications.push(app);
@@ -256,7 +274,7 @@ fn render_application(
         let text = renderer
             .render_str(patch, &set.params)
             .map_err(|e| render_error("spec.templatePatch", e))?;
-        let patch: Value = serde_yaml::from_str(&text).map_err(|e| {
+        let patch: Value = crate::limits::parse_yaml(&text, &renderer.budget().limits).map_err(|e| {
             Error::invalid(
                 "spec.templatePatch",
                 format!(
@@ -266,7 +284,19 @@ fn render_application(
             )
         })?;
         if !patch.is_null() {
+            // Argo keeps the template's project whatever the patch says: the project is
+            // Argo CD's RBAC boundary (applicationset/controllers/template/patch.go).
+            let project = app.pointer("/spec/project").cloned();
             merge_patch(&mut app, &patch);
+            match (project, app.get_mut("spec").and_then(Value::as_object_mut)) {
+                (Some(p), Some(spec)) => {
+                    spec.insert("project".into(), p);
+                }
+                (None, Some(spec)) => {
+                    spec.remove("project");
+                }
+                _ => {}
+            }
         }
     }
     if let Some(meta) = app.get_mut("metadata").and_then(Value::as_object_mut) {

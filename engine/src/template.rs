@@ -5,6 +5,7 @@
 //! map keys included, so [`Renderer::render_value`] walks the tree the same way.
 //! Go templates (`goTemplate: true`) run on [`crate::gotemplate`].
 
+use crate::limits::{Budget, Limit, Limits};
 use crate::params::{normalize, slugify, ParamSet, ParamShape};
 use crate::spec::TemplateEngine;
 use handlebars::{
@@ -12,19 +13,28 @@ use handlebars::{
     RenderErrorReason, ScopedJson,
 };
 use serde_json::{Map, Value};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
-/// Renders strings and trees of strings with one template engine.
+/// Renders strings and trees of strings with one template engine, within one
+/// ApplicationSet render's [`Budget`].
 pub struct Renderer {
     engine: TemplateEngine,
     handlebars: Option<RefCell<Handlebars<'static>>>,
     go: RefCell<crate::gotemplate::Cache>,
     missing_key_error: bool,
+    budget: Budget,
 }
 
 impl Renderer {
-    /// A renderer for `engine`; fails on an unknown `goTemplateOptions` entry.
+    /// A renderer for `engine` with the default limits; fails on an unknown
+    /// `goTemplateOptions` entry.
     pub fn new(engine: &TemplateEngine) -> Result<Renderer, String> {
+        Renderer::with_limits(engine, &Limits::default())
+    }
+
+    /// A renderer for `engine` within `limits` (one per ApplicationSet render: the
+    /// step budget is shared by all its templates).
+    pub fn with_limits(engine: &TemplateEngine, limits: &Limits) -> Result<Renderer, String> {
         let mut missing_key_error = false;
         let handlebars = match engine {
             TemplateEngine::Fast => None,
@@ -53,7 +63,18 @@ impl Renderer {
             handlebars,
             go: RefCell::new(crate::gotemplate::Cache::default()),
             missing_key_error,
+            budget: Budget::new(*limits),
         })
+    }
+
+    /// The render's budget (limits and steps left).
+    pub fn budget(&self) -> &Budget {
+        &self.budget
+    }
+
+    /// Whether this renderer runs handlebars.
+    pub fn is_handlebars(&self) -> bool {
+        self.handlebars.is_some()
     }
 
     /// The parameter shape this engine's templates expect.
@@ -70,45 +91,159 @@ impl Renderer {
             return Ok(template.to_string());
         }
         if let TemplateEngine::Go { .. } = self.engine {
-            return self.render_go(template, &crate::gotemplate::data_of(params));
+            return self.render_go(
+                template,
+                &crate::gotemplate::data_of(params),
+                self.missing_key_error,
+            );
         }
+        self.budget.step(1)?;
         match &self.handlebars {
-            None => fasttemplate(template, params),
+            None if !is_templated(template) => Ok(template.to_string()),
+            None => {
+                let out = fasttemplate(template, params)?;
+                self.budget
+                    .check(Limit::FieldBytes, out.len())
+                    .map_err(|e| format!("template {template:?}: the output is {e}"))?;
+                Ok(out)
+            }
             Some(hb) => {
                 if !hb.borrow().has_template(template) {
-                    hb.borrow_mut()
-                        .register_template_string(template, template)
+                    let compiled = compile_handlebars(template, &self.budget.limits)
                         .map_err(|e| format!("template {template:?}: {e}"))?;
+                    hb.borrow_mut().register_template(template, compiled);
                 }
                 let hb = hb.borrow();
-                hb.render(template, params)
-                    .map_err(|e| describe_handlebars_error(template, &e))
+                let mut out = CappedWriter {
+                    out: Vec::new(),
+                    cap: self.budget.limits.field_bytes,
+                };
+                match hb.render_to_write(template, params, &mut out) {
+                    Ok(()) => String::from_utf8(out.out)
+                        .map_err(|_| format!("template {template:?}: output is not UTF-8")),
+                    Err(_) if out.out.len() > out.cap => Err(format!(
+                        "template {template:?}: the output is {}",
+                        Limit::FieldBytes.exceeded(&self.budget.limits)
+                    )),
+                    Err(e) => Err(describe_handlebars_error(template, &e)),
+                }
             }
         }
     }
 
-    fn render_go(&self, template: &str, data: &crate::gotemplate::V) -> Result<String, String> {
+    /// Renders a Go template with `missingkey=error` on or off.
+    pub fn render_go(
+        &self,
+        template: &str,
+        data: &crate::gotemplate::V,
+        missing_key_error: bool,
+    ) -> Result<String, String> {
         self.go
             .borrow_mut()
-            .render(template, data, self.missing_key_error)
+            .render(template, data, missing_key_error, &self.budget)
             .map_err(|e| format!("template {template:?}: {e}"))
     }
 
-    /// Renders every string value and every map key in `value`.
+    /// Renders every string value and every map key in `value`; all of it together
+    /// may not outgrow one Application's limit.
     pub fn render_value(&self, value: &Value, params: &ParamSet) -> Result<Value, FieldError> {
+        let total = Cell::new(0usize);
+        let count = |out: String| -> Result<String, String> {
+            total.set(total.get() + out.len());
+            self.budget
+                .check(Limit::ApplicationBytes, total.get())
+                .map_err(|e| format!("the rendered fields are {e}"))?;
+            Ok(out)
+        };
         if let TemplateEngine::Go { .. } = self.engine {
             // Convert the parameters once for the whole tree.
             let data = crate::gotemplate::data_of(params);
             return walk(value, &|s: &str| {
                 if s.contains("{{") {
-                    self.render_go(s, &data)
+                    count(self.render_go(s, &data, self.missing_key_error)?)
                 } else {
-                    Ok(s.to_string())
+                    count(s.to_string())
                 }
             });
         }
-        walk(value, &|s: &str| self.render_str(s, params))
+        walk(value, &|s: &str| count(self.render_str(s, params)?))
     }
+}
+
+/// Argo's `isTemplatedRegex` (`.*{{.*}}.*`, where `.` stops at a newline): a string is
+/// templated only when some line has `{{` with `}}` after it; others are kept as written.
+pub fn is_templated(s: &str) -> bool {
+    s.split('\n').any(|line| {
+        line.find("{{")
+            .is_some_and(|open| line[open + 2..].contains("}}"))
+    })
+}
+
+/// An output that refuses to grow past `cap` bytes (handlebars stops at the error).
+struct CappedWriter {
+    out: Vec<u8>,
+    cap: usize,
+}
+
+impl std::io::Write for CappedWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.out.extend_from_slice(buf);
+        if self.out.len() > self.cap {
+            return Err(std::io::Error::other("output limit"));
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Compiles a handlebars template for a spec: block nesting within the depth limit
+/// (checked on the text first: the handlebars parser recurses per level), and no
+/// partials or decorators (`{{> p}}`, `{{#*inline}}`), which could recurse forever.
+pub fn compile_handlebars(source: &str, limits: &Limits) -> Result<handlebars::Template, String> {
+    let mut depth = 0usize;
+    let mut rest = source;
+    while let Some(i) = rest.find("{{") {
+        let tag = rest[i + 2..].trim_start_matches(['{', '~']);
+        if tag.starts_with('#') || (tag.starts_with('^') && !tag[1..].trim_start().starts_with("}}")) {
+            depth += 1;
+            if depth > limits.depth {
+                return Err(format!("blocks {}", Limit::Depth.exceeded(limits)));
+            }
+        } else if tag.starts_with('/') {
+            depth = depth.saturating_sub(1);
+        }
+        rest = &rest[i + 2..];
+    }
+    let t = handlebars::Template::compile(source).map_err(|e| e.to_string())?;
+    no_partials(&t)?;
+    Ok(t)
+}
+
+fn no_partials(t: &handlebars::Template) -> Result<(), String> {
+    use handlebars::template::TemplateElement as E;
+    for e in &t.elements {
+        match e {
+            E::PartialExpression(_) | E::PartialBlock(_) => {
+                return Err("partials ({{> name}}) are not supported in Prism templates".into())
+            }
+            E::DecoratorExpression(_) | E::DecoratorBlock(_) => {
+                return Err(
+                    "decorators and inline partials ({{#*inline}}) are not supported in Prism templates"
+                        .into(),
+                )
+            }
+            E::HelperBlock(h) | E::Expression(h) | E::HtmlExpression(h) => {
+                for inner in h.template.iter().chain(h.inverse.iter()) {
+                    no_partials(inner)?;
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// A template that failed to render, and the field of the tree it is in.
@@ -394,7 +529,7 @@ mod tests {
         assert_eq!(err.field, "spec.info[1].v");
         assert_eq!(
             err.to_string(),
-            "field spec.info[1].v: template \"{{ nope 1 }}\": 1:1: executing at <nope 1>: function \"nope\" not defined"
+            "field spec.info[1].v: template \"{{ nope 1 }}\": 1:1: function \"nope\" not defined"
         );
     }
 

@@ -4,6 +4,7 @@ use super::funcs;
 use super::parse::{Arg, List, Node, Pipe, Pos, Tree};
 use super::printf::{sprint, sprintf, sprintln};
 use super::value::{format_v, V};
+use crate::limits::{Budget, Limit};
 use std::rc::Rc;
 
 /// An execution error at the action that failed.
@@ -23,52 +24,77 @@ enum Flow {
     Continue,
 }
 
-/// Limits nested `template` calls, as Go limits recursion depth (Go allows 100,000; a
-/// Rust stack would overflow long before that).
-const MAX_DEPTH: usize = 1000;
-
 /// One execution of a template.
 pub struct Exec<'a> {
     tree: &'a Tree,
     missing_error: bool,
     vars: Vec<(String, V)>,
+    /// Nested bodies and `template` calls being executed (bounded by `Limits::depth`,
+    /// where Go allows 100,000 `template` calls: a Rust stack would overflow first).
     depth: usize,
     pos: Pos,
-    action: String,
+    action: Rc<str>,
+    budget: &'a Budget,
 }
 
 type R<T> = Result<T, String>;
 
 impl<'a> Exec<'a> {
     /// Runs `tree` with `data` as `.` and `$`; `missing_error` is `missingkey=error`.
-    pub fn run(tree: &'a Tree, data: V, missing_error: bool) -> Result<String, ExecError> {
+    /// Every step is paid from `budget`, and the output may not outgrow one field.
+    pub fn run(
+        tree: &'a Tree,
+        data: V,
+        missing_error: bool,
+        budget: &'a Budget,
+    ) -> Result<String, ExecError> {
         let mut e = Exec {
             tree,
             missing_error,
             vars: vec![("$".into(), data.clone())],
             depth: 0,
             pos: Pos::default(),
-            action: String::new(),
+            action: Rc::from(""),
+            budget,
         };
         let mut out = String::new();
         match e.walk(&mut out, &data, &tree.root) {
             Ok(_) => Ok(out),
             Err(message) => Err(ExecError {
                 pos: e.pos,
-                action: e.action,
+                action: e.action.to_string(),
                 message,
             }),
         }
     }
 
+    /// Walks a nested body: one level deeper, within the depth limit.
+    fn nested(&mut self, out: &mut String, dot: &V, list: &List) -> R<Flow> {
+        self.depth += 1;
+        if self.depth > self.budget.limits.depth {
+            return Err(Limit::Depth.exceeded(&self.budget.limits));
+        }
+        let flow = self.walk(out, dot, list);
+        self.depth -= 1;
+        flow
+    }
+
     fn walk(&mut self, out: &mut String, dot: &V, list: &List) -> R<Flow> {
         for node in list {
+            self.budget.step(1)?;
             match node {
-                Node::Text(t) => out.push_str(t),
+                Node::Text(t) => {
+                    out.push_str(t);
+                    self.budget.check(Limit::FieldBytes, out.len())?;
+                }
                 Node::Action(pipe) => {
                     let v = self.pipe(dot, pipe)?;
                     if pipe.decls.is_empty() {
-                        out.push_str(&format_v(&v));
+                        match &v {
+                            V::Str(s) => out.push_str(s),
+                            other => out.push_str(&format_v(other)),
+                        }
+                        self.budget.check(Limit::FieldBytes, out.len())?;
                     }
                 }
                 Node::If(pipe, body, else_list) | Node::With(pipe, body, else_list) => {
@@ -81,9 +107,9 @@ impl<'a> Exec<'a> {
                         dot
                     };
                     let flow = if v.truthy() {
-                        self.walk(out, inner, body)?
+                        self.nested(out, inner, body)?
                     } else if let Some(e) = else_list {
-                        self.walk(out, dot, e)?
+                        self.nested(out, dot, e)?
                     } else {
                         Flow::Normal
                     };
@@ -94,33 +120,45 @@ impl<'a> Exec<'a> {
                 }
                 Node::Range(pipe, body, else_list) => {
                     let mark = self.vars.len();
-                    let mut p = pipe.clone();
-                    let decls = std::mem::take(&mut p.decls);
-                    let v = self.pipe(dot, &p)?;
-                    let items: Vec<(V, V)> = match &v {
-                        V::List(l) => l
-                            .iter()
-                            .enumerate()
-                            .map(|(i, x)| (V::Int(i as i64), x.clone()))
-                            .collect(),
-                        V::Map(m) => m
-                            .iter()
-                            .map(|(k, x)| (V::Str(k.as_str().into()), x.clone()))
-                            .collect(),
-                        V::Int(n) => (0..*n).map(|i| (V::Int(i), V::Int(i))).collect(),
-                        V::Missing | V::Nil => Vec::new(),
+                    let v = self.pipe_with(dot, pipe, false)?;
+                    let n = match &v {
+                        V::List(l) => l.len(),
+                        V::Map(m) => m.len(),
+                        V::Int(n) => {
+                            if pipe.decls.len() > 1 {
+                                return Err(format!(
+                                    "can't use {n} to iterate over more than one variable"
+                                ));
+                            }
+                            usize::try_from(*n).unwrap_or(0)
+                        }
+                        V::Missing | V::Nil => 0,
                         other => {
                             return Err(format!("range can't iterate over {}", format_v(other)))
                         }
                     };
-                    if items.is_empty() {
+                    if n == 0 {
                         if let Some(e) = else_list {
-                            self.walk(out, dot, e)?;
+                            self.nested(out, dot, e)?;
                         }
                     }
-                    for (k, x) in items {
+                    // Items are taken one at a time: `range 10000000000` allocates nothing.
+                    let mut keys = match &v {
+                        V::Map(m) => Some(m.iter()),
+                        _ => None,
+                    };
+                    for i in 0..n {
+                        self.budget.step(1)?;
+                        let (k, x) = match (&v, keys.as_mut()) {
+                            (V::List(l), _) => (V::Int(i as i64), l[i].clone()),
+                            (V::Map(_), Some(it)) => match it.next() {
+                                Some((k, x)) => (V::Str(k.as_str().into()), x.clone()),
+                                None => break,
+                            },
+                            _ => (V::Int(i as i64), V::Int(i as i64)),
+                        };
                         let inner = self.vars.len();
-                        match decls.as_slice() {
+                        match pipe.decls.as_slice() {
                             [] => {}
                             [one] => self.vars.push((one.clone(), x.clone())),
                             [a, b, ..] => {
@@ -128,7 +166,7 @@ impl<'a> Exec<'a> {
                                 self.vars.push((b.clone(), x.clone()));
                             }
                         }
-                        let flow = self.walk(out, &x, body)?;
+                        let flow = self.nested(out, &x, body)?;
                         self.vars.truncate(inner);
                         if matches!(flow, Flow::Break) {
                             break;
@@ -138,7 +176,7 @@ impl<'a> Exec<'a> {
                 }
                 Node::Template(pos, name, pipe) => {
                     self.pos = *pos;
-                    self.action = format!("template {name:?}");
+                    self.action = format!("template {name:?}").into();
                     let body = self
                         .tree
                         .defines
@@ -149,14 +187,9 @@ impl<'a> Exec<'a> {
                         Some(p) => self.pipe(dot, p)?,
                         None => V::Nil,
                     };
-                    self.depth += 1;
-                    if self.depth > MAX_DEPTH {
-                        return Err(format!("exceeded maximum template depth ({MAX_DEPTH})"));
-                    }
                     let saved = std::mem::replace(&mut self.vars, vec![("$".into(), data.clone())]);
-                    self.walk(out, &data, &body)?;
+                    self.nested(out, &data, &body)?;
                     self.vars = saved;
-                    self.depth -= 1;
                 }
                 Node::Break => return Ok(Flow::Break),
                 Node::Continue => return Ok(Flow::Continue),
@@ -166,6 +199,11 @@ impl<'a> Exec<'a> {
     }
 
     fn pipe(&mut self, dot: &V, pipe: &Pipe) -> R<V> {
+        self.pipe_with(dot, pipe, true)
+    }
+
+    /// Evaluates a pipeline; `declare` false leaves its variables to the caller (`range`).
+    fn pipe_with(&mut self, dot: &V, pipe: &Pipe, declare: bool) -> R<V> {
         if !pipe.text.is_empty() {
             self.pos = pipe.pos;
             self.action = pipe.text.clone();
@@ -175,6 +213,9 @@ impl<'a> Exec<'a> {
             last = Some(self.command(dot, cmd, last)?);
         }
         let v = last.unwrap_or(V::Missing);
+        if !declare {
+            return Ok(v);
+        }
         if pipe.assign {
             for name in &pipe.decls {
                 match self.vars.iter_mut().rev().find(|(n, _)| n == name) {
@@ -313,6 +354,21 @@ impl<'a> Exec<'a> {
     }
 
     fn call(&mut self, name: &str, args: Vec<V>) -> R<V> {
+        self.budget.step(1)?;
+        super::parse::check_call(name, args.len())?;
+        let v = self.call_checked(name, args)?;
+        // What a function builds is bounded: strings by the field limit, containers by
+        // their element count, expanded size and depth (paid for in steps).
+        match &v {
+            V::Str(s) => self.budget.check(Limit::FieldBytes, s.len())?,
+            V::List(_) | V::Map(_) => super::value::weigh(&v, self.budget)?,
+            _ => {}
+        }
+        Ok(v)
+    }
+
+    fn call_checked(&mut self, name: &str, args: Vec<V>) -> R<V> {
+        let cap = self.budget.limits.field_bytes;
         let want = |n: usize| -> R<()> {
             if args.len() != n {
                 return Err(format!(
@@ -381,53 +437,42 @@ impl<'a> Exec<'a> {
                 }
                 Ok(v)
             }
-            "slice" => {
+            // sprig's `slice` (it replaces Go's builtin in Argo's function map): lists
+            // only, `slice LIST [START [END]]`, further indices ignored.
+            "slice" | "mustSlice" => {
                 let Some((first, idx)) = args.split_first() else {
-                    return Err("wrong number of args for slice: want at least 1 got 0".into());
+                    return Err(format!("wrong number of args for {name}: want at least 1 got 0"));
                 };
-                let bounds: Vec<usize> = idx
-                    .iter()
-                    .map(|i| match i {
-                        V::Int(n) if *n >= 0 => Ok(*n as usize),
-                        other => Err(format!(
-                            "error calling slice: cannot index slice/array with type {}",
-                            other.type_name()
-                        )),
-                    })
-                    .collect::<R<_>>()?;
-                let len = match first {
-                    V::Str(s) => s.len(),
-                    V::List(l) => l.len(),
+                let l = match first {
+                    V::List(l) => l,
                     other => {
                         return Err(format!(
-                            "error calling slice: can't slice item of type {}",
-                            other.type_name()
+                            "error calling {name}: list should be type of slice or array but {}",
+                            funcs::kind_of(other)
                         ))
                     }
                 };
-                let lo = bounds.first().copied().unwrap_or(0);
-                let hi = bounds.get(1).copied().unwrap_or(len);
-                if lo > hi || hi > len {
-                    return Err(format!("error calling slice: index out of range: {hi}"));
+                if l.is_empty() {
+                    return Ok(V::Nil);
                 }
-                Ok(match first {
-                    V::Str(s) => V::Str(
-                        s.get(lo..hi)
-                            .ok_or("error calling slice: not at a character boundary")?
-                            .into(),
-                    ),
-                    V::List(l) => V::List(Rc::new(l[lo..hi].to_vec())),
-                    _ => V::Nil,
-                })
+                let lo = idx.first().map(funcs::to_i64).unwrap_or(0);
+                let hi = idx.get(1).map(funcs::to_i64).unwrap_or(l.len() as i64);
+                if lo < 0 || lo > hi || hi > l.len() as i64 {
+                    return Err(format!(
+                        "error calling {name}: runtime error: slice bounds out of range [{lo}:{hi}] with capacity {}",
+                        l.len()
+                    ));
+                }
+                Ok(V::List(Rc::new(l[lo as usize..hi as usize].to_vec())))
             }
-            "print" => Ok(V::Str(sprint(&args).into())),
-            "println" => Ok(V::Str(sprintln(&args).into())),
+            "print" => Ok(V::Str(sprint(&args, cap)?.into())),
+            "println" => Ok(V::Str(sprintln(&args, cap)?.into())),
             "printf" => {
                 let Some((f, rest)) = args.split_first() else {
                     return Err("wrong number of args for printf: want at least 1 got 0".into());
                 };
                 let f = f.as_str().ok_or("printf: format must be a string")?;
-                Ok(V::Str(sprintf(f, rest).into()))
+                Ok(V::Str(sprintf(f, rest, cap)?.into()))
             }
             "eq" => {
                 if args.len() < 2 {
@@ -454,13 +499,13 @@ impl<'a> Exec<'a> {
                     _ => ord.is_ge(),
                 }))
             }
-            "html" => Ok(V::Str(html_escape(&sprint(&args)).into())),
-            "js" => Ok(V::Str(js_escape(&sprint(&args)).into())),
-            "urlquery" => Ok(V::Str(funcs::query_escape(&sprint(&args)).into())),
+            "html" => Ok(V::Str(html_escape(&sprint(&args, cap)?).into())),
+            "js" => Ok(V::Str(js_escape(&sprint(&args, cap)?).into())),
+            "urlquery" => Ok(V::Str(funcs::query_escape(&sprint(&args, cap)?).into())),
             "call" => {
                 Err("error calling call: prism templates have no function values to call".into())
             }
-            _ => funcs::call(name, args),
+            _ => funcs::call(name, args, self.budget),
         }
     }
 }

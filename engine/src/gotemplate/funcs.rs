@@ -1,52 +1,21 @@
 //! Sprig's functions (Argo's set) and Argo's own (`normalize`, `slugify`, `toYaml`,
 //! `fromYaml`, `fromYamlArray`), with sprig's argument order and semantics.
 //!
-//! A sprig function Prism does not implement yet fails when called with
-//! `function "X" is not supported by prism`, never with wrong output.
+//! A sprig function Prism does not implement yet (`supported: false` in the function
+//! table) fails when called with `function "X" is not supported by prism`, never with
+//! wrong output. Arguments were counted against the table before any function runs.
+//! Counts, lengths and regular expressions are bounded by the render's [`Budget`].
 
 use super::printf::quote;
 use super::time::Time;
 use super::value::{format_v, V};
+use crate::limits::{Budget, Limit};
 use crate::params::{normalize, slugify};
 use base64::Engine as _;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
 type R<T> = Result<T, String>;
-
-/// Sprig functions in Argo's set that Prism does not implement yet.
-const NOT_YET: &[&str] = &[
-    "mustSlice",
-    "randInt",
-    "sha512sum",
-    "ago",
-    "duration",
-    "durationRound",
-    "randBytes",
-    "shuffle",
-    "b32enc",
-    "b32dec",
-    "genPrivateKey",
-    "derivePassword",
-    "buildCustomCert",
-    "genCA",
-    "genCAWithKey",
-    "genSelfSignedCert",
-    "genSelfSignedCertWithKey",
-    "genSignedCert",
-    "genSignedCertWithKey",
-    "encryptAES",
-    "decryptAES",
-    "bcrypt",
-    "htpasswd",
-    "urlParse",
-    "urlJoin",
-    "sortAlphaNum",
-    "fail",
-    "slice",
-    "list",
-    "sha1",
-];
 
 fn want(name: &str, args: &[V], n: usize) -> R<()> {
     if args.len() != n {
@@ -161,8 +130,8 @@ fn go_json(v: &V, pretty: bool, escape_html: bool) -> String {
     }
 }
 
-fn yaml_value(text: &str) -> R<serde_json::Value> {
-    serde_yaml::from_str(text).map_err(|e| e.to_string())
+fn yaml_value(text: &str, budget: &Budget) -> R<serde_json::Value> {
+    crate::limits::parse_yaml(text, &budget.limits)
 }
 
 /// Go's `strings.Title`: upper-cases the first letter of each word.
@@ -236,14 +205,81 @@ fn merge_into(dst: &mut BTreeMap<String, V>, src: &BTreeMap<String, V>, overwrit
     }
 }
 
-/// Compiles a regular expression; sprig's plain variants treat a bad one as no match
-/// (`None`), the `must` variants fail.
-fn regex(name: &str, pattern: &V) -> R<Option<regex::Regex>> {
-    match regex::Regex::new(s(name, pattern)?) {
-        Ok(re) => Ok(Some(re)),
-        Err(e) if name.starts_with("must") => Err(format!("error calling {name}: {e}")),
-        Err(_) => Ok(None),
+/// Compiles a regular expression within the compiled-size limit; a bad one is an
+/// error in every regex function (sprig's plain variants panic, which Argo reports).
+fn regex(name: &str, pattern: &V, budget: &Budget) -> R<regex::Regex> {
+    let limit = budget.limits.regex_bytes;
+    regex::RegexBuilder::new(s(name, pattern)?)
+        .size_limit(limit)
+        .dfa_size_limit(limit)
+        .build()
+        .map_err(|e| match e {
+            regex::Error::CompiledTooBig(_) => format!(
+                "error calling {name}: the regular expression is {}",
+                Limit::RegexBytes.exceeded(&budget.limits)
+            ),
+            other => format!(
+                "error calling {name}: regexp: Compile({:?}): {}",
+                pattern.as_str().unwrap_or_default(),
+                other
+                    .to_string()
+                    .lines()
+                    .last()
+                    .unwrap_or_default()
+                    .trim()
+                    .trim_start_matches("error: ")
+            ),
+        })
+}
+
+/// A count or length argument, within [`Limits::count`](crate::limits::Limits::count).
+fn count(name: &str, v: &V, budget: &Budget) -> R<usize> {
+    let n = to_i64(v).max(0);
+    let n = usize::try_from(n).unwrap_or(usize::MAX);
+    budget
+        .check(Limit::Count, n)
+        .map_err(|e| format!("error calling {name}: {n} is {e}"))?;
+    Ok(n)
+}
+
+/// An error unless `len` bytes fit in one field.
+fn fits(name: &str, len: usize, budget: &Budget) -> R<()> {
+    budget
+        .check(Limit::FieldBytes, len)
+        .map_err(|e| format!("error calling {name}: the result would be {e}"))
+}
+
+/// Joins strings, stopping with an error past one field's limit.
+fn join_capped(name: &str, parts: impl Iterator<Item = String>, sep: &str, budget: &Budget) -> R<String> {
+    let mut out = String::new();
+    for (i, p) in parts.enumerate() {
+        if i > 0 {
+            out.push_str(sep);
+        }
+        out.push_str(&p);
+        fits(name, out.len(), budget)?;
     }
+    Ok(out)
+}
+
+/// `strings.ReplaceAll`, stopping with an error past one field's limit (an empty
+/// `old` inserts `new` between every character, so the result can be quadratic).
+fn replace_capped(name: &str, text: &str, old: &str, new: &str, budget: &Budget) -> R<String> {
+    let matches = if old.is_empty() {
+        text.chars().count() + 1
+    } else {
+        text.matches(old).count()
+    };
+    let len = (text.len() - matches.saturating_mul(old.len()).min(text.len()))
+        .saturating_add(matches.saturating_mul(new.len()));
+    fits(name, len, budget)?;
+    Ok(text.replace(old, new))
+}
+
+/// Checked integer arithmetic: an overflow is an error, never a wrapped number.
+fn checked(name: &str, v: Option<i64>) -> R<V> {
+    v.map(V::Int)
+        .ok_or_else(|| format!("error calling {name}: integer overflow"))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -341,7 +377,7 @@ fn parse_duration(s: &str) -> Option<i128> {
 }
 
 /// Go's `reflect.Kind` name of a value.
-fn kind_of(v: &V) -> &'static str {
+pub fn kind_of(v: &V) -> &'static str {
     match v {
         V::Missing | V::Nil => "invalid",
         V::Bool(_) => "bool",
@@ -354,8 +390,8 @@ fn kind_of(v: &V) -> &'static str {
     }
 }
 
-/// Calls function `name`.
-pub fn call(name: &str, args: Vec<V>) -> R<V> {
+/// Calls function `name` (its argument count already checked against the table).
+pub fn call(name: &str, args: Vec<V>, budget: &Budget) -> R<V> {
     // The `must` forms differ only in returning errors the plain forms swallow; these
     // plain forms never swallow one, so they are the same function here.
     let unmust: String;
@@ -428,7 +464,13 @@ pub fn call(name: &str, args: Vec<V>) -> R<V> {
         }
         "replace" => {
             want(name, a, 3)?;
-            str_v(s(name, &a[2])?.replace(s(name, &a[0])?, s(name, &a[1])?))
+            str_v(replace_capped(
+                name,
+                s(name, &a[2])?,
+                s(name, &a[0])?,
+                s(name, &a[1])?,
+                budget,
+            )?)
         }
         "trunc" => {
             want(name, a, 2)?;
@@ -468,31 +510,37 @@ pub fn call(name: &str, args: Vec<V>) -> R<V> {
             want(name, a, 2)?;
             V::Bool(s(name, &a[1])?.ends_with(s(name, &a[0])?))
         }
-        "quote" => str_v(
+        "quote" => str_v(join_capped(
+            name,
             a.iter()
                 .filter(|v| !matches!(v, V::Nil | V::Missing))
-                .map(|v| quote(&strval(v)))
-                .collect::<Vec<_>>()
-                .join(" "),
-        ),
-        "squote" => str_v(
+                .map(|v| quote(&strval(v))),
+            " ",
+            budget,
+        )?),
+        "squote" => str_v(join_capped(
+            name,
             a.iter()
                 .filter(|v| !matches!(v, V::Nil | V::Missing))
-                .map(|v| format!("'{}'", strval(v)))
-                .collect::<Vec<_>>()
-                .join(" "),
-        ),
-        "cat" => str_v(
+                .map(|v| format!("'{}'", strval(v))),
+            " ",
+            budget,
+        )?),
+        "cat" => str_v(join_capped(
+            name,
             a.iter()
                 .filter(|v| !matches!(v, V::Nil | V::Missing))
-                .map(strval)
-                .collect::<Vec<_>>()
-                .join(" "),
-        ),
+                .map(strval),
+            " ",
+            budget,
+        )?),
         "indent" | "nindent" => {
             want(name, a, 2)?;
-            let pad = " ".repeat(to_i64(&a[0]).max(0) as usize);
+            let width = count(name, &a[0], budget)?;
             let text = s(name, &a[1])?;
+            let lines = text.matches('\n').count() + 1;
+            fits(name, lines.saturating_mul(width + 1).saturating_add(text.len()), budget)?;
+            let pad = " ".repeat(width);
             let indented = format!("{pad}{}", text.replace('\n', &format!("\n{pad}")));
             str_v(if name == "nindent" {
                 format!("\n{indented}")
@@ -502,7 +550,10 @@ pub fn call(name: &str, args: Vec<V>) -> R<V> {
         }
         "repeat" => {
             want(name, a, 2)?;
-            str_v(s(name, &a[1])?.repeat(to_i64(&a[0]).max(0) as usize))
+            let n = count(name, &a[0], budget)?;
+            let text = s(name, &a[1])?;
+            fits(name, n.saturating_mul(text.len()), budget)?;
+            str_v(text.repeat(n))
         }
         "plural" => {
             want(name, a, 3)?;
@@ -655,12 +706,11 @@ pub fn call(name: &str, args: Vec<V>) -> R<V> {
             list_v(l)
         }
         "uniq" => {
-            let mut seen: Vec<String> = Vec::new();
+            let mut seen = std::collections::HashSet::new();
             let mut out = Vec::new();
             for v in list_of(name, &a[0])? {
                 let key = go_json(v, false, false) + v.type_name();
-                if !seen.contains(&key) {
-                    seen.push(key);
+                if seen.insert(key) {
                     out.push(v.clone());
                 }
             }
@@ -699,28 +749,28 @@ pub fn call(name: &str, args: Vec<V>) -> R<V> {
             l.sort();
             list_v(l.into_iter().map(str_v).collect())
         }
-        "until" => list_v((0..to_i64(&a[0]).max(0)).map(V::Int).collect()),
+        "until" => list_v((0..count(name, &a[0], budget)? as i64).map(V::Int).collect()),
         "untilStep" => {
             want(name, a, 3)?;
             let (start, stop, step) = (to_i64(&a[0]), to_i64(&a[1]), to_i64(&a[2]));
             let mut out = Vec::new();
-            let mut i = start;
-            while step != 0
-                && ((step > 0 && i < stop) || (step < 0 && i > stop))
-                && out.len() < 1_000_000
-            {
-                out.push(V::Int(i));
-                i += step;
+            let mut i = Some(start);
+            while let Some(x) = i.filter(|x| step != 0 && ((step > 0 && *x < stop) || (step < 0 && *x > stop))) {
+                out.push(V::Int(x));
+                budget
+                    .check(Limit::Count, out.len())
+                    .map_err(|e| format!("error calling {name}: the list would be {e}"))?;
+                i = x.checked_add(step);
             }
             list_v(out)
         }
-        "add" => V::Int(a.iter().map(to_i64).sum()),
-        "add1" => V::Int(to_i64(&a[0]) + 1),
+        "add" => checked(name, a.iter().map(to_i64).try_fold(0i64, |x, y| x.checked_add(y)))?,
+        "add1" => checked(name, to_i64(&a[0]).checked_add(1))?,
         "sub" => {
             want(name, a, 2)?;
-            V::Int(to_i64(&a[0]) - to_i64(&a[1]))
+            checked(name, to_i64(&a[0]).checked_sub(to_i64(&a[1])))?
         }
-        "mul" => V::Int(a.iter().map(to_i64).product()),
+        "mul" => checked(name, a.iter().map(to_i64).try_fold(1i64, |x, y| x.checked_mul(y)))?,
         "div" | "mod" => {
             want(name, a, 2)?;
             let d = to_i64(&a[1]);
@@ -729,11 +779,15 @@ pub fn call(name: &str, args: Vec<V>) -> R<V> {
                     "error calling {name}: runtime error: integer divide by zero"
                 ));
             }
-            V::Int(if name == "div" {
-                to_i64(&a[0]) / d
-            } else {
-                to_i64(&a[0]) % d
-            })
+            let n = to_i64(&a[0]);
+            checked(
+                name,
+                if name == "div" {
+                    n.checked_div(d)
+                } else {
+                    n.checked_rem(d)
+                },
+            )?
         }
         "max" => V::Int(a.iter().map(to_i64).max().ok_or("max needs an argument")?),
         "min" => V::Int(a.iter().map(to_i64).min().ok_or("min needs an argument")?),
@@ -758,12 +812,12 @@ pub fn call(name: &str, args: Vec<V>) -> R<V> {
                 .map(|y| y.trim_end_matches('\n').to_string())
                 .unwrap_or_default(),
         ),
-        "fromYaml" => match yaml_value(s(name, &a[0])?) {
+        "fromYaml" => match yaml_value(s(name, &a[0])?, budget) {
             Ok(v @ serde_json::Value::Object(_)) => V::from_json(&v),
             Ok(_) => V::Map(Rc::default()),
             Err(e) => V::Map(Rc::new(BTreeMap::from([("Error".to_string(), str_v(e))]))),
         },
-        "fromYamlArray" => match yaml_value(s(name, &a[0])?) {
+        "fromYamlArray" => match yaml_value(s(name, &a[0])?, budget) {
             Ok(v @ serde_json::Value::Array(_)) => V::from_json(&v),
             Ok(_) => list_v(vec![]),
             Err(e) => list_v(vec![str_v(e)]),
@@ -777,43 +831,49 @@ pub fn call(name: &str, args: Vec<V>) -> R<V> {
                 .unwrap_or_else(|| "illegal base64 data at input byte 0".into()),
         ),
         "normalize" => str_v(normalize(s(name, &a[0])?)),
+        // Argo's SlugifyName(args ...any): the last argument is the text, the first
+        // (of two or more) the maximum size, the second (of three or more) smart truncation;
+        // each must have its Go type (int, bool, string), as Argo's type assertions demand.
         "slugify" => {
-            let (text, max, smart) = match a.as_slice() {
-                [t] => (t, 50, true),
-                [m, t] => (t, to_i64(m) as usize, true),
-                [m, sm, t, ..] => (t, to_i64(m) as usize, sm.truthy()),
-                [] => return Err("wrong number of args for slugify: want at least 1 got 0".into()),
-            };
-            str_v(slugify(&strval(text), max, smart))
+            let (mut text, mut max, mut smart) = ("", 50usize, true);
+            for (i, arg) in a.iter().enumerate() {
+                let wrong = |want: &str| {
+                    format!(
+                        "error calling slugify: interface conversion: interface {{}} is {}, not {want}",
+                        arg.type_name()
+                    )
+                };
+                if i == a.len() - 1 {
+                    text = arg.as_str().ok_or_else(|| wrong("string"))?;
+                } else if i == 0 {
+                    let V::Int(n) = arg else { return Err(wrong("int")) };
+                    max = usize::try_from(*n).unwrap_or(0);
+                } else if i == 1 {
+                    let V::Bool(b) = arg else { return Err(wrong("bool")) };
+                    smart = *b;
+                }
+            }
+            str_v(slugify(text, max, smart))
         }
         "regexMatch" | "mustRegexMatch" => {
             want(name, a, 2)?;
-            match regex(name, &a[0])? {
-                Some(re) => V::Bool(re.is_match(s(name, &a[1])?)),
-                None => V::Bool(false),
-            }
+            V::Bool(regex(name, &a[0], budget)?.is_match(s(name, &a[1])?))
         }
         "regexFind" | "mustRegexFind" => {
             want(name, a, 2)?;
-            match regex(name, &a[0])? {
-                Some(re) => str_v(re.find(s(name, &a[1])?).map(|m| m.as_str()).unwrap_or("")),
-                None => str_v(""),
-            }
+            let re = regex(name, &a[0], budget)?;
+            str_v(re.find(s(name, &a[1])?).map(|m| m.as_str()).unwrap_or(""))
         }
         "regexFindAll" | "mustRegexFindAll" => {
             want(name, a, 3)?;
             let n = to_i64(&a[2]);
-            match regex(name, &a[0])? {
-                Some(re) => {
-                    let all = re.find_iter(s(name, &a[1])?).map(|m| str_v(m.as_str()));
-                    list_v(if n < 0 {
-                        all.collect()
-                    } else {
-                        all.take(n as usize).collect()
-                    })
-                }
-                None => list_v(vec![]),
-            }
+            let re = regex(name, &a[0], budget)?;
+            let all = re.find_iter(s(name, &a[1])?).map(|m| str_v(m.as_str()));
+            list_v(if n < 0 {
+                all.collect()
+            } else {
+                all.take(n as usize).collect()
+            })
         }
         "regexReplaceAll"
         | "mustRegexReplaceAll"
@@ -821,23 +881,35 @@ pub fn call(name: &str, args: Vec<V>) -> R<V> {
         | "mustRegexReplaceAllLiteral" => {
             want(name, a, 3)?;
             let text = s(name, &a[1])?;
-            match regex(name, &a[0])? {
-                Some(re) if name.ends_with("Literal") => str_v(
-                    re.replace_all(text, regex::NoExpand(s(name, &a[2])?))
-                        .into_owned(),
-                ),
-                Some(re) => str_v(re.replace_all(text, s(name, &a[2])?).into_owned()),
-                None => str_v(text),
+            let re = regex(name, &a[0], budget)?;
+            let repl = s(name, &a[2])?;
+            let literal = name.ends_with("Literal");
+            // Built match by match, so a replacement cannot grow past one field.
+            let mut out = String::new();
+            let mut last = 0;
+            for caps in re.captures_iter(text) {
+                let Some(m) = caps.get(0) else { continue };
+                out.push_str(&text[last..m.start()]);
+                if literal {
+                    out.push_str(repl);
+                } else {
+                    caps.expand(repl, &mut out);
+                }
+                last = m.end();
+                fits(name, out.len(), budget)?;
             }
+            out.push_str(&text[last..]);
+            str_v(out)
         }
         "regexSplit" | "mustRegexSplit" => {
             want(name, a, 3)?;
             let n = to_i64(&a[2]);
             let text = s(name, &a[1])?;
-            match regex(name, &a[0])? {
-                Some(re) if n < 0 => list_v(re.split(text).map(str_v).collect()),
-                Some(re) => list_v(re.splitn(text, n as usize).map(str_v).collect()),
-                None => list_v(vec![]),
+            let re = regex(name, &a[0], budget)?;
+            if n < 0 {
+                list_v(re.split(text).map(str_v).collect())
+            } else {
+                list_v(re.splitn(text, n as usize).map(str_v).collect())
             }
         }
         "regexQuoteMeta" => {
@@ -859,29 +931,33 @@ pub fn call(name: &str, args: Vec<V>) -> R<V> {
             str_v(hex(&sha2::Sha256::digest(strval(&a[0]).as_bytes())))
         }
         "adler32sum" => str_v(adler32(strval(&a[0]).as_bytes()).to_string()),
+        // sprig's seq: one to three ints; none or more than three give "".
         "seq" => {
             let n: Vec<i64> = a.iter().map(to_i64).collect();
             let (start, step, end) = match n.as_slice() {
                 [e] => (1, if *e >= 1 { 1 } else { -1 }, *e),
                 [st, e] => (*st, if e >= st { 1 } else { -1 }, *e),
                 [st, sp, e] => (*st, *sp, *e),
-                _ => {
-                    return Err(format!(
-                        "wrong number of args for seq: want 1 to 3 got {}",
-                        a.len()
-                    ))
-                }
+                _ => return Ok(str_v("")),
             };
-            let mut out = Vec::new();
-            let mut i = start;
-            while step != 0
-                && ((step > 0 && i <= end) || (step < 0 && i >= end))
-                && out.len() < 1_000_000
+            let mut out = String::new();
+            let mut items = 0usize;
+            let mut i = Some(start);
+            while let Some(x) =
+                i.filter(|x| step != 0 && ((step > 0 && *x <= end) || (step < 0 && *x >= end)))
             {
-                out.push(i.to_string());
-                i += step;
+                if items > 0 {
+                    out.push(' ');
+                }
+                out.push_str(&x.to_string());
+                items += 1;
+                budget
+                    .check(Limit::Count, items)
+                    .map_err(|e| format!("error calling {name}: the sequence would be {e}"))?;
+                fits(name, out.len(), budget)?;
+                i = x.checked_add(step);
             }
-            str_v(out.join(" "))
+            str_v(out)
         }
         "wrap" | "wrapWith" => {
             let (width, sep, text) = match (name, a.as_slice()) {
@@ -889,6 +965,8 @@ pub fn call(name: &str, args: Vec<V>) -> R<V> {
                 ("wrapWith", [w, sep, t]) => (to_i64(w), s(name, sep)?, s(name, t)?),
                 _ => return Err(format!("wrong number of args for {name}")),
             };
+            let breaks = text.bytes().filter(|b| *b == b' ' || *b == b'\n').count() + 1;
+            fits(name, text.len().saturating_add(breaks.saturating_mul(sep.len())), budget)?;
             str_v(word_wrap(text, width.max(1) as usize, sep))
         }
         "semver" => {
@@ -938,7 +1016,8 @@ pub fn call(name: &str, args: Vec<V>) -> R<V> {
                 "randNumeric" => (b'0'..=b'9').collect(),
                 _ => (b' '..=b'~').collect(),
             };
-            let n = to_i64(&a[0]).clamp(0, 1 << 20) as usize;
+            let n = count(name, &a[0], budget)?;
+            fits(name, n, budget)?;
             let bytes = random_bytes(n)?;
             str_v(
                 bytes
@@ -1161,12 +1240,15 @@ pub fn call(name: &str, args: Vec<V>) -> R<V> {
                 format!("{}...", text.chars().take(w - 3).collect::<String>())
             })
         }
+        "mustFromJson" => serde_json::from_str(s(name, &a[0])?)
+            .map(|v| V::from_json(&v))
+            .map_err(|e| format!("error calling {name}: {e}"))?,
         "fromJsonArray" => match serde_json::from_str(s(name, &a[0])?) {
             Ok(v @ serde_json::Value::Array(_)) => V::from_json(&v),
             _ => list_v(vec![]),
         },
         "toDecimal" => V::Int(i64::from_str_radix(&strval(&a[0]), 8).unwrap_or(0)),
-        other if NOT_YET.contains(&other) => {
+        other if super::table::lookup(other).is_some_and(|f| !f.supported) => {
             return Err(format!("function {other:?} is not supported by prism"))
         }
         other => return Err(format!("function {other:?} not defined")),

@@ -12,11 +12,13 @@ mod funcs;
 mod parse;
 mod printf;
 pub mod semver;
+pub mod table;
 pub mod time;
 mod value;
 
 pub use value::V;
 
+use crate::limits::{Budget, Limits};
 use crate::params::ParamSet;
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -28,18 +30,19 @@ pub struct GoTemplate {
 }
 
 impl GoTemplate {
-    /// Parses `source`; errors say `line:col: message`.
-    pub fn parse(source: &str) -> Result<GoTemplate, String> {
-        parse::parse(source)
+    /// Parses `source` within `limits` (nesting depth); errors say `line:col: message`.
+    pub fn parse(source: &str, limits: &Limits) -> Result<GoTemplate, String> {
+        parse::parse(source, limits)
             .map(|tree| GoTemplate {
                 tree: Rc::new(tree),
             })
             .map_err(|e| format!("{}:{}: {}", e.pos.line, e.pos.col, e.message))
     }
 
-    /// Executes with `data` as `.`; `missing_error` is `missingkey=error`.
-    pub fn execute(&self, data: &V, missing_error: bool) -> Result<String, String> {
-        exec::Exec::run(&self.tree, data.clone(), missing_error).map_err(|e| {
+    /// Executes with `data` as `.`; `missing_error` is `missingkey=error`. Steps and
+    /// sizes are paid from `budget`.
+    pub fn execute(&self, data: &V, missing_error: bool, budget: &Budget) -> Result<String, String> {
+        exec::Exec::run(&self.tree, data.clone(), missing_error, budget).map_err(|e| {
             format!(
                 "{}:{}: executing at <{}>: {}",
                 e.pos.line, e.pos.col, e.action, e.message
@@ -61,13 +64,14 @@ impl Cache {
         source: &str,
         data: &V,
         missing_error: bool,
+        budget: &Budget,
     ) -> Result<String, String> {
         if !self.templates.contains_key(source) {
-            let t = GoTemplate::parse(source)?;
+            let t = GoTemplate::parse(source, &budget.limits)?;
             self.templates.insert(source.to_string(), t);
         }
         match self.templates.get(source) {
-            Some(t) => t.execute(data, missing_error),
+            Some(t) => t.execute(data, missing_error, budget),
             None => Err("template cache lost an entry".into()),
         }
     }

@@ -4,7 +4,9 @@
 //! token stream parsed by recursive descent. `define` and `block` bodies are collected
 //! into a name → tree map, as Go's parser does.
 
+use super::table;
 use super::value::V;
+use crate::limits::{Limit, Limits};
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -56,7 +58,7 @@ pub struct Pipe {
     /// Where the action starts.
     pub pos: Pos,
     /// The action's source text, for error messages.
-    pub text: String,
+    pub text: Rc<str>,
     /// Declared or assigned variables.
     pub decls: Vec<String>,
     /// `=` rather than `:=`.
@@ -109,13 +111,16 @@ pub struct Tree {
     pub defines: HashMap<String, Rc<List>>,
 }
 
-/// Parses `src`.
-pub fn parse(src: &str) -> Result<Tree, ParseError> {
+/// Parses `src`; nesting deeper than `limits.depth` is an error, never a deep recursion.
+pub fn parse(src: &str, limits: &Limits) -> Result<Tree, ParseError> {
     let items = split(src)?;
     let mut p = Parser {
         items,
         i: 0,
         defines: HashMap::new(),
+        depth: 0,
+        range_depth: 0,
+        limits: *limits,
     };
     let (root, end) = p.list()?;
     if let Some((pos, kw)) = end {
@@ -137,16 +142,29 @@ enum Item {
     Action(Pos, String),
 }
 
-fn pos_at(src: &str, offset: usize) -> Pos {
-    let before = &src[..offset];
-    let line = before.matches('\n').count() + 1;
-    let col = before
-        .rsplit('\n')
-        .next()
-        .map(|l| l.chars().count())
-        .unwrap_or(0)
-        + 1;
-    Pos { line, col }
+/// Line and column of offsets visited in increasing order, in one pass over the source.
+struct Positions<'a> {
+    src: &'a str,
+    offset: usize,
+    line: usize,
+    line_start: usize,
+}
+
+impl Positions<'_> {
+    fn at(&mut self, offset: usize) -> Pos {
+        let seen = &self.src[self.offset..offset];
+        for (i, b) in seen.bytes().enumerate() {
+            if b == b'\n' {
+                self.line += 1;
+                self.line_start = self.offset + i + 1;
+            }
+        }
+        self.offset = offset;
+        Pos {
+            line: self.line,
+            col: self.src[self.line_start..offset].chars().count() + 1,
+        }
+    }
 }
 
 /// Splits the source into text and actions, applying `{{-` / `-}}` trimming and dropping comments.
@@ -154,6 +172,12 @@ fn split(src: &str) -> Result<Vec<Item>, ParseError> {
     let mut items = Vec::new();
     let mut rest = 0;
     let mut trim_next = false;
+    let mut positions = Positions {
+        src,
+        offset: 0,
+        line: 1,
+        line_start: 0,
+    };
     while let Some(found) = src[rest..].find("{{") {
         let start = rest + found;
         let mut text = &src[rest..start];
@@ -172,7 +196,7 @@ fn split(src: &str) -> Result<Vec<Item>, ParseError> {
         if !text.is_empty() {
             items.push(Item::Text(text.to_string()));
         }
-        let pos = pos_at(src, start);
+        let pos = positions.at(start);
         // Find the closing delimiter, skipping quoted strings and comments.
         let end = find_close(src, inner_start).ok_or_else(|| ParseError {
             pos,
@@ -441,6 +465,11 @@ struct Parser {
     items: Vec<Item>,
     i: usize,
     defines: HashMap<String, Rc<List>>,
+    /// Nesting of control structures around the current list.
+    depth: usize,
+    /// How many `range` bodies enclose the current list (`break`/`continue` need one).
+    range_depth: usize,
+    limits: Limits,
 }
 
 /// What ended a list: `end`, `else` (with the rest of the action), or nothing.
@@ -466,6 +495,12 @@ impl Parser {
                             ))
                         }
                         "if" | "range" | "with" => nodes.push(self.control(pos, &kw, &rest)?),
+                        "define" if self.depth > 0 => {
+                            return Err(ParseError {
+                                pos,
+                                message: "unexpected <define> in command".into(),
+                            })
+                        }
                         "define" | "block" => {
                             let toks = lex(pos, &rest)?;
                             let Some(Tok::Str(name)) = toks.first().cloned() else {
@@ -474,7 +509,11 @@ impl Parser {
                                     message: format!("{kw} needs a quoted template name"),
                                 });
                             };
+                            self.enter(pos)?;
+                            let ranges = std::mem::take(&mut self.range_depth);
                             let (body, end) = self.list()?;
+                            self.range_depth = ranges;
+                            self.depth -= 1;
                             match end {
                                 Some((_, e)) if e == "end" => {}
                                 _ => {
@@ -487,7 +526,7 @@ impl Parser {
                             self.defines.insert(name.clone(), Rc::new(body));
                             if kw == "block" {
                                 let pipe = if toks.len() > 1 {
-                                    Some(pipe_of(pos, &rest, &toks[1..])?)
+                                    Some(pipe_of(pos, &rest, &toks[1..], &self.limits)?)
                                 } else {
                                     None
                                 };
@@ -503,17 +542,41 @@ impl Parser {
                                 });
                             };
                             let pipe = if toks.len() > 1 {
-                                Some(pipe_of(pos, &rest, &toks[1..])?)
+                                Some(pipe_of(pos, &rest, &toks[1..], &self.limits)?)
                             } else {
                                 None
                             };
                             nodes.push(Node::Template(pos, name, pipe));
                         }
-                        "break" => nodes.push(Node::Break),
-                        "continue" => nodes.push(Node::Continue),
+                        "break" | "continue" => {
+                            if self.range_depth == 0 {
+                                return Err(ParseError {
+                                    pos,
+                                    message: format!("{{{{{kw}}}}} outside {{{{range}}}}"),
+                                });
+                            }
+                            if !rest.is_empty() {
+                                return Err(ParseError {
+                                    pos,
+                                    message: format!("unexpected {rest:?} in {{{{{kw}}}}}"),
+                                });
+                            }
+                            nodes.push(if kw == "break" {
+                                Node::Break
+                            } else {
+                                Node::Continue
+                            });
+                        }
                         _ => {
                             let toks = lex(pos, &src)?;
-                            nodes.push(Node::Action(pipe_of(pos, &src, &toks)?));
+                            let pipe = pipe_of(pos, &src, &toks, &self.limits)?;
+                            if pipe.cmds.is_empty() {
+                                return Err(ParseError {
+                                    pos,
+                                    message: "missing value for command".into(),
+                                });
+                            }
+                            nodes.push(Node::Action(pipe));
                         }
                     }
                 }
@@ -522,16 +585,42 @@ impl Parser {
         Ok((nodes, None))
     }
 
+    /// One level deeper; an error past the depth limit.
+    fn enter(&mut self, pos: Pos) -> Result<(), ParseError> {
+        self.depth += 1;
+        if self.depth > self.limits.depth {
+            return Err(ParseError {
+                pos,
+                message: Limit::Depth.exceeded(&self.limits),
+            });
+        }
+        Ok(())
+    }
+
     fn control(&mut self, pos: Pos, kw: &str, rest: &str) -> Result<Node, ParseError> {
+        self.enter(pos)?;
+        let node = self.control_body(pos, kw, rest);
+        self.depth -= 1;
+        node
+    }
+
+    fn control_body(&mut self, pos: Pos, kw: &str, rest: &str) -> Result<Node, ParseError> {
         let toks = lex(pos, rest)?;
-        let pipe = pipe_of(pos, rest, &toks)?;
+        let pipe = pipe_of(pos, rest, &toks, &self.limits)?;
         if pipe.cmds.is_empty() {
             return Err(ParseError {
                 pos,
                 message: format!("missing value for {kw}"),
             });
         }
-        let (body, end) = self.list()?;
+        if kw == "range" {
+            self.range_depth += 1;
+        }
+        let body = self.list();
+        if kw == "range" {
+            self.range_depth -= 1;
+        }
+        let (body, end) = body?;
         let else_list = match end {
             Some((_, e)) if e == "end" => None,
             Some((epos, e)) if e == "else" => {
@@ -574,7 +663,28 @@ impl Parser {
     }
 }
 
-fn pipe_of(pos: Pos, text: &str, toks: &[Tok]) -> Result<Pipe, ParseError> {
+fn pipe_of(pos: Pos, text: &str, toks: &[Tok], limits: &Limits) -> Result<Pipe, ParseError> {
+    // Parentheses nest by recursion below: refuse deep nesting before descending.
+    let mut depth = 0usize;
+    for t in toks {
+        match t {
+            Tok::LParen => {
+                depth += 1;
+                if depth > limits.depth {
+                    return Err(ParseError {
+                        pos,
+                        message: Limit::Depth.exceeded(limits),
+                    });
+                }
+            }
+            Tok::RParen => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    pipe_at(pos, text, toks)
+}
+
+fn pipe_at(pos: Pos, text: &str, toks: &[Tok]) -> Result<Pipe, ParseError> {
     let err = |m: &str| ParseError {
         pos,
         message: m.to_string(),
@@ -624,13 +734,52 @@ fn pipe_of(pos: Pos, text: &str, toks: &[Tok]) -> Result<Pipe, ParseError> {
     } else if !cmds.is_empty() {
         return Err(err("missing command after |"));
     }
+    if cmds.is_empty() && !decls.is_empty() {
+        return Err(err("missing value for command"));
+    }
+    check_calls(pos, &cmds)?;
     Ok(Pipe {
         pos,
-        text: text.to_string(),
+        text: text.into(),
         decls,
         assign,
         cmds,
     })
+}
+
+/// Go's parse-time checks of a pipeline, and every call's argument count against the
+/// function table (Go checks that when executing; Prism as soon as it can).
+fn check_calls(pos: Pos, cmds: &[Vec<Arg>]) -> Result<(), ParseError> {
+    let err = |message: String| ParseError { pos, message };
+    for (stage, cmd) in cmds.iter().enumerate() {
+        let piped = usize::from(stage > 0);
+        match cmd.first() {
+            Some(Arg::Ident(name)) => check_call(name, cmd.len() - 1 + piped).map_err(err)?,
+            Some(Arg::Nil) => return Err(err("nil is not a command".into())),
+            Some(Arg::Const(_) | Arg::Field(_)) if stage > 0 && cmd.len() == 1 => {
+                return Err(err(format!(
+                    "non executable command in pipeline stage {}",
+                    stage + 1
+                )))
+            }
+            _ => {}
+        }
+        for arg in cmd.iter().skip(1) {
+            if let Arg::Ident(name) = arg {
+                check_call(name, 0).map_err(err)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether `name` is a function that takes `args` arguments.
+pub fn check_call(name: &str, args: usize) -> Result<(), String> {
+    let f = table::lookup(name).ok_or_else(|| format!("function {name:?} not defined"))?;
+    if !f.arity.accepts(args) {
+        return Err(f.arity.error(name, args));
+    }
+    Ok(())
 }
 
 fn operand(pos: Pos, toks: &[Tok], i: usize) -> Result<(Arg, usize), ParseError> {
@@ -684,7 +833,7 @@ fn operand(pos: Pos, toks: &[Tok], i: usize) -> Result<(Arg, usize), ParseError>
                 }
                 j += 1;
             }
-            let inner = pipe_of(pos, "", &toks[i + 1..j])?;
+            let inner = pipe_at(pos, "", &toks[i + 1..j])?;
             if inner.cmds.is_empty() {
                 return Err(err("missing value in parentheses".into()));
             }

@@ -10,22 +10,63 @@ fn plain(v: &V) -> String {
     }
 }
 
-/// `fmt.Sprint`: operands joined, with a space between two operands when neither is a string.
-pub fn sprint(args: &[V]) -> String {
+/// An error once `out` is longer than `cap` bytes (one field's limit).
+fn capped(out: &str, cap: usize) -> Result<(), String> {
+    if out.len() > cap {
+        return Err(format!(
+            "the formatted text is over the limit of {cap} bytes in one templated field \
+             (an admin can raise it with --max-field-bytes)"
+        ));
+    }
+    Ok(())
+}
+
+/// `fmt.Sprint`: operands joined, with a space between two operands when neither is a
+/// string; at most `cap` bytes.
+pub fn sprint(args: &[V], cap: usize) -> Result<String, String> {
     let mut out = String::new();
     for (i, a) in args.iter().enumerate() {
         if i > 0 && !matches!(a, V::Str(_)) && !matches!(args[i - 1], V::Str(_)) {
             out.push(' ');
         }
-        out.push_str(&plain(a));
+        match a {
+            V::Str(s) => out.push_str(s),
+            other => out.push_str(&plain(other)),
+        }
+        capped(&out, cap)?;
     }
-    out
+    Ok(out)
 }
 
-/// `fmt.Sprintln`: operands joined by spaces, then a newline.
-pub fn sprintln(args: &[V]) -> String {
-    let mut s = args.iter().map(plain).collect::<Vec<_>>().join(" ");
-    s.push('\n');
+/// `fmt.Sprintln`: operands joined by spaces, then a newline; at most `cap` bytes.
+pub fn sprintln(args: &[V], cap: usize) -> Result<String, String> {
+    let mut out = String::new();
+    for (i, a) in args.iter().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        out.push_str(&plain(a));
+        capped(&out, cap)?;
+    }
+    out.push('\n');
+    Ok(out)
+}
+
+/// Go's fmt refuses widths and precisions over a million (`%!(BADWIDTH)`).
+const FMT_MAX: usize = 1_000_000;
+
+/// Past this many fractional digits a float64's decimal expansion is all zeros.
+const EXACT_DIGITS: usize = 1100;
+
+/// `{f:.prec$}` for any precision (Rust's formatter takes at most 65,535).
+fn fixed(f: f64, prec: usize) -> String {
+    if prec <= EXACT_DIGITS {
+        return format!("{f:.prec$}");
+    }
+    let mut s = format!("{f:.EXACT_DIGITS$}");
+    if f.is_finite() {
+        s.extend(std::iter::repeat_n('0', prec - EXACT_DIGITS));
+    }
     s
 }
 
@@ -57,7 +98,13 @@ pub fn quote(s: &str) -> String {
 }
 
 fn exp_form(f: f64, prec: usize, upper: bool) -> String {
-    let s = format!("{f:.prec$e}");
+    let exact = prec.min(EXACT_DIGITS);
+    let mut s = format!("{f:.exact$e}");
+    if prec > exact && f.is_finite() {
+        if let Some(e) = s.find('e') {
+            s.insert_str(e, &"0".repeat(prec - exact));
+        }
+    }
     let (m, e) = s.split_once('e').unwrap_or((&s, "0"));
     let e: i32 = e.parse().unwrap_or(0);
     let out = format!("{m}e{}{:02}", if e < 0 { '-' } else { '+' }, e.abs());
@@ -70,7 +117,8 @@ fn exp_form(f: f64, prec: usize, upper: bool) -> String {
 
 /// `fmt.Sprintf` with Go's common verbs (`v s d f e g x X o b c q t T %`), flags
 /// (`-+ 0#`), width and precision; mismatches print as Go does (`%!d(string=x)`).
-pub fn sprintf(format: &str, args: &[V]) -> String {
+/// At most `cap` bytes.
+pub fn sprintf(format: &str, args: &[V], cap: usize) -> Result<String, String> {
     let mut out = String::new();
     let chars: Vec<char> = format.chars().collect();
     let mut i = 0;
@@ -96,32 +144,30 @@ pub fn sprintf(format: &str, args: &[V]) -> String {
             }
             i += 1;
         }
-        let mut width = None;
-        let start = i;
-        while i < chars.len() && chars[i].is_ascii_digit() {
-            i += 1;
-        }
-        if i > start {
-            width = chars[start..i]
-                .iter()
-                .collect::<String>()
-                .parse::<usize>()
-                .ok();
+        let number = |i: &mut usize| -> Option<usize> {
+            let start = *i;
+            let mut n: usize = 0;
+            while *i < chars.len() && chars[*i].is_ascii_digit() {
+                n = n
+                    .saturating_mul(10)
+                    .saturating_add(chars[*i] as usize - '0' as usize);
+                *i += 1;
+            }
+            (*i > start).then_some(n)
+        };
+        let mut width = number(&mut i);
+        if width.is_some_and(|w| w > FMT_MAX) {
+            out.push_str("%!(BADWIDTH)");
+            width = None;
         }
         let mut prec = None;
         if i < chars.len() && chars[i] == '.' {
             i += 1;
-            let s = i;
-            while i < chars.len() && chars[i].is_ascii_digit() {
-                i += 1;
+            prec = Some(number(&mut i).unwrap_or(0));
+            if prec.is_some_and(|p| p > FMT_MAX) {
+                out.push_str("%!(BADPREC)");
+                prec = None;
             }
-            prec = Some(
-                chars[s..i]
-                    .iter()
-                    .collect::<String>()
-                    .parse::<usize>()
-                    .unwrap_or(0),
-            );
         }
         let Some(&verb) = chars.get(i) else {
             out.push_str("%!(NOVERB)");
@@ -169,7 +215,7 @@ pub fn sprintf(format: &str, args: &[V]) -> String {
             ('b', V::Int(n)) => format!("{n:b}"),
             ('x', V::Str(s)) => s.bytes().map(|b| format!("{b:02x}")).collect(),
             ('X', V::Str(s)) => s.bytes().map(|b| format!("{b:02X}")).collect(),
-            ('f' | 'F', V::Float(f)) => sign(format!("{:.*}", prec.unwrap_or(6), f), *f < 0.0),
+            ('f' | 'F', V::Float(f)) => sign(fixed(*f, prec.unwrap_or(6)), *f < 0.0),
             ('e' | 'E', V::Float(f)) => {
                 sign(exp_form(*f, prec.unwrap_or(6), verb == 'E'), *f < 0.0)
             }
@@ -199,6 +245,7 @@ pub fn sprintf(format: &str, args: &[V]) -> String {
             }
             _ => out.push_str(&body),
         }
+        capped(&out, cap)?;
     }
     if next < args.len() {
         let extra: Vec<String> = args[next..]
@@ -207,5 +254,6 @@ pub fn sprintf(format: &str, args: &[V]) -> String {
             .collect();
         out.push_str(&format!("%!(EXTRA {})", extra.join(", ")));
     }
-    out
+    capped(&out, cap)?;
+    Ok(out)
 }

@@ -130,3 +130,53 @@ fn format_inner(v: &V) -> String {
         V::Time(t) => t.go_string(),
     }
 }
+
+/// Checks a value a template function built: at most `Limits::count` elements in any
+/// list or map, an expanded size (elements plus string bytes, shared parts counted
+/// each time they appear, as printing them would) within `Limits::application_bytes`,
+/// and nesting within twice `Limits::depth`. The walk is paid for in steps and stops
+/// at the first limit, so a value doubled by sharing cannot make it run long.
+pub fn weigh(v: &V, budget: &crate::limits::Budget) -> Result<(), String> {
+    use crate::limits::Limit;
+    let limits = &budget.limits;
+    let max_depth = limits.depth.saturating_mul(2);
+    let max_weight = limits.application_bytes as u64;
+    let mut weight: u64 = 0;
+    let mut visited: u64 = 0;
+    let mut stack: Vec<(&V, usize)> = vec![(v, 1)];
+    while let Some((v, depth)) = stack.pop() {
+        visited += 1;
+        weight += 1;
+        match v {
+            V::Str(s) => weight += s.len() as u64,
+            V::List(l) => {
+                budget.check(Limit::Count, l.len())?;
+                if depth > max_depth {
+                    return Err(format!("a value nested deeper than {max_depth} levels: {}", Limit::Depth.exceeded(limits)));
+                }
+                stack.extend(l.iter().map(|x| (x, depth + 1)));
+            }
+            V::Map(m) => {
+                budget.check(Limit::Count, m.len())?;
+                if depth > max_depth {
+                    return Err(format!("a value nested deeper than {max_depth} levels: {}", Limit::Depth.exceeded(limits)));
+                }
+                for (k, x) in m.iter() {
+                    weight += k.len() as u64;
+                    stack.push((x, depth + 1));
+                }
+            }
+            _ => {}
+        }
+        if weight > max_weight {
+            return Err(format!(
+                "a value built by the template: {}",
+                Limit::ApplicationBytes.exceeded(limits)
+            ));
+        }
+        if visited % 1024 == 0 {
+            budget.step(1024)?;
+        }
+    }
+    budget.step(visited % 1024)
+}
