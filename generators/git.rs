@@ -205,8 +205,8 @@ impl GitGenerator {
             let bytes = repo
                 .read(file)
                 .map_err(|e| read_error(path, &self.repo_url, &self.revision, e))?;
-            let objects =
-                parse_objects(&bytes).map_err(|m| parse_error(path, &self.repo_url, file, m))?;
+            let objects = parse_objects(&bytes, &ctx.options.limits)
+                .map_err(|m| parse_error(path, &self.repo_url, file, m))?;
             for object in objects {
                 let mut params = ParamSet::new();
                 match ctx.shape() {
@@ -230,10 +230,13 @@ impl GitGenerator {
 
 /// Reads a git file as Argo does: a list of mappings (one parameter set each; an empty
 /// list or an empty file gives one empty set) or a single mapping.
-pub fn parse_objects(bytes: &[u8]) -> Result<Vec<ParamSet>, String> {
+pub fn parse_objects(
+    bytes: &[u8],
+    limits: &crate::limits::Limits,
+) -> Result<Vec<ParamSet>, String> {
     let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_string())?;
-    let value: Value =
-        serde_yaml::from_str(text).map_err(|e| format!("not valid YAML or JSON: {e}"))?;
+    let value: Value = crate::limits::parse_yaml(text, limits)
+        .map_err(|e| format!("not valid YAML or JSON: {e}"))?;
     match value {
         Value::Null => Ok(vec![ParamSet::new()]),
         Value::Object(m) => Ok(vec![m]),

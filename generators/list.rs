@@ -42,12 +42,13 @@ impl ListGenerator {
             .as_deref()
             .filter(|y| !y.trim().is_empty())
         {
-            let items: Vec<ParamSet> = serde_yaml::from_str(yaml).map_err(|e| {
-                Error::invalid(
-                    format!("{path}.elementsYaml"),
-                    format!("must be a YAML list of mappings: {e}"),
-                )
-            })?;
+            let items: Vec<ParamSet> = crate::limits::parse_yaml(yaml, &ctx.options.limits)
+                .map_err(|e| {
+                    Error::invalid(
+                        format!("{path}.elementsYaml"),
+                        format!("must be a YAML list of mappings: {e}"),
+                    )
+                })?;
             out.extend(items);
         }
         Ok(out)

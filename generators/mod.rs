@@ -239,7 +239,13 @@ impl GeneratorNode {
         let gen_path = format!("{path}.{key}");
         let mut body = match obj.get(key) {
             Some(Value::Object(m)) => m.clone(),
-            Some(Value::Null) | None => Map::new(),
+            // Argo CD reads a null generator as no generator at all ("unrecognized generators").
+            Some(Value::Null) | None => {
+                return Err(Error::invalid(
+                    &gen_path,
+                    format!("is null, so Argo CD sees no generator here; write its fields, e.g. `{key}: {{...}}`"),
+                ))
+            }
             Some(_) => return Err(Error::invalid(&gen_path, "must be a mapping")),
         };
         let template = body.remove("template").filter(|t| !t.is_null());
@@ -345,11 +351,9 @@ pub fn interpolate(
                     match ctx.renderer.render_go(t, &data, true) {
                         Ok(r) => Value::String(r),
                         Err(e) if is_missing_key(&e) => v,
-                        Err(e) => {
-                            return Err(fail(format!(
-                                "field {key}.values.{k}: failed to pre-resolve Values key {k:?}: {e}"
-                            )))
-                        }
+                        Err(e) => return Err(fail(format!(
+                            "field {key}.values.{k}: failed to pre-resolve Values key {k:?}: {e}"
+                        ))),
                     }
                 }
                 _ => v,

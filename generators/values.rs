@@ -122,8 +122,8 @@ impl ValuesGenerator {
         let mut sets = Vec::with_capacity(found.len());
         for (dir, _, env, file) in found {
             let bytes = repo.read(file).map_err(read_error)?;
-            let values =
-                parse_values(&bytes).map_err(|m| parse_error(path, &self.repo_url, file, m))?;
+            let values = parse_values(&bytes, &ctx.options.limits)
+                .map_err(|m| parse_error(path, &self.repo_url, file, m))?;
             let base_file = if dir == "." {
                 "values.yaml".to_string()
             } else {
@@ -165,9 +165,9 @@ impl ValuesGenerator {
     }
 }
 
-fn parse_values(bytes: &[u8]) -> Result<ParamSet, String> {
+fn parse_values(bytes: &[u8], limits: &crate::limits::Limits) -> Result<ParamSet, String> {
     let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_string())?;
-    match serde_yaml::from_str::<Value>(text) {
+    match crate::limits::parse_yaml::<Value>(text, limits) {
         Ok(Value::Object(m)) => Ok(m),
         Ok(Value::Null) => Ok(ParamSet::new()),
         Ok(_) => Err("a values file must be a YAML mapping".to_string()),

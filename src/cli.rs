@@ -9,7 +9,7 @@ use crate::sources::{LocalSources, RevisionChoice};
 use crate::CliError;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use prism_engine::generators::git::FileGlobbing;
-use prism_engine::{render, RenderOptions, Rendered, Sources};
+use prism_engine::{render, Limits, RenderOptions, Rendered, Sources};
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
@@ -121,6 +121,63 @@ pub struct EngineArgs {
     /// A docker config.json with registry credentials (`auths`).
     #[arg(long, value_name = "FILE")]
     pub registry_auth: Option<PathBuf>,
+    /// What one ApplicationSet render may cost.
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// The admin's limits on untrusted specs (see the README's Limits section); a spec
+/// cannot raise them.
+#[derive(Debug, Args, Clone)]
+pub struct LimitArgs {
+    /// Bytes one templated field may have.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().field_bytes)]
+    pub max_field_bytes: usize,
+    /// Templated bytes one Application may have, all fields together.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().application_bytes)]
+    pub max_application_bytes: usize,
+    /// Template execution steps in one ApplicationSet render.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().steps)]
+    pub max_template_steps: u64,
+    /// Parameter sets one ApplicationSet may produce.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().parameter_sets)]
+    pub max_parameter_sets: usize,
+    /// Nesting depth of templates (control structures, parentheses, `template` calls).
+    #[arg(long, value_name = "N", default_value_t = Limits::default().depth)]
+    pub max_template_depth: usize,
+    /// Compiled size of one regular expression in a template, in bytes.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().regex_bytes)]
+    pub max_regex_bytes: usize,
+    /// Count and length arguments of template functions (repeat, until, seq, indent, printf widths).
+    #[arg(long, value_name = "N", default_value_t = Limits::default().count)]
+    pub max_template_count: usize,
+    /// Bytes of one YAML or JSON document.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().yaml_bytes)]
+    pub max_yaml_bytes: usize,
+    /// Nesting depth of one YAML or JSON document.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().yaml_depth)]
+    pub max_yaml_depth: usize,
+    /// Bytes of one file Prism reads (specs, clusters, plugins, settings, repository files).
+    #[arg(long, value_name = "N", default_value_t = Limits::default().file_bytes)]
+    pub max_file_bytes: u64,
+}
+
+impl LimitArgs {
+    /// The limits the flags set.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            field_bytes: self.max_field_bytes,
+            application_bytes: self.max_application_bytes,
+            steps: self.max_template_steps,
+            parameter_sets: self.max_parameter_sets,
+            depth: self.max_template_depth,
+            regex_bytes: self.max_regex_bytes,
+            count: self.max_template_count,
+            yaml_bytes: self.max_yaml_bytes,
+            yaml_depth: self.max_yaml_depth,
+            file_bytes: self.max_file_bytes,
+        }
+    }
 }
 
 impl EngineArgs {
@@ -132,6 +189,7 @@ impl EngineArgs {
                 Globbing::New => FileGlobbing::New,
             },
             in_cluster_enabled: !self.no_in_cluster,
+            limits: self.limits.limits(),
         }
     }
 
@@ -467,6 +525,15 @@ fn parse_repo_mapping(s: &str) -> Result<(String, PathBuf), String> {
 
 /// Runs a parsed command line, writing results to `out` and warnings to stderr.
 pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
+    let limits = match &cli.command {
+        Command::Generate(a) => Some(&a.sources.engine.limits),
+        Command::Diff(a) => Some(&a.sources.engine.limits),
+        Command::Controller(a) => Some(&a.engine.limits),
+        _ => None,
+    };
+    if let Some(l) = limits {
+        crate::fsread::set_max_file_bytes(l.max_file_bytes);
+    }
     let text = match cli.command {
         Command::Generate(args) => generate(&args)?,
         Command::Diff(args) => {
@@ -641,7 +708,7 @@ pub fn plugin_run(args: &PluginRunArgs) -> Result<String, CliError> {
     };
     let input = json("input", &args.input)?;
     let parameters = json("parameters", &args.parameters)?;
-    let bytes = std::fs::read(&args.file)
+    let bytes = crate::fsread::read(&args.file)
         .map_err(|e| CliError::Failed(format!("cannot read {}: {e}", args.file.display())))?;
     let mut def = PluginDefinition::for_file(&args.file, crate::digest::sha256_hex(&bytes));
     def.memory_mib = args.memory_mib;

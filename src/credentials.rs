@@ -132,7 +132,10 @@ impl Credentials {
     /// Reads a YAML file of Secrets and ConfigMaps (`--repo-creds`); a `kind: List` works too.
     pub fn load(path: &Path) -> Result<Credentials, String> {
         use serde::Deserialize;
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let text =
+            crate::fsread::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        prism_engine::limits::check_yaml(&text, &prism_engine::Limits::default())
+            .map_err(|e| format!("{}: {e}", path.display()))?;
         let mut objects = Vec::new();
         for doc in serde_yaml::Deserializer::from_str(&text) {
             let v = serde_yaml::Value::deserialize(doc)

@@ -7,7 +7,6 @@
 use crate::CliError;
 use prism_engine::{ApplicationSet, Cluster};
 use serde_json::Value;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// One ApplicationSet and where it was read from.
@@ -28,9 +27,7 @@ pub struct SpecDoc {
 pub fn read_specs(arg: &str, default_namespace: &str) -> Result<Vec<SpecDoc>, CliError> {
     let mut sources: Vec<(String, String)> = Vec::new();
     if arg == "-" {
-        let mut text = String::new();
-        std::io::stdin()
-            .read_to_string(&mut text)
+        let text = crate::fsread::read_stream(std::io::stdin().lock())
             .map_err(|e| CliError::Failed(format!("<stdin>: cannot read: {e}")))?;
         sources.push(("<stdin>".into(), text));
     } else {
@@ -41,7 +38,7 @@ pub fn read_specs(arg: &str, default_namespace: &str) -> Result<Vec<SpecDoc>, Cl
             vec![path.to_path_buf()]
         };
         for file in files {
-            let text = std::fs::read_to_string(&file).map_err(|e| {
+            let text = crate::fsread::read_to_string(&file).map_err(|e| {
                 CliError::Failed(format!(
                     "{}: cannot read: {e}; check the path",
                     file.display()
@@ -91,7 +88,7 @@ pub fn read_specs(arg: &str, default_namespace: &str) -> Result<Vec<SpecDoc>, Cl
 pub fn read_clusters(files: &[PathBuf]) -> Result<Vec<Cluster>, CliError> {
     let mut clusters = Vec::new();
     for file in files {
-        let text = std::fs::read_to_string(file).map_err(|e| {
+        let text = crate::fsread::read_to_string(file).map_err(|e| {
             CliError::Failed(format!(
                 "{}: cannot read clusters file: {e}",
                 file.display()
@@ -100,10 +97,11 @@ pub fn read_clusters(files: &[PathBuf]) -> Result<Vec<Cluster>, CliError> {
         let found = Cluster::parse_secrets(&text)
             .map_err(|e| CliError::Failed(format!("{}: {e}", file.display())))?;
         if found.is_empty() {
-            tracing::warn!(
-                "{}: no Argo CD cluster Secrets (label argocd.argoproj.io/secret-type: cluster) found",
+            return Err(CliError::Failed(format!(
+                "{}: no Argo CD cluster Secrets (kind: Secret with the label \
+                 argocd.argoproj.io/secret-type: cluster) found; check the file, or leave out --clusters",
                 file.display()
-            );
+            )));
         }
         clusters.extend(found);
     }
@@ -162,6 +160,7 @@ fn chunks(text: &str) -> Vec<(usize, String)> {
 
 /// Splits a YAML stream into documents (empty documents dropped).
 fn documents(text: &str) -> Result<Vec<Value>, String> {
+    prism_engine::limits::check_yaml(text, &prism_engine::Limits::default())?;
     let mut out = Vec::new();
     for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
         let value: Value = serde::Deserialize::deserialize(doc)

@@ -11,6 +11,7 @@ pub mod controller;
 pub mod credentials;
 pub mod diff;
 pub mod digest;
+pub mod fsread;
 pub mod git;
 pub mod input;
 pub mod lint;

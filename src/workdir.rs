@@ -67,9 +67,9 @@ impl Repository for DirSnapshot {
         &self.files
     }
     fn read(&self, path: &str) -> Result<Vec<u8>, SourceError> {
-        std::fs::read(self.root.join(path)).map_err(|e| SourceError::ReadFile {
+        crate::fsread::read(&self.root.join(path)).map_err(|detail| SourceError::ReadFile {
             path: path.to_string(),
-            detail: e.to_string(),
+            detail,
         })
     }
 }

@@ -243,7 +243,7 @@ fn bad_clusters_file() {
     );
     assert!(
         err.starts_with(&format!(
-            "error: {clusters}: Secret c1: data.server is not valid base64"
+            "error: {clusters}: document 1: Secret c1: data.server is not valid base64"
         )),
         "{err}"
     );

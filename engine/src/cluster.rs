@@ -49,10 +49,29 @@ impl Cluster {
     /// Reads one Kubernetes object. `Ok(None)` when it is not an Argo CD cluster Secret
     /// (another kind, or a Secret without the cluster label).
     pub fn from_secret(object: &Value) -> Result<Option<Cluster>, String> {
-        if object.get("kind").and_then(Value::as_str) != Some("Secret") {
-            return Ok(None);
+        if !object.is_object() {
+            return Err(format!(
+                "{} is not a Kubernetes object (a mapping with apiVersion, kind and metadata)",
+                crate::params::kind_of(object)
+            ));
+        }
+        match object.get("kind").and_then(Value::as_str) {
+            Some("Secret") => {}
+            Some(_) => return Ok(None),
+            None => {
+                return Err(
+                    "an object without `kind`; cluster Secrets have kind: Secret".to_string(),
+                )
+            }
         }
         let metadata = object.get("metadata");
+        if !metadata.is_some_and(Value::is_object) {
+            return Err(
+                "a Secret without metadata; cluster Secrets need metadata.name and the label \
+                 argocd.argoproj.io/secret-type: cluster"
+                    .to_string(),
+            );
+        }
         let secret_name = metadata
             .and_then(|m| m.get("name"))
             .and_then(Value::as_str)
@@ -101,6 +120,11 @@ impl Cluster {
                 "Secret {secret_name}: a cluster Secret needs a `server` key in data or stringData"
             )
         })?;
+        if server.trim().is_empty() {
+            return Err(format!(
+                "Secret {secret_name}: `server` is empty; set the cluster's API server URL"
+            ));
+        }
         let name = data.remove("name").unwrap_or_default();
         Ok(Some(Cluster {
             name,
@@ -114,24 +138,43 @@ impl Cluster {
 
     /// Reads every cluster Secret in a YAML stream (several documents, or `kind: List`);
     /// other objects are skipped.
+    /// Anything that is not a Kubernetes object is an error, never "no clusters".
     pub fn parse_secrets(yaml: &str) -> Result<Vec<Cluster>, String> {
+        let docs = crate::limits::parse_yaml_stream(yaml, &crate::limits::Limits::default())
+            .map_err(|e| format!("not valid YAML: {e}"))?;
         let mut out = Vec::new();
-        for (i, doc) in serde_yaml::Deserializer::from_str(yaml).enumerate() {
-            let value: Value = serde::Deserialize::deserialize(doc)
-                .map_err(|e| format!("document {}: not valid YAML: {e}", i + 1))?;
+        for (i, value) in docs.into_iter().enumerate() {
+            let at = |e: String| format!("document {}: {e}", i + 1);
             if value.is_null() {
                 continue;
             }
+            let is_list = matches!(
+                value.get("kind").and_then(Value::as_str),
+                Some("List") | Some("SecretList")
+            );
             let items = match value.get("kind").and_then(Value::as_str) {
-                Some("List") | Some("SecretList") => value
-                    .get("items")
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default(),
+                Some("List") | Some("SecretList") => match value.get("items") {
+                    Some(Value::Array(items)) => items.clone(),
+                    None | Some(Value::Null) => Vec::new(),
+                    Some(other) => {
+                        return Err(at(format!(
+                            "`items` of a {} is {}, not a list of Secrets",
+                            value["kind"].as_str().unwrap_or("List"),
+                            crate::params::kind_of(other)
+                        )))
+                    }
+                },
                 _ => vec![value],
             };
-            for item in &items {
-                if let Some(cluster) = Cluster::from_secret(item)? {
+            for (j, item) in items.iter().enumerate() {
+                let found = Cluster::from_secret(item).map_err(|e| {
+                    if is_list {
+                        at(format!("items[{j}]: {e}"))
+                    } else {
+                        at(e)
+                    }
+                })?;
+                if let Some(cluster) = found {
                     out.push(cluster);
                 }
             }
@@ -180,7 +223,7 @@ stringData: {url: https://x}
         let yaml = "kind: Secret\nmetadata: {name: s1, labels: {argocd.argoproj.io/secret-type: cluster}}\ndata: {server: '!!!'}\n";
         let err = Cluster::parse_secrets(yaml).unwrap_err();
         assert!(
-            err.starts_with("Secret s1: data.server is not valid base64"),
+            err.starts_with("document 1: Secret s1: data.server is not valid base64"),
             "{err}"
         );
     }
@@ -190,7 +233,37 @@ stringData: {url: https://x}
         let yaml = "kind: Secret\nmetadata: {name: s1, labels: {argocd.argoproj.io/secret-type: cluster}}\nstringData: {name: a}\n";
         assert_eq!(
             Cluster::parse_secrets(yaml).unwrap_err(),
-            "Secret s1: a cluster Secret needs a `server` key in data or stringData"
+            "document 1: Secret s1: a cluster Secret needs a `server` key in data or stringData"
         );
+    }
+
+    /// A clusters file that cannot be read as Secrets is an error, never "no clusters".
+    #[test]
+    fn unreadable_cluster_files_are_errors() {
+        let cases = [
+            (
+                "kind: Secret\nmetadata: {name: s1, labels: {argocd.argoproj.io/secret-type: cluster}}\nstringData: {server: ''}\n",
+                "document 1: Secret s1: `server` is empty; set the cluster's API server URL",
+            ),
+            (
+                "kind: List\nitems: abc\n",
+                "document 1: `items` of a List is a string, not a list of Secrets",
+            ),
+            (
+                "42\n",
+                "document 1: a number is not a Kubernetes object (a mapping with apiVersion, kind and metadata)",
+            ),
+            (
+                "kind: Secret\nstringData: {server: https://x}\n",
+                "document 1: a Secret without metadata; cluster Secrets need metadata.name and the label argocd.argoproj.io/secret-type: cluster",
+            ),
+            (
+                "kind: List\nitems: [{kind: Secret, metadata: {name: a}}, 7]\n",
+                "document 1: items[1]: a number is not a Kubernetes object (a mapping with apiVersion, kind and metadata)",
+            ),
+        ];
+        for (yaml, want) in cases {
+            assert_eq!(Cluster::parse_secrets(yaml).unwrap_err(), want, "{yaml}");
+        }
     }
 }

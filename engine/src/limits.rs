@@ -262,7 +262,10 @@ pub fn check_yaml(text: &str, limits: &Limits) -> Result<(), String> {
 }
 
 /// Parses a YAML or JSON document after [`check_yaml`].
-pub fn parse_yaml<T: serde::de::DeserializeOwned>(text: &str, limits: &Limits) -> Result<T, String> {
+pub fn parse_yaml<T: serde::de::DeserializeOwned>(
+    text: &str,
+    limits: &Limits,
+) -> Result<T, String> {
     check_yaml(text, limits)?;
     serde_yaml::from_str(text).map_err(|e| e.to_string())
 }
@@ -272,8 +275,8 @@ pub fn parse_yaml_stream(text: &str, limits: &Limits) -> Result<Vec<serde_json::
     check_yaml(text, limits)?;
     let mut out = Vec::new();
     for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
-        let value: serde_json::Value = serde::Deserialize::deserialize(doc)
-            .map_err(|e| format!("document {}: {e}", i + 1))?;
+        let value: serde_json::Value =
+            serde::Deserialize::deserialize(doc).map_err(|e| format!("document {}: {e}", i + 1))?;
         out.push(value);
     }
     Ok(out)

@@ -274,15 +274,16 @@ fn render_application(
         let text = renderer
             .render_str(patch, &set.params)
             .map_err(|e| render_error("spec.templatePatch", e))?;
-        let patch: Value = crate::limits::parse_yaml(&text, &renderer.budget().limits).map_err(|e| {
-            Error::invalid(
-                "spec.templatePatch",
-                format!(
-                    "the rendered patch is not valid YAML or JSON: {e} (parameters from {})",
-                    describe()
-                ),
-            )
-        })?;
+        let patch: Value =
+            crate::limits::parse_yaml(&text, &renderer.budget().limits).map_err(|e| {
+                Error::invalid(
+                    "spec.templatePatch",
+                    format!(
+                        "the rendered patch is not valid YAML or JSON: {e} (parameters from {})",
+                        describe()
+                    ),
+                )
+            })?;
         if !patch.is_null() {
             // Argo keeps the template's project whatever the patch says: the project is
             // Argo CD's RBAC boundary (applicationset/controllers/template/patch.go).

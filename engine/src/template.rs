@@ -207,7 +207,9 @@ pub fn compile_handlebars(source: &str, limits: &Limits) -> Result<handlebars::T
     let mut rest = source;
     while let Some(i) = rest.find("{{") {
         let tag = rest[i + 2..].trim_start_matches(['{', '~']);
-        if tag.starts_with('#') || (tag.starts_with('^') && !tag[1..].trim_start().starts_with("}}")) {
+        if tag.starts_with('#')
+            || (tag.starts_with('^') && !tag[1..].trim_start().starts_with("}}"))
+        {
             depth += 1;
             if depth > limits.depth {
                 return Err(format!("blocks {}", Limit::Depth.exceeded(limits)));

@@ -156,7 +156,7 @@ struct PluginsFile {
 impl PluginDefinitions {
     /// Reads a plugins file; relative `path`s are relative to the file.
     pub fn load(file: &Path) -> Result<PluginDefinitions, String> {
-        let text = std::fs::read_to_string(file)
+        let text = crate::fsread::read_to_string(file)
             .map_err(|e| format!("{}: cannot read plugins file: {e}", file.display()))?;
         let base = file.parent().unwrap_or(Path::new("."));
         Self::parse(&text, &file.display().to_string(), base)

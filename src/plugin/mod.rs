@@ -96,7 +96,7 @@ impl PluginHost {
             return Ok(l);
         }
         let def = self.definition(name)?;
-        let bytes = std::fs::read(&def.path)
+        let bytes = crate::fsread::read(&def.path)
             .map_err(|e| format!("cannot read {}: {e}", def.path.display()))?;
         let sha = crate::digest::sha256_hex(&bytes);
         if sha != def.sha256 {

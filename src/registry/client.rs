@@ -90,7 +90,7 @@ impl RegistrySetting {
 impl RegistrySettings {
     /// Reads a settings file.
     pub fn load(file: &Path) -> Result<RegistrySettings, String> {
-        let text = std::fs::read_to_string(file)
+        let text = crate::fsread::read_to_string(file)
             .map_err(|e| format!("{}: cannot read registries file: {e}", file.display()))?;
         serde_yaml::from_str(&text).map_err(|e| {
             format!(
@@ -682,7 +682,8 @@ fn basic_from(c: &Credentials, registry: &str) -> Result<String, String> {
 
 /// `auths.<registry>.auth` (base64 `user:pass`) of a docker `config.json`.
 fn read_docker_config(path: &Path) -> Result<HashMap<String, String>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let text =
+        crate::fsread::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let v: Value = serde_json::from_str(&text)
         .map_err(|e| format!("{}: not a docker config.json: {e}", path.display()))?;
     let mut out = HashMap::new();

@@ -441,7 +441,9 @@ impl<'a> Exec<'a> {
             // only, `slice LIST [START [END]]`, further indices ignored.
             "slice" | "mustSlice" => {
                 let Some((first, idx)) = args.split_first() else {
-                    return Err(format!("wrong number of args for {name}: want at least 1 got 0"));
+                    return Err(format!(
+                        "wrong number of args for {name}: want at least 1 got 0"
+                    ));
                 };
                 let l = match first {
                     V::List(l) => l,

@@ -250,7 +250,12 @@ fn fits(name: &str, len: usize, budget: &Budget) -> R<()> {
 }
 
 /// Joins strings, stopping with an error past one field's limit.
-fn join_capped(name: &str, parts: impl Iterator<Item = String>, sep: &str, budget: &Budget) -> R<String> {
+fn join_capped(
+    name: &str,
+    parts: impl Iterator<Item = String>,
+    sep: &str,
+    budget: &Budget,
+) -> R<String> {
     let mut out = String::new();
     for (i, p) in parts.enumerate() {
         if i > 0 {
@@ -539,7 +544,11 @@ pub fn call(name: &str, args: Vec<V>, budget: &Budget) -> R<V> {
             let width = count(name, &a[0], budget)?;
             let text = s(name, &a[1])?;
             let lines = text.matches('\n').count() + 1;
-            fits(name, lines.saturating_mul(width + 1).saturating_add(text.len()), budget)?;
+            fits(
+                name,
+                lines.saturating_mul(width + 1).saturating_add(text.len()),
+                budget,
+            )?;
             let pad = " ".repeat(width);
             let indented = format!("{pad}{}", text.replace('\n', &format!("\n{pad}")));
             str_v(if name == "nindent" {
@@ -749,13 +758,19 @@ pub fn call(name: &str, args: Vec<V>, budget: &Budget) -> R<V> {
             l.sort();
             list_v(l.into_iter().map(str_v).collect())
         }
-        "until" => list_v((0..count(name, &a[0], budget)? as i64).map(V::Int).collect()),
+        "until" => list_v(
+            (0..count(name, &a[0], budget)? as i64)
+                .map(V::Int)
+                .collect(),
+        ),
         "untilStep" => {
             want(name, a, 3)?;
             let (start, stop, step) = (to_i64(&a[0]), to_i64(&a[1]), to_i64(&a[2]));
             let mut out = Vec::new();
             let mut i = Some(start);
-            while let Some(x) = i.filter(|x| step != 0 && ((step > 0 && *x < stop) || (step < 0 && *x > stop))) {
+            while let Some(x) =
+                i.filter(|x| step != 0 && ((step > 0 && *x < stop) || (step < 0 && *x > stop)))
+            {
                 out.push(V::Int(x));
                 budget
                     .check(Limit::Count, out.len())
@@ -764,13 +779,19 @@ pub fn call(name: &str, args: Vec<V>, budget: &Budget) -> R<V> {
             }
             list_v(out)
         }
-        "add" => checked(name, a.iter().map(to_i64).try_fold(0i64, |x, y| x.checked_add(y)))?,
+        "add" => checked(
+            name,
+            a.iter().map(to_i64).try_fold(0i64, |x, y| x.checked_add(y)),
+        )?,
         "add1" => checked(name, to_i64(&a[0]).checked_add(1))?,
         "sub" => {
             want(name, a, 2)?;
             checked(name, to_i64(&a[0]).checked_sub(to_i64(&a[1])))?
         }
-        "mul" => checked(name, a.iter().map(to_i64).try_fold(1i64, |x, y| x.checked_mul(y)))?,
+        "mul" => checked(
+            name,
+            a.iter().map(to_i64).try_fold(1i64, |x, y| x.checked_mul(y)),
+        )?,
         "div" | "mod" => {
             want(name, a, 2)?;
             let d = to_i64(&a[1]);
@@ -846,10 +867,14 @@ pub fn call(name: &str, args: Vec<V>, budget: &Budget) -> R<V> {
                 if i == a.len() - 1 {
                     text = arg.as_str().ok_or_else(|| wrong("string"))?;
                 } else if i == 0 {
-                    let V::Int(n) = arg else { return Err(wrong("int")) };
+                    let V::Int(n) = arg else {
+                        return Err(wrong("int"));
+                    };
                     max = usize::try_from(*n).unwrap_or(0);
                 } else if i == 1 {
-                    let V::Bool(b) = arg else { return Err(wrong("bool")) };
+                    let V::Bool(b) = arg else {
+                        return Err(wrong("bool"));
+                    };
                     smart = *b;
                 }
             }
@@ -966,7 +991,11 @@ pub fn call(name: &str, args: Vec<V>, budget: &Budget) -> R<V> {
                 _ => return Err(format!("wrong number of args for {name}")),
             };
             let breaks = text.bytes().filter(|b| *b == b' ' || *b == b'\n').count() + 1;
-            fits(name, text.len().saturating_add(breaks.saturating_mul(sep.len())), budget)?;
+            fits(
+                name,
+                text.len().saturating_add(breaks.saturating_mul(sep.len())),
+                budget,
+            )?;
             str_v(word_wrap(text, width.max(1) as usize, sep))
         }
         "semver" => {

@@ -41,7 +41,12 @@ impl GoTemplate {
 
     /// Executes with `data` as `.`; `missing_error` is `missingkey=error`. Steps and
     /// sizes are paid from `budget`.
-    pub fn execute(&self, data: &V, missing_error: bool, budget: &Budget) -> Result<String, String> {
+    pub fn execute(
+        &self,
+        data: &V,
+        missing_error: bool,
+        budget: &Budget,
+    ) -> Result<String, String> {
         exec::Exec::run(&self.tree, data.clone(), missing_error, budget).map_err(|e| {
             format!(
                 "{}:{}: executing at <{}>: {}",

@@ -62,7 +62,10 @@ fn language() {
         ("{{ .name | printf \"%s!\" }}", "api!"),
         ("{{ (index .list 1) }}", "b"),
         ("{{ len .list }} {{ len .name }} {{ len .m }}", "2 3 2"),
-        ("{{ slice .list 1 }} {{ slice .list 0 1 }} {{ slice .list }}", "[b] [a] [a b]"),
+        (
+            "{{ slice .list 1 }} {{ slice .list 0 1 }} {{ slice .list }}",
+            "[b] [a] [a b]",
+        ),
         (
             "{{ and 1 0 2 }} {{ or 0 \"\" \"x\" }} {{ not .t }}",
             "0 x false",
@@ -112,11 +115,7 @@ fn errors() {
             false,
             "2:3: executing at <eq .n 3>: error calling eq: incompatible types for comparison",
         ),
-        (
-            "{{ nope 1 }}",
-            false,
-            "1:1: function \"nope\" not defined",
-        ),
+        ("{{ nope 1 }}", false, "1:1: function \"nope\" not defined"),
         (
             "{{ genCA \"x\" 3 }}",
             false,

@@ -152,14 +152,20 @@ pub fn weigh(v: &V, budget: &crate::limits::Budget) -> Result<(), String> {
             V::List(l) => {
                 budget.check(Limit::Count, l.len())?;
                 if depth > max_depth {
-                    return Err(format!("a value nested deeper than {max_depth} levels: {}", Limit::Depth.exceeded(limits)));
+                    return Err(format!(
+                        "a value nested deeper than {max_depth} levels: {}",
+                        Limit::Depth.exceeded(limits)
+                    ));
                 }
                 stack.extend(l.iter().map(|x| (x, depth + 1)));
             }
             V::Map(m) => {
                 budget.check(Limit::Count, m.len())?;
                 if depth > max_depth {
-                    return Err(format!("a value nested deeper than {max_depth} levels: {}", Limit::Depth.exceeded(limits)));
+                    return Err(format!(
+                        "a value nested deeper than {max_depth} levels: {}",
+                        Limit::Depth.exceeded(limits)
+                    ));
                 }
                 for (k, x) in m.iter() {
                     weight += k.len() as u64;
