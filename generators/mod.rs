@@ -351,9 +351,11 @@ pub fn interpolate(
                     match ctx.renderer.render_go(t, &data, true) {
                         Ok(r) => Value::String(r),
                         Err(e) if is_missing_key(&e) => v,
-                        Err(e) => return Err(fail(format!(
+                        Err(e) => {
+                            return Err(fail(format!(
                             "field {key}.values.{k}: failed to pre-resolve Values key {k:?}: {e}"
-                        ))),
+                        )))
+                        }
                     }
                 }
                 _ => v,

@@ -15,6 +15,7 @@
 
 pub mod cluster;
 pub mod error;
+pub mod fuzzing;
 pub mod glob;
 pub mod gotemplate;
 pub mod limits;

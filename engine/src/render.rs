@@ -371,6 +371,7 @@ fn validate_application(app: &Value, name: &str) -> Result<(), String> {
     }
     if let Some(labels) = app.pointer("/metadata/labels").and_then(Value::as_object) {
         for (k, v) in labels {
+            check_qualified_name(k).map_err(|why| format!("label key {k:?} is invalid: {why}"))?;
             let Some(v) = v.as_str() else {
                 return Err(format!("label {k:?} is not a string"));
             };
@@ -384,6 +385,10 @@ fn validate_application(app: &Value, name: &str) -> Result<(), String> {
     {
         if let Some((k, _)) = annotations.iter().find(|(_, v)| !v.is_string()) {
             return Err(format!("annotation {k:?} is not a string"));
+        }
+        for k in annotations.keys() {
+            check_qualified_name(k)
+                .map_err(|why| format!("annotation key {k:?} is invalid: {why}"))?;
         }
     }
     let project = app.pointer("/spec/project");
@@ -423,6 +428,38 @@ pub fn check_dns_subdomain(name: &str) -> Result<(), String> {
         if !ok {
             return Err("each dot-separated part must start and end with a letter or digit".into());
         }
+    }
+    Ok(())
+}
+
+/// Kubernetes' qualified name (label and annotation keys): an optional DNS-1123
+/// subdomain prefix and `/`, then a name of at most 63 characters.
+pub fn check_qualified_name(key: &str) -> Result<(), String> {
+    let (prefix, name) = match key.split_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, key),
+    };
+    if let Some(p) = prefix {
+        if p.is_empty() {
+            return Err("prefix part must be non-empty".into());
+        }
+        check_dns_subdomain(p).map_err(|why| format!("prefix part {why}"))?;
+    }
+    if name.is_empty() {
+        return Err("name part must be non-empty".into());
+    }
+    if name.len() > 63 {
+        return Err("name part must be no more than 63 characters".into());
+    }
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.';
+    let alnum_ends = name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if !name.chars().all(ok_char) || !alnum_ends {
+        return Err(
+            "name part must consist of alphanumeric characters, '-', '_' or '.', \
+                    and must start and end with an alphanumeric character"
+                .into(),
+        );
     }
     Ok(())
 }

@@ -23,6 +23,8 @@ pub struct Renderer {
     go: RefCell<crate::gotemplate::Cache>,
     missing_key_error: bool,
     budget: Budget,
+    /// Handlebars templates by source: the names of their compiled pieces.
+    pieces: RefCell<std::collections::HashMap<String, Vec<String>>>,
 }
 
 impl Renderer {
@@ -64,6 +66,7 @@ impl Renderer {
             go: RefCell::new(crate::gotemplate::Cache::default()),
             missing_key_error,
             budget: Budget::new(*limits),
+            pieces: RefCell::default(),
         })
     }
 
@@ -108,25 +111,37 @@ impl Renderer {
                 Ok(out)
             }
             Some(hb) => {
-                if !hb.borrow().has_template(template) {
+                if !self.pieces.borrow().contains_key(template) {
                     let compiled = compile_handlebars(template, &self.budget.limits)
                         .map_err(|e| format!("template {template:?}: {e}"))?;
-                    hb.borrow_mut().register_template(template, compiled);
+                    let mut names = Vec::with_capacity(compiled.len());
+                    let mut hb = hb.borrow_mut();
+                    for (piece, t) in compiled {
+                        hb.register_template(&piece, t);
+                        names.push(piece);
+                    }
+                    self.pieces.borrow_mut().insert(template.to_string(), names);
                 }
                 let hb = hb.borrow();
                 let mut out = CappedWriter {
                     out: Vec::new(),
                     cap: self.budget.limits.field_bytes,
                 };
-                match hb.render_to_write(template, params, &mut out) {
-                    Ok(()) => String::from_utf8(out.out)
-                        .map_err(|_| format!("template {template:?}: output is not UTF-8")),
-                    Err(_) if out.out.len() > out.cap => Err(format!(
-                        "template {template:?}: the output is {}",
-                        Limit::FieldBytes.exceeded(&self.budget.limits)
-                    )),
-                    Err(e) => Err(describe_handlebars_error(template, &e)),
+                let pieces = self.pieces.borrow();
+                for piece in pieces.get(template).into_iter().flatten() {
+                    match hb.render_to_write(piece, params, &mut out) {
+                        Ok(()) => {}
+                        Err(_) if out.out.len() > out.cap => {
+                            return Err(format!(
+                                "template {template:?}: the output is {}",
+                                Limit::FieldBytes.exceeded(&self.budget.limits)
+                            ))
+                        }
+                        Err(e) => return Err(describe_handlebars_error(template, &e)),
+                    }
                 }
+                String::from_utf8(out.out)
+                    .map_err(|_| format!("template {template:?}: output is not UTF-8"))
             }
         }
     }
@@ -199,14 +214,71 @@ impl std::io::Write for CappedWriter {
     }
 }
 
-/// Compiles a handlebars template for a spec: block nesting within the depth limit
-/// (checked on the text first: the handlebars parser recurses per level), and no
-/// partials or decorators (`{{> p}}`, `{{#*inline}}`), which could recurse forever.
-pub fn compile_handlebars(source: &str, limits: &Limits) -> Result<handlebars::Template, String> {
+/// Source bytes after which a handlebars template is cut into a new piece.
+const PIECE_BYTES: usize = 512;
+
+/// Compiles a handlebars template for a spec, as pieces rendered one after another:
+/// block nesting within the depth limit (checked on the text first: the handlebars
+/// parser recurses per level), and no partials or decorators (`{{> p}}`,
+/// `{{#*inline}}`), which could recurse forever.
+///
+/// The handlebars crate finds the line of every tag from the start of its source, so
+/// compiling is quadratic in the template's size; cutting the source at top-level
+/// tags into pieces of about [`PIECE_BYTES`] keeps it linear. The pieces render
+/// exactly as the whole (see the cut rule below; a test compares them).
+pub fn compile_handlebars(
+    source: &str,
+    limits: &Limits,
+) -> Result<Vec<(String, handlebars::Template)>, String> {
+    let b = source.as_bytes();
     let mut depth = 0usize;
-    let mut rest = source;
-    while let Some(i) = rest.find("{{") {
-        let tag = rest[i + 2..].trim_start_matches(['{', '~']);
+    let mut cuts = vec![0];
+    let mut i = 0;
+    let mut splittable = !source.contains("{{{{");
+    while let Some(found) = source[i..].find("{{") {
+        let start = i + found;
+        // A cut never changes what handlebars sees around a block, comment or `~`: it
+        // falls after a newline of text outside blocks (a new line starts either way), or
+        // after a plain expression followed by a non-blank (no tag on either line can be
+        // "standalone").
+        let last = cuts[cuts.len() - 1];
+        if depth == 0 && start - last >= PIECE_BYTES {
+            if let Some(nl) = source[i..start].rfind('\n') {
+                if i + nl + 1 > last {
+                    cuts.push(i + nl + 1);
+                }
+            }
+        }
+        let tag = source[start + 2..].trim_start_matches(['{', '~']);
+        // Where the tag ends: comments at `--}}`, other tags at the first `}}` outside quotes.
+        let end = if tag.starts_with("!--") {
+            source[start..].find("--}}").map(|e| start + e + 4)
+        } else {
+            let mut j = start + 2;
+            let mut quote = None;
+            let mut end = None;
+            while j + 1 < b.len() {
+                match (quote, b[j]) {
+                    (Some(q), c) if c == q => quote = None,
+                    (Some(_), _) => {}
+                    (None, b'"' | b'\'') => quote = Some(b[j]),
+                    (None, b'}') if b[j + 1] == b'}' => {
+                        end = Some(j + 2);
+                        break;
+                    }
+                    _ => {}
+                }
+                j += 1;
+            }
+            end
+        };
+        let Some(mut end) = end else {
+            splittable = false;
+            break;
+        };
+        while end < b.len() && b[end] == b'}' {
+            end += 1;
+        }
         if tag.starts_with('#')
             || (tag.starts_with('^') && !tag[1..].trim_start().starts_with("}}"))
         {
@@ -217,11 +289,35 @@ pub fn compile_handlebars(source: &str, limits: &Limits) -> Result<handlebars::T
         } else if tag.starts_with('/') {
             depth = depth.saturating_sub(1);
         }
-        rest = &rest[i + 2..];
+        let expression = tag.starts_with(|c: char| c.is_alphanumeric() || "(@.[&_".contains(c));
+        let trims = source[..end].ends_with("~}}") || source[end..].starts_with("{{~");
+        let next_blank = source[end..].starts_with(|c: char| c.is_whitespace());
+        let last = cuts[cuts.len() - 1];
+        if depth == 0
+            && expression
+            && !trims
+            && end < source.len()
+            && !next_blank
+            && end - last >= PIECE_BYTES
+        {
+            cuts.push(end);
+        }
+        i = end;
     }
-    let t = handlebars::Template::compile(source).map_err(|e| e.to_string())?;
-    no_partials(&t)?;
-    Ok(t)
+    if !splittable {
+        cuts.truncate(1);
+    }
+    if cuts.last() != Some(&source.len()) {
+        cuts.push(source.len());
+    }
+    let mut pieces = Vec::with_capacity(cuts.len());
+    for w in cuts.windows(2) {
+        let text = &source[w[0]..w[1]];
+        let t = handlebars::Template::compile(text).map_err(|e| e.to_string())?;
+        no_partials(&t)?;
+        pieces.push((text.to_string(), t));
+    }
+    Ok(pieces)
 }
 
 fn no_partials(t: &handlebars::Template) -> Result<(), String> {

@@ -147,22 +147,23 @@ struct Positions<'a> {
     src: &'a str,
     offset: usize,
     line: usize,
-    line_start: usize,
+    col: usize,
 }
 
 impl Positions<'_> {
     fn at(&mut self, offset: usize) -> Pos {
-        let seen = &self.src[self.offset..offset];
-        for (i, b) in seen.bytes().enumerate() {
-            if b == b'\n' {
+        for c in self.src[self.offset..offset].chars() {
+            if c == '\n' {
                 self.line += 1;
-                self.line_start = self.offset + i + 1;
+                self.col = 1;
+            } else {
+                self.col += 1;
             }
         }
         self.offset = offset;
         Pos {
             line: self.line,
-            col: self.src[self.line_start..offset].chars().count() + 1,
+            col: self.col,
         }
     }
 }
@@ -176,7 +177,7 @@ fn split(src: &str) -> Result<Vec<Item>, ParseError> {
         src,
         offset: 0,
         line: 1,
-        line_start: 0,
+        col: 1,
     };
     while let Some(found) = src[rest..].find("{{") {
         let start = rest + found;

@@ -180,7 +180,7 @@ pub fn weigh(v: &V, budget: &crate::limits::Budget) -> Result<(), String> {
                 Limit::ApplicationBytes.exceeded(limits)
             ));
         }
-        if visited % 1024 == 0 {
+        if visited.is_multiple_of(1024) {
             budget.step(1024)?;
         }
     }

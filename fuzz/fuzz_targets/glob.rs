@@ -1,0 +1,7 @@
+//! Glob matchers: the first line is the pattern, the rest the path, in every dialect.
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    if let Ok(text) = std::str::from_utf8(data) {
+        prism_engine::fuzzing::glob(text);
+    }
+});

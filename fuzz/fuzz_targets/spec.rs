@@ -1,0 +1,7 @@
+//! See prism_engine::fuzzing::spec.
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    if let Ok(text) = std::str::from_utf8(data) {
+        prism_engine::fuzzing::spec(text);
+    }
+});
