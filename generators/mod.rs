@@ -203,6 +203,10 @@ impl GeneratorNode {
             if k == "selector" {
                 continue;
             }
+            #[cfg(feature = "test-panic")]
+            if k == "testPanic" {
+                panic!("the testPanic generator panics on purpose (test builds only)");
+            }
             if ARGO_UNSUPPORTED.contains(&k.as_str()) {
                 return Err(Error::new(
                     format!("{path}.{k}"),

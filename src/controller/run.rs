@@ -575,6 +575,28 @@ fn clusters(store: &Store<Secret>) -> Arc<[Cluster]> {
     out.into()
 }
 
+/// Runs `f`; a panic becomes an error naming the step, so one ApplicationSet cannot
+/// take the controller (or the other sets' passes) down with it.
+fn isolated<T>(step: &str, f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|payload| {
+        let message = panic_message(step, payload.as_ref());
+        tracing::error!("{message}");
+        Err(message)
+    })
+}
+
+fn panic_message(step: &str, payload: &(dyn std::any::Any + Send)) -> String {
+    let what = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into());
+    format!(
+        "internal error while {step} this ApplicationSet (a bug in Prism; please report it): {what}; \
+         nothing was applied or deleted"
+    )
+}
+
 /// One pass over one ApplicationSet.
 async fn reconcile_set(
     set: Arc<DynamicObject>,
@@ -609,18 +631,23 @@ async fn reconcile_set(
             let obj = object.clone();
             let namespace = meta.namespace.clone();
             tokio::task::spawn_blocking(move || {
-                let appset =
-                    ApplicationSet::from_value(&obj, &namespace).map_err(|e| e.to_string())?;
-                let sources: Box<dyn Sources> = match plugins {
-                    Some(host) => Box::new(PluginSources::new(Arc::new(sources), host)),
-                    None => Box::new(sources),
-                };
-                let out = prism_engine::render(&appset, sources.as_ref(), &options)
-                    .map_err(|e| e.to_string())?;
-                for w in &out.warnings {
-                    tracing::warn!("{w}");
-                }
-                Ok(out.applications.into_iter().map(|a| a.manifest).collect())
+                // Last line of defence behind the engine's limits: a panic while reading
+                // or rendering this set fails this pass only, as a render error (status,
+                // Event, nothing applied or deleted); the other sets go on.
+                isolated("rendering", || {
+                    let appset =
+                        ApplicationSet::from_value(&obj, &namespace).map_err(|e| e.to_string())?;
+                    let sources: Box<dyn Sources> = match plugins {
+                        Some(host) => Box::new(PluginSources::new(Arc::new(sources), host)),
+                        None => Box::new(sources),
+                    };
+                    let out = prism_engine::render(&appset, sources.as_ref(), &options)
+                        .map_err(|e| e.to_string())?;
+                    for w in &out.warnings {
+                        tracing::warn!("{w}");
+                    }
+                    Ok(out.applications.into_iter().map(|a| a.manifest).collect())
+                })
             })
             .await
             .map_err(|e| ReconcileError(format!("render task: {e}")))?
@@ -642,8 +669,10 @@ async fn reconcile_set(
         .map(|a| (a.name_any(), a))
         .collect();
     let desired = rendered.and_then(|apps| {
-        reconcile::desired(&meta, apps, &settings.ignore, &|name| {
-            live.get(name).map(|a| a.to_value())
+        isolated("planning", || {
+            reconcile::desired(&meta, apps, &settings.ignore, &|name| {
+                live.get(name).map(|a| a.to_value())
+            })
         })
     });
     let label = meta.label_value();
@@ -664,7 +693,22 @@ async fn reconcile_set(
         preserve_resources_on_deletion: settings.preserve_resources_on_deletion,
         guard: meta.guard(&settings),
     };
-    let plan = plan::plan(&input);
+    let plan = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| plan::plan(&input))) {
+        Ok(plan) => plan,
+        Err(payload) => {
+            // Nothing is written on a plan that failed: every Application is kept.
+            let message = panic_message("planning", payload.as_ref());
+            tracing::error!("{message}");
+            let input = Input {
+                desired: Err(message),
+                existing: input.existing.clone(),
+                policy: input.policy,
+                preserve_resources_on_deletion: input.preserve_resources_on_deletion,
+                guard: input.guard.clone(),
+            };
+            plan::plan(&input)
+        }
+    };
     // The plan's input is what gets applied: moved out, not copied.
     let Input {
         desired, existing, ..
@@ -1089,6 +1133,33 @@ mod tests {
             status["resourcesCount"], 2,
             "the Applications are still listed"
         );
+    }
+
+    /// A panic while rendering one set (a test-only generator that panics on purpose)
+    /// fails that pass only: ErrorOccurred, a Warning Event, nothing applied or deleted;
+    /// the next set's pass runs as usual.
+    #[tokio::test]
+    async fn a_panic_in_one_set_fails_its_pass_only() {
+        let mut s = serde_json::to_value(set(json!([]), json!({}), None)).unwrap();
+        s["spec"]["generators"] = json!([{"testPanic": {}}]);
+        let s = dynamic(s, &application_set_resource("prism.dev"));
+        let (result, seen) = pass(s, vec![owned("a"), owned("b")]).await;
+        assert!(result.is_ok(), "{result:?}");
+        assert_eq!(calls(&seen), vec![("PATCH", STATUS), ("POST", EVENTS)]);
+        let status = status_of(&seen);
+        let (error, message) = condition(&status, "ErrorOccurred");
+        assert_eq!(error, "True");
+        assert!(
+            message.starts_with("internal error while rendering this ApplicationSet (a bug in Prism; please report it): the testPanic generator panics on purpose"),
+            "{message}"
+        );
+        let event = seen.iter().find(|(_, p, _)| p == EVENTS).unwrap();
+        assert_eq!(event.2["type"], "Warning");
+        assert!(event.2["note"].as_str().unwrap().contains("panics on purpose"));
+        // The next set is reconciled as usual.
+        let (result, seen) = pass(set(json!([{"name": "a"}]), json!({}), None), vec![]).await;
+        assert!(result.is_ok());
+        assert!(calls(&seen).contains(&("PATCH", &*format!("{APPS}/a"))), "{:?}", calls(&seen));
     }
 
     /// `--watch-argo-applicationsets`: Argo's own ApplicationSet, reconciled the same
