@@ -95,6 +95,8 @@ fn cluster_params(c: &Cluster, shape: ParamShape) -> ParamSet {
                 p.insert(format!("metadata.annotations.{k}"), v.clone().into());
             }
         }
+        // The local cluster without a Secret has no metadata in Argo CD.
+        ParamShape::Nested if c.secret_name.is_none() => {}
         ParamShape::Nested => {
             let to_map = |m: &BTreeMap<String, String>| -> Value {
                 Value::Object(

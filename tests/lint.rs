@@ -242,3 +242,29 @@ fn name_that_can_exceed_253() {
         "F:13:7 name-too-long spec.template.metadata.name: the name can be 255 characters long; Kubernetes allows 253: use shorter parameters or trunc\n"
     );
 }
+
+/// Argo CD keeps the template's project whatever a templatePatch says
+/// (applicationset/controllers/template/patch.go): a patch that sets it is a mistake.
+#[test]
+fn template_patch_setting_the_project() {
+    let (_, out, _) = run(
+        Case {
+            extra: "  templatePatch: |\n    spec:\n      project: '{{cluster}}'\n",
+            ..Default::default()
+        },
+        false,
+    );
+    assert_eq!(rules(&out), vec!["template-patch-project"], "{out}");
+    assert!(
+        out.contains("Argo CD keeps the template's project"),
+        "{out}"
+    );
+    let (_, out, _) = run(
+        Case {
+            extra: "  templatePatch: |\n    spec:\n      source: {path: '{{cluster}}'}\n",
+            ..Default::default()
+        },
+        false,
+    );
+    assert_eq!(out, "");
+}

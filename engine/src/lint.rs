@@ -22,6 +22,10 @@ pub const RULES: &[(&str, &str)] = &[
         "spec.template.spec.project is templated; Argo CD's API refuses that",
     ),
     (
+        "template-patch-project",
+        "templatePatch sets spec.project, which Argo CD ignores (the project is its RBAC boundary)",
+    ),
+    (
         "unknown-parameter",
         "the template refers to a parameter no generator emits",
     ),
@@ -233,6 +237,22 @@ pub fn lint(appset: &ApplicationSet, raw: &Value) -> Vec<Finding> {
                 "templated-project",
                 "spec.template.spec.project".into(),
                 "spec.project is templated; Argo CD refuses a templated project: use a fixed project".into(),
+            );
+        }
+    }
+
+    if let Some(patch) = &appset.template_patch {
+        let sets_project = patch.lines().any(|l| {
+            let t = l.trim_start();
+            t.starts_with("project:") || t.contains("\"project\":") || t.contains("{project:")
+        });
+        if sets_project {
+            find(
+                "template-patch-project",
+                "spec.templatePatch".into(),
+                "templatePatch sets spec.project, but Argo CD keeps the template's project whatever the patch says \
+                 (the project is its RBAC boundary); set the project in spec.template"
+                    .into(),
             );
         }
     }

@@ -160,41 +160,45 @@ pub fn normalize(name: &str) -> String {
     s.trim_matches(|c| c == '-' || c == '.').to_string()
 }
 
-/// Argo's `slugify` with its defaults (50 characters, smart truncation at word
-/// boundaries): a URL-safe, lowercase slug of `text`.
+/// Argo's `slugify` (`SlugifyName` in `applicationset/utils/utils.go`): `SanitizeName`
+/// ([`normalize`]), then gosimple/slug's `Make` with `MaxLength = max_size` and
+/// `EnableSmartTruncate = smart_truncate`: characters outside `[a-zA-Z0-9-_]` become
+/// `-`, runs of `-` collapse, `-`/`_` are trimmed, and the slug is cut to `max_size`
+/// (at a word boundary when smart, before the clean-up otherwise).
 pub fn slugify(text: &str, max_size: usize, smart_truncate: bool) -> String {
-    let mut slug = String::with_capacity(text.len());
-    for c in text.to_lowercase().chars() {
-        if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-            slug.push(c);
-        } else if !slug.ends_with('-') {
-            slug.push('-');
-        }
+    let mut slug = normalize(text);
+    if !smart_truncate && slug.len() >= max_size {
+        slug.truncate(max_size);
     }
-    // Collapse runs of '-' (a literal '-' next to a replaced one) and trim.
-    let mut collapsed = String::with_capacity(slug.len());
+    let mut out = String::with_capacity(slug.len());
     for c in slug.chars() {
-        if !(c == '-' && collapsed.ends_with('-')) {
-            collapsed.push(c);
+        let c = if c.is_ascii_alphanumeric() || c == '_' {
+            c
+        } else {
+            '-'
+        };
+        if !(c == '-' && out.ends_with('-')) {
+            out.push(c);
         }
     }
-    let slug = collapsed.trim_matches(|c| c == '-' || c == '_').to_string();
-    if slug.len() <= max_size {
-        return slug;
+    let slug = out.trim_matches(|c| c == '-' || c == '_');
+    if max_size == 0 || !smart_truncate || slug.len() <= max_size {
+        return slug.to_string();
     }
-    if smart_truncate {
-        let mut out = String::new();
-        for word in slug.split('-') {
-            if out.len() + word.len() > max_size {
-                break;
-            }
-            out.push_str(word);
-            out.push('-');
+    // gosimple/slug's smartTruncate: whole words (with their trailing '-') while they fit.
+    let words: Vec<&str> = slug.split_inclusive('-').collect();
+    if words[0].len() > max_size {
+        return words[0][..max_size].to_string();
+    }
+    let mut truncated = String::new();
+    for word in words {
+        if truncated.len() + word.len() - 1 <= max_size {
+            truncated.push_str(word);
+        } else {
+            break;
         }
-        out.trim_matches('-').to_string()
-    } else {
-        slug[..max_size].to_string()
     }
+    truncated.trim_matches('-').to_string()
 }
 
 /// How a value's type is named in error messages ("a string", "a mapping").
@@ -261,6 +265,15 @@ mod tests {
     fn slugify_truncates_at_words() {
         assert_eq!(slugify("Hello, World!", 50, true), "hello-world");
         assert_eq!(slugify("aaa-bbb-ccc", 8, true), "aaa-bbb");
-        assert_eq!(slugify("aaa-bbb-ccc", 8, false), "aaa-bbb-");
+        assert_eq!(slugify("aaa-bbb-ccc", 8, false), "aaa-bbb");
+        // Argo's SanitizeName comes first, so underscores become hyphens.
+        assert_eq!(
+            slugify("Feature/New_Login Page", 50, true),
+            "feature-new-login-page"
+        );
+        assert_eq!(slugify("Feature/New_Login Page", 12, true), "feature-new");
+        assert_eq!(slugify("Feature/New_Login Page", 5, false), "featu");
+        assert_eq!(slugify("abcdefghijklmnop", 5, true), "abcde");
+        assert_eq!(slugify("a.b..c", 50, true), "a-b-c");
     }
 }

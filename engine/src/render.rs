@@ -686,7 +686,8 @@ spec:
         let spec = BASE
             .replace("SYNC", "")
             .replace("[{env: prod, rev: v2}, {env: test, rev: main}]", "[{}]")
-            .replace("'app-{{env}}'", "fixed");
+            .replace("'app-{{env}}'", "fixed")
+            .replace("labels: {'env-{{env}}': 'yes'}", "labels: {env: 'yes'}");
         let apps = run(&spec).unwrap();
         assert_eq!(apps[0]["metadata"]["name"], "fixed");
         assert!(apps[0]["metadata"].get("finalizers").is_none());

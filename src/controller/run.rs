@@ -1155,11 +1155,18 @@ mod tests {
         );
         let event = seen.iter().find(|(_, p, _)| p == EVENTS).unwrap();
         assert_eq!(event.2["type"], "Warning");
-        assert!(event.2["note"].as_str().unwrap().contains("panics on purpose"));
+        assert!(event.2["note"]
+            .as_str()
+            .unwrap()
+            .contains("panics on purpose"));
         // The next set is reconciled as usual.
         let (result, seen) = pass(set(json!([{"name": "a"}]), json!({}), None), vec![]).await;
         assert!(result.is_ok());
-        assert!(calls(&seen).contains(&("PATCH", &*format!("{APPS}/a"))), "{:?}", calls(&seen));
+        assert!(
+            calls(&seen).contains(&("PATCH", &*format!("{APPS}/a"))),
+            "{:?}",
+            calls(&seen)
+        );
     }
 
     /// `--watch-argo-applicationsets`: Argo's own ApplicationSet, reconciled the same

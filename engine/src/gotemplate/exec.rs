@@ -35,6 +35,9 @@ pub struct Exec<'a> {
     pos: Pos,
     action: Rc<str>,
     budget: &'a Budget,
+    /// The maps that are Go `map[string]string` in Argo: a cluster's
+    /// `.metadata.labels` and `.metadata.annotations` (all values strings).
+    string_maps: Vec<*const std::collections::BTreeMap<String, V>>,
 }
 
 type R<T> = Result<T, String>;
@@ -48,6 +51,18 @@ impl<'a> Exec<'a> {
         missing_error: bool,
         budget: &'a Budget,
     ) -> Result<String, ExecError> {
+        let mut string_maps = Vec::new();
+        if let V::Map(root) = &data {
+            if let Some(V::Map(meta)) = root.get("metadata") {
+                for key in ["labels", "annotations"] {
+                    if let Some(V::Map(m)) = meta.get(key) {
+                        if m.values().all(|v| matches!(v, V::Str(_))) {
+                            string_maps.push(&**m as *const _);
+                        }
+                    }
+                }
+            }
+        }
         let mut e = Exec {
             tree,
             missing_error,
@@ -56,6 +71,7 @@ impl<'a> Exec<'a> {
             pos: Pos::default(),
             action: Rc::from(""),
             budget,
+            string_maps,
         };
         let mut out = String::new();
         match e.walk(&mut out, &data, &tree.root) {
@@ -417,7 +433,14 @@ impl<'a> Exec<'a> {
                                 format!("error calling index: index out of range: {i}")
                             })? as i64)
                         }
-                        (V::Map(m), V::Str(key)) => m.get(key.as_ref()).cloned().unwrap_or(V::Nil),
+                        (V::Map(m), V::Str(key)) => match m.get(key.as_ref()) {
+                            Some(v) => v.clone(),
+                            // A map[string]string gives "" for a missing key, any other nil.
+                            None if self.string_maps.iter().any(|s| std::ptr::eq(*s, &**m)) => {
+                                V::Str("".into())
+                            }
+                            None => V::Nil,
+                        },
                         (V::Missing | V::Nil, _) => {
                             return Err("error calling index: index of untyped nil".into())
                         }
