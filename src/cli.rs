@@ -749,7 +749,7 @@ pub fn plugin_run(args: &PluginRunArgs) -> Result<String, CliError> {
 
 /// `prism plugin inspect`.
 pub fn plugin_inspect(args: &PluginInspectArgs) -> Result<String, CliError> {
-    let bytes = std::fs::read(&args.file)
+    let bytes = crate::fsread::read(&args.file)
         .map_err(|e| CliError::Failed(format!("cannot read {}: {e}", args.file.display())))?;
     let engine = wasmtime::Engine::default();
     let report = crate::plugin::inspect::inspect(&engine, &bytes)

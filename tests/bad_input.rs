@@ -290,3 +290,89 @@ fn glob_matching_nothing_is_a_warning_with_zero_applications() {
         )
     );
 }
+
+/// Devices, FIFOs and oversized files are refused before they are read: no blocking,
+/// no reading until memory runs out (issue 12).
+#[test]
+fn devices_fifos_and_huge_files_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fifo = tmp.path().join("fifo.yaml");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let fifo = fifo.display().to_string();
+    let spec = write(
+        tmp.path(),
+        "appset.yaml",
+        &appset("argoproj.io/v1alpha1", "  - list: {elements: [{a: b}]}\n", "x"),
+    );
+    let cases: Vec<(Vec<&str>, String)> = vec![
+        (vec!["generate", "/dev/zero"], "error: /dev/zero: cannot read: is not a regular file".into()),
+        (vec!["validate", "/dev/zero"], "error: /dev/zero: cannot read: is not a regular file".into()),
+        (vec!["lint", fifo.as_str()], format!("error: {fifo}: cannot read: is not a regular file")),
+        (
+            vec!["generate", spec.as_str(), "--clusters", "/dev/zero"],
+            "error: /dev/zero: cannot read clusters file: is not a regular file".into(),
+        ),
+        (
+            vec!["generate", spec.as_str(), "--clusters", fifo.as_str()],
+            format!("error: {fifo}: cannot read clusters file: is not a regular file"),
+        ),
+        (
+            vec!["generate", spec.as_str(), "--max-file-bytes", "100"],
+            format!("error: {spec}: cannot read: "),
+        ),
+        (
+            vec!["plugin", "inspect", "/dev/zero"],
+            "error: cannot read /dev/zero: is not a regular file".into(),
+        ),
+    ];
+    for (args, want) in cases {
+        let out = prism(&args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).starts_with(&want), "{args:?}: {}", stderr(&out));
+        assert!(out.stdout.is_empty());
+    }
+    let out = prism(&["generate", spec.as_str(), "--max-file-bytes", "100"]);
+    assert!(stderr(&out).contains("bytes is over the limit of 100 bytes in one file (an admin can raise it with --max-file-bytes)"), "{}", stderr(&out));
+}
+
+/// A spec that goes over a render limit fails with the limit, its value and the flag,
+/// and the admin's flag raises it.
+#[test]
+fn render_limits_name_their_flag_and_can_be_raised() {
+    let spec = appset(
+        "argoproj.io/v1alpha1",
+        "  - list: {elements: [{a: b}, {a: c}, {a: d}]}\n",
+        "'{{a}}'",
+    );
+    let (_, err) = fails(&spec, &["--max-parameter-sets", "2"]);
+    assert!(
+        err.ends_with("over the limit of 2 parameter sets in one ApplicationSet (an admin can raise it with --max-parameter-sets)"),
+        "{err}"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let file = write(tmp.path(), "appset.yaml", &spec);
+    let out = prism(&["generate", &file, "-o", "names", "--max-parameter-sets", "3"]);
+    assert_eq!(stdout(&out), "b\nc\nd\n", "{}", stderr(&out));
+}
+
+/// A spec ending in 100,000 unclosed flow mappings fails fast in every command.
+#[test]
+fn deeply_nested_yaml_fails_fast() {
+    let text = format!(
+        "apiVersion: argoproj.io/v1alpha1\nkind: ApplicationSet\nmetadata: {{name: x}}\nspec: {}",
+        "{a: ".repeat(100_000)
+    );
+    for cmd in ["generate", "validate", "lint"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = write(tmp.path(), "appset.yaml", &text);
+        let start = std::time::Instant::now();
+        let out = prism(&[cmd, &file]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(stderr(&out).contains("nesting depth of one YAML document"), "{}", stderr(&out));
+        assert!(start.elapsed().as_secs() < 10);
+    }
+}
