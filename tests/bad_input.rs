@@ -306,12 +306,25 @@ fn devices_fifos_and_huge_files_are_refused() {
     let spec = write(
         tmp.path(),
         "appset.yaml",
-        &appset("argoproj.io/v1alpha1", "  - list: {elements: [{a: b}]}\n", "x"),
+        &appset(
+            "argoproj.io/v1alpha1",
+            "  - list: {elements: [{a: b}]}\n",
+            "x",
+        ),
     );
     let cases: Vec<(Vec<&str>, String)> = vec![
-        (vec!["generate", "/dev/zero"], "error: /dev/zero: cannot read: is not a regular file".into()),
-        (vec!["validate", "/dev/zero"], "error: /dev/zero: cannot read: is not a regular file".into()),
-        (vec!["lint", fifo.as_str()], format!("error: {fifo}: cannot read: is not a regular file")),
+        (
+            vec!["generate", "/dev/zero"],
+            "error: /dev/zero: cannot read: is not a regular file".into(),
+        ),
+        (
+            vec!["validate", "/dev/zero"],
+            "error: /dev/zero: cannot read: is not a regular file".into(),
+        ),
+        (
+            vec!["lint", fifo.as_str()],
+            format!("error: {fifo}: cannot read: is not a regular file"),
+        ),
         (
             vec!["generate", spec.as_str(), "--clusters", "/dev/zero"],
             "error: /dev/zero: cannot read clusters file: is not a regular file".into(),
@@ -332,7 +345,11 @@ fn devices_fifos_and_huge_files_are_refused() {
     for (args, want) in cases {
         let out = prism(&args);
         assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
-        assert!(stderr(&out).starts_with(&want), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).starts_with(&want),
+            "{args:?}: {}",
+            stderr(&out)
+        );
         assert!(out.stdout.is_empty());
     }
     let out = prism(&["generate", spec.as_str(), "--max-file-bytes", "100"]);
@@ -355,7 +372,14 @@ fn render_limits_name_their_flag_and_can_be_raised() {
     );
     let tmp = tempfile::tempdir().unwrap();
     let file = write(tmp.path(), "appset.yaml", &spec);
-    let out = prism(&["generate", &file, "-o", "names", "--max-parameter-sets", "3"]);
+    let out = prism(&[
+        "generate",
+        &file,
+        "-o",
+        "names",
+        "--max-parameter-sets",
+        "3",
+    ]);
     assert_eq!(stdout(&out), "b\nc\nd\n", "{}", stderr(&out));
 }
 
@@ -372,7 +396,11 @@ fn deeply_nested_yaml_fails_fast() {
         let start = std::time::Instant::now();
         let out = prism(&[cmd, &file]);
         assert_eq!(out.status.code(), Some(1));
-        assert!(stderr(&out).contains("nesting depth of one YAML document"), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("nesting depth of one YAML document"),
+            "{}",
+            stderr(&out)
+        );
         assert!(start.elapsed().as_secs() < 10);
     }
 }

@@ -417,6 +417,24 @@ fn handlebars_partials_and_deep_blocks_are_refused() {
     assert!(e.ends_with(&format!("blocks {DEPTH}")), "{e:.100}");
 }
 
+/// A handlebars helper applying `f` to its first parameter, as Prism's own helpers do.
+fn case_helper(f: fn(&str) -> String) -> Box<dyn handlebars::HelperDef + Send + Sync> {
+    Box::new(
+        move |h: &handlebars::Helper,
+              _: &handlebars::Handlebars,
+              _: &handlebars::Context,
+              _: &mut handlebars::RenderContext,
+              out: &mut dyn handlebars::Output|
+              -> handlebars::HelperResult {
+            out.write(&f(h
+                .param(0)
+                .and_then(|p| p.value().as_str())
+                .unwrap_or_default()))?;
+            Ok(())
+        },
+    )
+}
+
 /// Handlebars templates are compiled in pieces; they render exactly as the whole would,
 /// standalone block lines and whitespace control included.
 #[test]
@@ -430,44 +448,8 @@ fn handlebars_pieces_render_as_the_whole() {
     let mut hb = handlebars::Handlebars::new();
     hb.set_strict_mode(true);
     hb.register_escape_fn(handlebars::no_escape);
-    hb.register_helper(
-        "lower",
-        Box::new(
-            |h: &handlebars::Helper,
-             _: &handlebars::Handlebars,
-             _: &handlebars::Context,
-             _: &mut handlebars::RenderContext,
-             out: &mut dyn handlebars::Output|
-             -> handlebars::HelperResult {
-                out.write(
-                    &h.param(0)
-                        .and_then(|p| p.value().as_str())
-                        .unwrap_or_default()
-                        .to_lowercase(),
-                )?;
-                Ok(())
-            },
-        ),
-    );
-    hb.register_helper(
-        "upper",
-        Box::new(
-            |h: &handlebars::Helper,
-             _: &handlebars::Handlebars,
-             _: &handlebars::Context,
-             _: &mut handlebars::RenderContext,
-             out: &mut dyn handlebars::Output|
-             -> handlebars::HelperResult {
-                out.write(
-                    &h.param(0)
-                        .and_then(|p| p.value().as_str())
-                        .unwrap_or_default()
-                        .to_uppercase(),
-                )?;
-                Ok(())
-            },
-        ),
-    );
+    hb.register_helper("lower", case_helper(str::to_lowercase));
+    hb.register_helper("upper", case_helper(str::to_uppercase));
     let want = hb.render_template(&whole_template, &params).unwrap();
     let pieces =
         prism_engine::template::compile_handlebars(&whole_template, &Limits::default()).unwrap();

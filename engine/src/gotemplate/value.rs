@@ -147,26 +147,24 @@ pub fn weigh(v: &V, budget: &crate::limits::Budget) -> Result<(), String> {
     while let Some((v, depth)) = stack.pop() {
         visited += 1;
         weight += 1;
+        let len = match v {
+            V::List(l) => l.len(),
+            V::Map(m) => m.len(),
+            _ => 0,
+        };
+        if matches!(v, V::List(_) | V::Map(_)) {
+            budget.check(Limit::Count, len)?;
+            if depth > max_depth {
+                return Err(format!(
+                    "a value nested deeper than {max_depth} levels: {}",
+                    Limit::Depth.exceeded(limits)
+                ));
+            }
+        }
         match v {
             V::Str(s) => weight += s.len() as u64,
-            V::List(l) => {
-                budget.check(Limit::Count, l.len())?;
-                if depth > max_depth {
-                    return Err(format!(
-                        "a value nested deeper than {max_depth} levels: {}",
-                        Limit::Depth.exceeded(limits)
-                    ));
-                }
-                stack.extend(l.iter().map(|x| (x, depth + 1)));
-            }
+            V::List(l) => stack.extend(l.iter().map(|x| (x, depth + 1))),
             V::Map(m) => {
-                budget.check(Limit::Count, m.len())?;
-                if depth > max_depth {
-                    return Err(format!(
-                        "a value nested deeper than {max_depth} levels: {}",
-                        Limit::Depth.exceeded(limits)
-                    ));
-                }
                 for (k, x) in m.iter() {
                     weight += k.len() as u64;
                     stack.push((x, depth + 1));
