@@ -268,3 +268,20 @@ fn template_patch_setting_the_project() {
     );
     assert_eq!(out, "");
 }
+
+/// The function table tells lint which sprig functions Prism does not implement.
+#[test]
+fn unsupported_function_from_the_table() {
+    let (_, out, _) = run(
+        Case {
+            extra: "  goTemplate: true\n  goTemplateOptions: [\"missingkey=error\"]\n",
+            name: "{{ .cluster }}-{{ sha512sum .cluster | trunc 6 }}",
+            ..Default::default()
+        },
+        false,
+    );
+    assert!(
+        out.contains("unsupported-function spec.template.metadata.name: sha512sum is a sprig function Prism does not implement"),
+        "{out}"
+    );
+}

@@ -22,6 +22,10 @@ pub const RULES: &[(&str, &str)] = &[
         "spec.template.spec.project is templated; Argo CD's API refuses that",
     ),
     (
+        "unsupported-function",
+        "a Go template calls a sprig function Prism does not implement (rendering would fail)",
+    ),
+    (
         "template-patch-project",
         "templatePatch sets spec.project, which Argo CD ignores (the project is its RBAC boundary)",
     ),
@@ -254,6 +258,29 @@ pub fn lint(appset: &ApplicationSet, raw: &Value) -> Vec<Finding> {
                  (the project is its RBAC boundary); set the project in spec.template"
                     .into(),
             );
+        }
+    }
+
+    if go {
+        let mut templated = Vec::new();
+        strings(tmpl, "spec.template".into(), &mut templated);
+        if let Some(p) = &appset.template_patch {
+            templated.push(("spec.templatePatch".into(), p.as_str()));
+        }
+        let limits = crate::limits::Limits::default();
+        for (path, s) in templated.into_iter().filter(|(_, s)| s.contains("{{")) {
+            let Ok(t) = crate::gotemplate::GoTemplate::parse(s, &limits) else {
+                continue;
+            };
+            for name in t.functions() {
+                if crate::gotemplate::table::lookup(&name).is_some_and(|f| !f.supported) {
+                    find(
+                        "unsupported-function",
+                        path.clone(),
+                        format!("{name} is a sprig function Prism does not implement: rendering fails with \"function {name:?} is not supported by prism\""),
+                    );
+                }
+            }
         }
     }
 

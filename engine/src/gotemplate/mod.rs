@@ -39,6 +39,17 @@ impl GoTemplate {
             .map_err(|e| format!("{}:{}: {}", e.pos.line, e.pos.col, e.message))
     }
 
+    /// The functions the template calls, sorted, once each (for `lint`).
+    pub fn functions(&self) -> Vec<String> {
+        let mut out = std::collections::BTreeSet::new();
+        let lists =
+            std::iter::once(&self.tree.root).chain(self.tree.defines.values().map(|l| &**l));
+        for list in lists {
+            parse::functions(list, &mut out);
+        }
+        out.into_iter().collect()
+    }
+
     /// Executes with `data` as `.`; `missing_error` is `missingkey=error`. Steps and
     /// sizes are paid from `budget`.
     pub fn execute(

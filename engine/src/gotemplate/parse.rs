@@ -774,6 +774,35 @@ fn check_calls(pos: Pos, cmds: &[Vec<Arg>]) -> Result<(), ParseError> {
     Ok(())
 }
 
+/// Collects the names of the functions `list` calls.
+pub fn functions(list: &List, out: &mut std::collections::BTreeSet<String>) {
+    fn pipe(p: &Pipe, out: &mut std::collections::BTreeSet<String>) {
+        for arg in p.cmds.iter().flatten() {
+            match arg {
+                Arg::Ident(name) => {
+                    out.insert(name.clone());
+                }
+                Arg::Sub(inner, _) => pipe(inner, out),
+                _ => {}
+            }
+        }
+    }
+    for node in list {
+        match node {
+            Node::Action(p) => pipe(p, out),
+            Node::If(p, body, other) | Node::Range(p, body, other) | Node::With(p, body, other) => {
+                pipe(p, out);
+                functions(body, out);
+                if let Some(o) = other {
+                    functions(o, out);
+                }
+            }
+            Node::Template(_, _, Some(p)) => pipe(p, out),
+            _ => {}
+        }
+    }
+}
+
 /// Whether `name` is a function that takes `args` arguments.
 pub fn check_call(name: &str, args: usize) -> Result<(), String> {
     let f = table::lookup(name).ok_or_else(|| format!("function {name:?} not defined"))?;
