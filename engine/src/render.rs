@@ -221,14 +221,16 @@ fn render_application(
     let rendered = if empty {
         template.clone()
     } else {
-        renderer.render_value(template, &set.params).map_err(|e| {
-            let path = if e.field.is_empty() {
-                template_path.to_string()
-            } else {
-                format!("{template_path}.{}", e.field)
-            };
-            render_error(&path, e.message)
-        })?
+        renderer
+            .render_application(template, &set.params)
+            .map_err(|e| {
+                let path = if e.field.is_empty() {
+                    template_path.to_string()
+                } else {
+                    format!("{template_path}.{}", e.field)
+                };
+                render_error(&path, e.message)
+            })?
     };
     let mut rendered = match rendered {
         Value::Object(m) => m,

@@ -159,15 +159,36 @@ impl Renderer {
             .map_err(|e| format!("template {template:?}: {e}"))
     }
 
-    /// Renders every string value and every map key in `value`; all of it together
-    /// may not outgrow one Application's limit.
+    /// Renders every string value and every map key in `value` (a generator's fields).
     pub fn render_value(&self, value: &Value, params: &ParamSet) -> Result<Value, FieldError> {
+        self.render_tree(value, params, usize::MAX)
+    }
+
+    /// Renders an Application template like [`Renderer::render_value`]; all its
+    /// templated fields together may not outgrow one Application's limit.
+    pub fn render_application(
+        &self,
+        value: &Value,
+        params: &ParamSet,
+    ) -> Result<Value, FieldError> {
+        self.render_tree(value, params, self.budget.limits.application_bytes)
+    }
+
+    fn render_tree(
+        &self,
+        value: &Value,
+        params: &ParamSet,
+        cap: usize,
+    ) -> Result<Value, FieldError> {
         let total = Cell::new(0usize);
         let count = |out: String| -> Result<String, String> {
-            total.set(total.get() + out.len());
-            self.budget
-                .check(Limit::ApplicationBytes, total.get())
-                .map_err(|e| format!("the rendered fields are {e}"))?;
+            total.set(total.get().saturating_add(out.len()));
+            if total.get() > cap {
+                return Err(format!(
+                    "the rendered fields are {}",
+                    Limit::ApplicationBytes.exceeded(&self.budget.limits)
+                ));
+            }
             Ok(out)
         };
         if let TemplateEngine::Go { .. } = self.engine {
