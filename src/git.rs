@@ -331,6 +331,18 @@ impl Repository for GitSnapshot {
             .repo
             .lock()
             .map_err(|_| err("git repository lock poisoned".into()))?;
+        // The size from the object header, before the blob is loaded.
+        let max = crate::fsread::max_file_bytes();
+        let (size, _) = repo
+            .odb()
+            .and_then(|odb| odb.read_header(*oid))
+            .map_err(|e| err(e.message().to_string()))?;
+        if size as u64 > max {
+            return Err(err(format!(
+                "{size} bytes is over the limit of {max} bytes in one file \
+                 (an admin can raise it with --max-file-bytes)"
+            )));
+        }
         let blob = repo
             .find_blob(*oid)
             .map_err(|e| err(e.message().to_string()))?;

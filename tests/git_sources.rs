@@ -293,3 +293,33 @@ spec:
         "doublestar * stays in a segment"
     );
 }
+
+/// A repository file over `--max-file-bytes` is refused from its object header, before
+/// the blob is loaded.
+#[test]
+fn oversized_repository_files_are_refused() {
+    let r = TestRepo::new();
+    let big = "k: ".to_string() + &"x".repeat(5000) + "\n";
+    r.commit(&[("apps/api/config.yaml", Some(big.as_str()))], "big");
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = write(
+        tmp.path(),
+        "appset.yaml",
+        &DIRS_SPEC
+            .replace("REPO", &r.path().display().to_string())
+            .replace("REV", "HEAD")
+            .replace(
+                "      directories:\n      - path: apps/*\n      - path: apps/legacy\n        exclude: true\n",
+                "      files:\n      - path: apps/*/config.yaml\n",
+            ),
+    );
+    let out = prism(&["generate", &spec, "--max-file-bytes", "1000"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("apps/api/config.yaml") && stderr(&out).contains("5004 bytes is over the limit of 1000 bytes in one file (an admin can raise it with --max-file-bytes)"),
+        "{}",
+        stderr(&out)
+    );
+    let out = prism(&["generate", &spec, "-o", "names"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
