@@ -704,7 +704,7 @@ async fn reconcile_set(
                 existing: input.existing.clone(),
                 policy: input.policy,
                 preserve_resources_on_deletion: input.preserve_resources_on_deletion,
-                guard: input.guard.clone(),
+                guard: input.guard,
             };
             plan::plan(&input)
         }
