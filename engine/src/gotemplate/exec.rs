@@ -370,7 +370,18 @@ impl<'a> Exec<'a> {
     }
 
     fn call(&mut self, name: &str, args: Vec<V>) -> R<V> {
-        self.budget.step(1)?;
+        // A call costs a step, plus one per 64 bytes of string and per element of a list
+        // or map it is given: what a function may walk is paid for before it runs.
+        let size: usize = args
+            .iter()
+            .map(|a| match a {
+                V::Str(s) => s.len() / 64,
+                V::List(l) => l.len(),
+                V::Map(m) => m.len(),
+                _ => 0,
+            })
+            .sum();
+        self.budget.step(1 + size as u64)?;
         super::parse::check_call(name, args.len())?;
         let v = self.call_checked(name, args)?;
         // What a function builds is bounded: strings by the field limit, containers by
