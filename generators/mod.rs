@@ -1,7 +1,7 @@
 //! Generators: each turns its part of the spec into parameter sets.
 //!
 //! One file per generator, named as in Argo CD (`list`, `clusters`, `git`, `matrix`,
-//! `merge`) plus Prism's own (`values`). Each file holds the generator's serde spec,
+//! `merge`, `plugin`) plus Prism's own (`values`, `images`). Each file holds the generator's serde spec,
 //! a `generate` function, its ordering rules in the `//!` doc and its table tests.
 //! To add a generator: add a file, a variant to [`Generator`] and its arm in
 //! [`Generator::parse`] and [`Generator::generate`].

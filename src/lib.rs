@@ -1,10 +1,12 @@
-//! Prism's command line: `prism generate`, `prism validate`, `prism version`.
+//! Prism's command line and controller: `prism generate`, `diff`, `validate`, `lint`,
+//! `schema`, `plugin run|inspect`, `crd`, `controller` and `version`.
 //!
 //! The engine ([`prism_engine`]) does the work; this crate is the edge around it:
 //! reading manifests and cluster Secret files, opening git repositories
 //! ([`git`], [`workdir`]) behind the engine's `Sources` trait ([`sources`]), and
 //! printing ([`output`]). Errors carry the file and the spec path and end the run
-//! with exit code 1 (2 for usage errors) before anything is written to stdout.
+//! with exit code 1 (2 for usage errors, 3 for `diff` finding differences) before
+//! anything is written to stdout.
 
 pub mod cli;
 pub mod controller;

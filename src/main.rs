@@ -1,5 +1,5 @@
 //! The `prism` binary: parses arguments, runs the command, maps errors to exit codes
-//! (0 success, 1 spec or source error, 2 usage error).
+//! (0 success, 1 spec or source error, 2 usage error, 3 `prism diff` found differences).
 
 use clap::Parser;
 use prism::cli::{run, Cli, Command};

@@ -7,7 +7,7 @@
 //! Key decision: the engine is pure and synchronous. It never touches the network,
 //! a cluster or a git object database itself; everything it reads comes through the
 //! small [`Sources`] and [`Repository`] traits, which the CLI implements over git2
-//! and files and the controller will implement over the cluster API. That keeps this
+//! and files and the controller implements over the cluster API and its git cache. That keeps this
 //! crate light (its tests build in seconds) and lets both front ends share it unchanged.
 //!
 //! The generators live in the repository's top-level `generators/` folder, one file
