@@ -33,14 +33,14 @@ pub struct ClustersGenerator {
 }
 
 impl ClustersGenerator {
-    pub(super) fn check(&self, path: &str) -> Result<(), Error> {
+    pub(super) fn check_spec(&self, path: &str) -> Result<(), Error> {
         self.selector
             .validate()
             .map_err(|e| Error::invalid(format!("{path}.selector"), e))
     }
 
     /// The parameter sets.
-    pub fn generate(&self, ctx: &Context, path: &str) -> Result<Vec<ParamSet>, Error> {
+    pub fn parameter_sets(&self, ctx: &Context, path: &str) -> Result<Vec<ParamSet>, Error> {
         let clusters = ctx
             .sources
             .clusters()
@@ -112,6 +112,51 @@ fn cluster_params(c: &Cluster, shape: ParamShape) -> ParamSet {
         }
     }
     p
+}
+
+/// The `clusters` generator's registration.
+pub struct Clusters;
+
+impl super::GeneratorKind for Clusters {
+    fn key(&self) -> &'static str {
+        "clusters"
+    }
+
+    fn reads_clusters(&self) -> bool {
+        true
+    }
+
+    fn parse(&self, body: Value, path: &str) -> Result<Box<dyn super::Generate>, Error> {
+        super::parse_as::<ClustersGenerator>(body, path)
+    }
+
+    fn schema(&self, generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        generator.subschema_for::<ClustersGenerator>()
+    }
+
+    fn emits(&self, body: &Value, e: &mut super::Emits) {
+        e.names(&[
+            "name",
+            "nameNormalized",
+            "server",
+            "project",
+            "metadata",
+            "clusters",
+        ]);
+        e.prefixes
+            .extend(["metadata.labels.", "metadata.annotations.", "metadata."].map(String::from));
+        e.values_of(body);
+    }
+}
+
+impl super::Generate for ClustersGenerator {
+    fn check(&self, path: &str, _prism: bool) -> Result<(), Error> {
+        self.check_spec(path)
+    }
+
+    fn generate(&self, ctx: &Context, path: &str) -> Result<Vec<super::Generated>, Error> {
+        Ok(super::leaf(self.parameter_sets(ctx, path)?, path))
+    }
 }
 
 #[cfg(test)]

@@ -77,7 +77,7 @@ pub enum FileGlobbing {
 }
 
 impl GitGenerator {
-    pub(super) fn check(&self, path: &str) -> Result<(), Error> {
+    pub(super) fn check_spec(&self, path: &str) -> Result<(), Error> {
         if self.repo_url.is_empty() {
             return Err(Error::invalid(
                 format!("{path}.repoURL"),
@@ -111,7 +111,7 @@ impl GitGenerator {
     }
 
     /// The parameter sets.
-    pub fn generate(&self, ctx: &Context, path: &str) -> Result<Vec<ParamSet>, Error> {
+    pub fn parameter_sets(&self, ctx: &Context, path: &str) -> Result<Vec<ParamSet>, Error> {
         let repo = ctx
             .sources
             .repository(&self.repo_url, &self.revision)
@@ -250,6 +250,63 @@ pub fn parse_objects(
             })
             .collect(),
         _ => Err("expected a mapping or a list of mappings".to_string()),
+    }
+}
+
+/// The `git` generator's registration.
+pub struct Git;
+
+impl super::GeneratorKind for Git {
+    fn key(&self) -> &'static str {
+        "git"
+    }
+
+    fn requeue(&self) -> Option<std::time::Duration> {
+        Some(super::GIT_REQUEUE)
+    }
+
+    fn reads_git(&self, body: &Value) -> Option<(String, String)> {
+        super::repo_and_revision(body)
+    }
+
+    fn parse(&self, body: Value, path: &str) -> Result<Box<dyn super::Generate>, Error> {
+        super::parse_as::<GitGenerator>(body, path)
+    }
+
+    fn schema(&self, generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        generator.subschema_for::<GitGenerator>()
+    }
+
+    fn emits(&self, body: &Value, e: &mut super::Emits) {
+        let prefix = body
+            .get("pathParamPrefix")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let p = if prefix.is_empty() {
+            "path".to_string()
+        } else {
+            format!("{prefix}.path")
+        };
+        e.names.push(p.clone());
+        e.prefixes.push(format!("{p}."));
+        e.prefixes.push(format!("{p}["));
+        if !prefix.is_empty() {
+            e.names.push(prefix.to_string());
+        }
+        if body.get("files").is_some() {
+            e.anything = true; // file contents are parameters
+        }
+        e.values_of(body);
+    }
+}
+
+impl super::Generate for GitGenerator {
+    fn check(&self, path: &str, _prism: bool) -> Result<(), Error> {
+        self.check_spec(path)
+    }
+
+    fn generate(&self, ctx: &Context, path: &str) -> Result<Vec<super::Generated>, Error> {
+        Ok(super::leaf(self.parameter_sets(ctx, path)?, path))
     }
 }
 

@@ -76,7 +76,7 @@ pub struct ResolvedImage {
 }
 
 impl ImagesGenerator {
-    pub(super) fn check(&self, path: &str) -> Result<(), Error> {
+    pub(super) fn check_spec(&self, path: &str) -> Result<(), Error> {
         if self.images.is_empty() {
             return Err(Error::invalid(
                 format!("{path}.images"),
@@ -128,7 +128,7 @@ impl ImagesGenerator {
     }
 
     /// One parameter set with every image resolved.
-    pub fn generate(&self, ctx: &Context, path: &str) -> Result<Vec<ParamSet>, Error> {
+    pub fn parameter_sets(&self, ctx: &Context, path: &str) -> Result<Vec<ParamSet>, Error> {
         let mut params = ParamSet::new();
         let mut nested = Map::new();
         for (i, img) in self.images.iter().enumerate() {
@@ -162,6 +162,46 @@ impl ImagesGenerator {
             params.insert("images".into(), Value::Object(nested));
         }
         Ok(vec![params])
+    }
+}
+
+/// The `images` generator's registration.
+pub struct Images;
+
+impl super::GeneratorKind for Images {
+    fn key(&self) -> &'static str {
+        "images"
+    }
+
+    fn prism_only(&self) -> bool {
+        true
+    }
+
+    fn requeue(&self) -> Option<std::time::Duration> {
+        Some(super::GIT_REQUEUE)
+    }
+
+    fn parse(&self, body: Value, path: &str) -> Result<Box<dyn super::Generate>, Error> {
+        super::parse_as::<ImagesGenerator>(body, path)
+    }
+
+    fn schema(&self, generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        generator.subschema_for::<ImagesGenerator>()
+    }
+
+    fn emits(&self, body: &Value, e: &mut super::Emits) {
+        let _ = body;
+        e.prefixes.push("images.".into());
+    }
+}
+
+impl super::Generate for ImagesGenerator {
+    fn check(&self, path: &str, _prism: bool) -> Result<(), Error> {
+        self.check_spec(path)
+    }
+
+    fn generate(&self, ctx: &Context, path: &str) -> Result<Vec<super::Generated>, Error> {
+        Ok(super::leaf(self.parameter_sets(ctx, path)?, path))
     }
 }
 

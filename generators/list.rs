@@ -25,7 +25,7 @@ pub struct ListGenerator {
 
 impl ListGenerator {
     /// The parameter sets.
-    pub fn generate(&self, ctx: &Context, path: &str) -> Result<Vec<ParamSet>, Error> {
+    pub fn parameter_sets(&self, ctx: &Context, path: &str) -> Result<Vec<ParamSet>, Error> {
         let mut out = Vec::with_capacity(self.elements.len());
         for (i, element) in self.elements.iter().enumerate() {
             let at = format!("{path}.elements[{i}]");
@@ -87,6 +87,51 @@ fn flat_element(obj: &ParamSet, at: &str) -> Result<ParamSet, Error> {
         }
     }
     Ok(params)
+}
+
+/// The `list` generator's registration.
+pub struct List;
+
+impl super::GeneratorKind for List {
+    fn key(&self) -> &'static str {
+        "list"
+    }
+
+    fn parse(&self, body: Value, path: &str) -> Result<Box<dyn super::Generate>, Error> {
+        super::parse_as::<ListGenerator>(body, path)
+    }
+
+    fn schema(&self, generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        generator.subschema_for::<ListGenerator>()
+    }
+
+    fn emits(&self, body: &Value, e: &mut super::Emits) {
+        for el in body
+            .get("elements")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            for (k, v) in el.as_object().into_iter().flatten() {
+                e.names.push(k.clone());
+                if k == "values" {
+                    for vk in v.as_object().into_iter().flatten().map(|(k, _)| k) {
+                        e.names.push(format!("values.{vk}"));
+                    }
+                    e.prefixes.push("values.".into());
+                }
+            }
+        }
+        if body.get("elementsYaml").is_some() {
+            e.anything = true;
+        }
+    }
+}
+
+impl super::Generate for ListGenerator {
+    fn generate(&self, ctx: &Context, path: &str) -> Result<Vec<super::Generated>, Error> {
+        Ok(super::leaf(self.parameter_sets(ctx, path)?, path))
+    }
 }
 
 #[cfg(test)]

@@ -26,7 +26,7 @@ pub struct MatrixGenerator {
 }
 
 impl MatrixGenerator {
-    pub(super) fn check(&self, path: &str, prism: bool) -> Result<(), Error> {
+    pub(super) fn check_spec(&self, path: &str, prism: bool) -> Result<(), Error> {
         if self.generators.len() < 2 {
             return Err(Error::invalid(
                 path,
@@ -40,7 +40,7 @@ impl MatrixGenerator {
     }
 
     /// The combined parameter sets.
-    pub fn generate(&self, ctx: &Context, path: &str) -> Result<Vec<Generated>, Error> {
+    pub fn combined(&self, ctx: &Context, path: &str) -> Result<Vec<Generated>, Error> {
         let child_path = |i: usize| format!("{path}.generators[{i}]");
         let mut acc = expand_raw(&self.generators[0], &child_path(0), ctx)?;
         for (i, child) in self.generators.iter().enumerate().skip(1) {
@@ -132,6 +132,44 @@ fn combine(
     let mut origin = a.origin.clone();
     origin.extend(b.origin.iter().cloned());
     Ok(Generated { params, origin })
+}
+
+/// The `matrix` generator's registration.
+pub struct Matrix;
+
+impl super::GeneratorKind for Matrix {
+    fn key(&self) -> &'static str {
+        "matrix"
+    }
+
+    fn parse(&self, body: Value, path: &str) -> Result<Box<dyn super::Generate>, Error> {
+        super::parse_as::<MatrixGenerator>(body, path)
+    }
+
+    fn schema(&self, generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        generator.subschema_for::<MatrixGenerator>()
+    }
+
+    fn emits(&self, body: &Value, e: &mut super::Emits) {
+        for child in body
+            .get("generators")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            e.add(super::emits(child));
+        }
+    }
+}
+
+impl super::Generate for MatrixGenerator {
+    fn check(&self, path: &str, prism: bool) -> Result<(), Error> {
+        self.check_spec(path, prism)
+    }
+
+    fn generate(&self, ctx: &Context, path: &str) -> Result<Vec<super::Generated>, Error> {
+        self.combined(ctx, path)
+    }
 }
 
 #[cfg(test)]

@@ -27,7 +27,7 @@ pub struct MergeGenerator {
 }
 
 impl MergeGenerator {
-    pub(super) fn check(&self, path: &str, prism: bool) -> Result<(), Error> {
+    pub(super) fn check_spec(&self, path: &str, prism: bool) -> Result<(), Error> {
         if self.generators.len() < 2 {
             return Err(Error::invalid(
                 path,
@@ -47,7 +47,7 @@ impl MergeGenerator {
     }
 
     /// The merged parameter sets.
-    pub fn generate(&self, ctx: &Context, path: &str) -> Result<Vec<Generated>, Error> {
+    pub fn combined(&self, ctx: &Context, path: &str) -> Result<Vec<Generated>, Error> {
         let mut keys = self.merge_keys.clone();
         keys.sort();
         keys.dedup();
@@ -117,6 +117,44 @@ fn lookup<'a>(params: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
         cur = cur.get(part)?;
     }
     Some(cur)
+}
+
+/// The `merge` generator's registration.
+pub struct Merge;
+
+impl super::GeneratorKind for Merge {
+    fn key(&self) -> &'static str {
+        "merge"
+    }
+
+    fn parse(&self, body: Value, path: &str) -> Result<Box<dyn super::Generate>, Error> {
+        super::parse_as::<MergeGenerator>(body, path)
+    }
+
+    fn schema(&self, generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        generator.subschema_for::<MergeGenerator>()
+    }
+
+    fn emits(&self, body: &Value, e: &mut super::Emits) {
+        for child in body
+            .get("generators")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            e.add(super::emits(child));
+        }
+    }
+}
+
+impl super::Generate for MergeGenerator {
+    fn check(&self, path: &str, prism: bool) -> Result<(), Error> {
+        self.check_spec(path, prism)
+    }
+
+    fn generate(&self, ctx: &Context, path: &str) -> Result<Vec<super::Generated>, Error> {
+        self.combined(ctx, path)
+    }
 }
 
 #[cfg(test)]

@@ -2,9 +2,11 @@
 //!
 //! One file per generator, named as in Argo CD (`list`, `clusters`, `git`, `matrix`,
 //! `merge`, `plugin`) plus Prism's own (`values`, `images`). Each file holds the generator's serde spec,
-//! a `generate` function, its ordering rules in the `//!` doc and its table tests.
-//! To add a generator: add a file, a variant to [`Generator`] and its arm in
-//! [`Generator::parse`] and [`Generator::generate`].
+//! its [`Generate`] implementation, its ordering rules in the `//!` doc, its
+//! registration (a unit struct implementing [`GeneratorKind`]: key, schema, the
+//! parameters it can emit for lint, requeue and what it reads for the controller) and
+//! its table tests. To add a generator: add a file and one line to [`REGISTRY`];
+//! render, validate, lint, `prism schema` and the controller all ask the registry.
 //!
 //! This module also holds what every generator shares: the per-generator `selector`
 //! and `template`, the matrix-style interpolation of a generator's own fields from
@@ -31,9 +33,6 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-/// The generator keys Prism knows, for error messages.
-pub const KNOWN_GENERATORS: &str =
-    "list, clusters, git, matrix, merge, plugin, values and images (prism.dev only)";
 const ARGO_UNSUPPORTED: &[&str] = &["scmProvider", "pullRequest", "clusterDecisionResource"];
 
 /// What generators read and write while expanding one ApplicationSet.
@@ -91,99 +90,189 @@ pub struct Generated {
     pub origin: Vec<Rc<str>>,
 }
 
-/// One of the generators.
-#[derive(Debug, Clone)]
-pub enum Generator {
-    /// Fixed elements.
-    List(list::ListGenerator),
-    /// Argo CD clusters.
-    Clusters(clusters::ClustersGenerator),
-    /// Git directories or files.
-    Git(git::GitGenerator),
-    /// Per-environment values files (Prism's own).
-    Values(values::ValuesGenerator),
-    /// Cartesian product of children.
-    Matrix(matrix::MatrixGenerator),
-    /// Children joined on merge keys.
-    Merge(merge::MergeGenerator),
-    /// A WebAssembly plugin (Argo's `plugin`, run in-process).
-    Plugin(plugin::PluginGenerator),
-    /// Newest allowed container image tags (Prism's own).
-    Images(images::ImagesGenerator),
-}
-
-impl Generator {
-    /// Reads the body of generator `key` (its `template` already removed).
-    fn parse(key: &str, body: Value, path: &str, prism: bool) -> Result<Generator, Error> {
-        Ok(match key {
-            "list" => Generator::List(from_body(body, path)?),
-            "clusters" => Generator::Clusters(from_body(body, path)?),
-            "git" => Generator::Git(from_body(body, path)?),
-            "matrix" => Generator::Matrix(from_body(body, path)?),
-            "merge" => Generator::Merge(from_body(body, path)?),
-            "plugin" => Generator::Plugin(from_body(body, path)?),
-            "values" if prism => Generator::Values(from_body(body, path)?),
-            "images" if prism => Generator::Images(from_body(body, path)?),
-            "values" | "images" => return Err(Error::invalid(
-                path,
-                format!("the {key} generator is Prism's own; set apiVersion: prism.dev/v1alpha1 to use it"),
-            )),
-            other => {
-                return Err(Error::new(
-                    path,
-                    ErrorKind::UnknownGenerator {
-                        key: other.to_string(),
-                        expected: KNOWN_GENERATORS,
-                    },
-                ))
-            }
-        })
-    }
-
-    /// Checks what serde cannot (patterns, children, selectors).
-    fn check(&self, path: &str, prism: bool) -> Result<(), Error> {
-        match self {
-            Generator::List(_) => Ok(()),
-            Generator::Clusters(g) => g.check(path),
-            Generator::Git(g) => g.check(path),
-            Generator::Values(g) => g.check(path),
-            Generator::Matrix(g) => g.check(path, prism),
-            Generator::Merge(g) => g.check(path, prism),
-            Generator::Plugin(g) => g.check(path),
-            Generator::Images(g) => g.check(path),
-        }
+/// A parsed generator of any kind, ready to expand.
+pub trait Generate: std::fmt::Debug {
+    /// Checks what serde cannot (patterns, children, selectors); `prism` is whether the
+    /// spec is `prism.dev` (children may use Prism's own generators).
+    fn check(&self, _path: &str, _prism: bool) -> Result<(), Error> {
+        Ok(())
     }
 
     /// Expands into parameter sets; `path` is this generator's spec path.
-    fn generate(&self, ctx: &Context, path: &str) -> Result<Vec<Generated>, Error> {
-        let leaf = |sets: Vec<ParamSet>| {
-            let origin: Rc<str> = Rc::from(path);
-            sets.into_iter()
-                .map(|params| Generated {
-                    params,
-                    origin: vec![origin.clone()],
-                })
-                .collect()
-        };
-        Ok(match self {
-            Generator::List(g) => leaf(g.generate(ctx, path)?),
-            Generator::Clusters(g) => leaf(g.generate(ctx, path)?),
-            Generator::Git(g) => leaf(g.generate(ctx, path)?),
-            Generator::Values(g) => leaf(g.generate(ctx, path)?),
-            Generator::Matrix(g) => g.generate(ctx, path)?,
-            Generator::Merge(g) => g.generate(ctx, path)?,
-            Generator::Plugin(g) => leaf(g.generate(ctx, path)?),
-            Generator::Images(g) => leaf(g.generate(ctx, path)?),
-        })
+    fn generate(&self, ctx: &Context, path: &str) -> Result<Vec<Generated>, Error>;
+}
+
+/// One kind of generator: its spec key and everything the rest of Prism asks of it
+/// (render, validate, lint, schema, the controller's requeue and triggers). Each
+/// generator file implements it once; [`REGISTRY`] lists them.
+pub trait GeneratorKind: Sync {
+    /// The key in a `generators` entry (`list`, `git`, …), as Argo CD names it.
+    fn key(&self) -> &'static str;
+
+    /// Whether only `prism.dev/v1alpha1` specs may use it.
+    fn prism_only(&self) -> bool {
+        false
     }
+
+    /// Reads the generator's body (its `template` already removed) at `path`.
+    fn parse(&self, body: Value, path: &str) -> Result<Box<dyn Generate>, Error>;
+
+    /// The JSON Schema of the body (for `prism schema`).
+    fn schema(&self, generator: &mut schemars::SchemaGenerator) -> schemars::Schema;
+
+    /// The parameters a body can emit (for `lint`'s `unknown-parameter`).
+    fn emits(&self, body: &Value, out: &mut Emits);
+
+    /// How often the controller renders a set using it again when nothing else
+    /// triggers it (a generator's own `requeueAfterSeconds` wins).
+    fn requeue(&self) -> Option<std::time::Duration> {
+        None
+    }
+
+    /// The (`repoURL`, `revision`) a body reads, so a push to it triggers the set.
+    fn reads_git(&self, _body: &Value) -> Option<(String, String)> {
+        None
+    }
+
+    /// Whether it reads Argo CD's cluster Secrets, so a change to them triggers the set.
+    fn reads_clusters(&self) -> bool {
+        false
+    }
+}
+
+/// How often a set reading git, values or images is rendered again without a trigger.
+pub const GIT_REQUEUE: std::time::Duration = std::time::Duration::from_secs(180);
+/// How often a set with a plugin is rendered again without a trigger (Argo's default).
+pub const PLUGIN_REQUEUE: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
+/// A body's `repoURL` and `revision` (empty when unset).
+pub fn repo_and_revision(body: &Value) -> Option<(String, String)> {
+    let url = body.get("repoURL")?.as_str()?;
+    let rev = body
+        .get("revision")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    Some((url.to_string(), rev.to_string()))
+}
+
+/// Every generator Prism knows; adding a generator is a file and a line here.
+pub const REGISTRY: &[&dyn GeneratorKind] = &[
+    &list::List,
+    &clusters::Clusters,
+    &git::Git,
+    &matrix::Matrix,
+    &merge::Merge,
+    &plugin::Plugin,
+    &values::Values,
+    &images::Images,
+];
+
+/// The generator kind registered under `key`.
+pub fn lookup(key: &str) -> Option<&'static dyn GeneratorKind> {
+    REGISTRY.iter().copied().find(|g| g.key() == key)
+}
+
+/// The generator keys for messages: Argo's, then Prism's own.
+pub fn known_generators() -> String {
+    let argo: Vec<&str> = REGISTRY
+        .iter()
+        .filter(|g| !g.prism_only())
+        .map(|g| g.key())
+        .collect();
+    let prism: Vec<&str> = REGISTRY
+        .iter()
+        .filter(|g| g.prism_only())
+        .map(|g| g.key())
+        .collect();
+    format!(
+        "{}, {} (prism.dev only)",
+        argo.join(", "),
+        prism.join(" and ")
+    )
+}
+
+/// Deserializes a body as `T` (the common [`GeneratorKind::parse`]).
+pub fn parse_as<T: DeserializeOwned + Generate + 'static>(
+    body: Value,
+    path: &str,
+) -> Result<Box<dyn Generate>, Error> {
+    Ok(Box::new(from_body::<T>(body, path)?))
+}
+
+/// Leaf parameter sets with their origin, the generator at `path`.
+pub fn leaf(sets: Vec<ParamSet>, path: &str) -> Vec<Generated> {
+    let origin: Rc<str> = Rc::from(path);
+    sets.into_iter()
+        .map(|params| Generated {
+            params,
+            origin: vec![origin.clone()],
+        })
+        .collect()
+}
+
+/// Which parameters a generator can emit: exact names, prefixes (`values.`), or anything.
+#[derive(Debug, Default, Clone)]
+pub struct Emits {
+    /// Exact parameter names.
+    pub names: Vec<String>,
+    /// Prefixes of parameter names (`values.`).
+    pub prefixes: Vec<String>,
+    /// Whether any name may come (file contents, plugin answers).
+    pub anything: bool,
+}
+
+impl Emits {
+    /// Whether `key` may be emitted.
+    pub fn allows(&self, key: &str) -> bool {
+        self.anything
+            || self.names.iter().any(|n| n == key)
+            || self.prefixes.iter().any(|p| key.starts_with(p.as_str()))
+    }
+
+    /// Adds what `other` may emit.
+    pub fn add(&mut self, other: Emits) {
+        self.names.extend(other.names);
+        self.prefixes.extend(other.prefixes);
+        self.anything |= other.anything;
+    }
+
+    /// Adds exact names.
+    pub fn names(&mut self, names: &[&str]) {
+        self.names.extend(names.iter().map(|s| s.to_string()));
+    }
+
+    /// Adds `values` and `values.*` when the body has templated `values`.
+    pub fn values_of(&mut self, body: &Value) {
+        if body.get("values").is_some() {
+            self.prefixes.push("values.".into());
+            self.names.push("values".into());
+        }
+    }
+}
+
+/// What a raw `generators` entry can emit; unknown generators may emit anything.
+pub fn emits(raw: &Value) -> Emits {
+    let mut e = Emits::default();
+    let Some(obj) = raw.as_object() else {
+        e.anything = true;
+        return e;
+    };
+    for (key, body) in obj {
+        match lookup(key) {
+            Some(kind) => kind.emits(body, &mut e),
+            None if key == "selector" => {}
+            None => e.anything = true,
+        }
+    }
+    e
 }
 
 /// One entry of a `generators` list: a generator plus Argo's per-generator `selector`
 /// and `template` override.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct GeneratorNode {
     /// The generator.
-    pub generator: Generator,
+    pub generator: Box<dyn Generate>,
     /// Spec path of the generator itself, e.g. `spec.generators[0].list`.
     pub path: String,
     /// Parameter sets whose flat view does not match are dropped.
@@ -213,16 +302,12 @@ impl GeneratorNode {
                     ErrorKind::Unsupported(format!("the {k} generator")),
                 ));
             }
-            if ![
-                "list", "clusters", "git", "matrix", "merge", "plugin", "values", "images",
-            ]
-            .contains(&k.as_str())
-            {
+            if lookup(k).is_none() {
                 return Err(Error::new(
                     format!("{path}.{k}"),
                     ErrorKind::UnknownGenerator {
                         key: k.clone(),
-                        expected: KNOWN_GENERATORS,
+                        expected: known_generators(),
                     },
                 ));
             }
@@ -237,7 +322,10 @@ impl GeneratorNode {
         let key = key.ok_or_else(|| {
             Error::invalid(
                 path,
-                format!("no generator in this entry; use one of {KNOWN_GENERATORS}"),
+                format!(
+                    "no generator in this entry; use one of {}",
+                    known_generators()
+                ),
             )
         })?;
         let gen_path = format!("{path}.{key}");
@@ -266,7 +354,22 @@ impl GeneratorNode {
                 Some(sel)
             }
         };
-        let generator = Generator::parse(key, Value::Object(body), &gen_path, prism)?;
+        let kind = lookup(key).ok_or_else(|| {
+            Error::new(
+                &gen_path,
+                ErrorKind::UnknownGenerator {
+                    key: key.to_string(),
+                    expected: known_generators(),
+                },
+            )
+        })?;
+        if kind.prism_only() && !prism {
+            return Err(Error::invalid(
+                &gen_path,
+                format!("the {key} generator is Prism's own; set apiVersion: prism.dev/v1alpha1 to use it"),
+            ));
+        }
+        let generator = kind.parse(Value::Object(body), &gen_path)?;
         generator.check(&gen_path, prism)?;
         Ok(GeneratorNode {
             generator,
@@ -603,5 +706,53 @@ pub(crate) mod tests {
             &RenderOptions::default(),
         )
         .unwrap_err()
+    }
+}
+
+#[cfg(test)]
+mod registry_tests {
+    use super::*;
+
+    /// A registered generator is documented in the README's generator table, and its
+    /// key is unique.
+    #[test]
+    fn every_registered_generator_is_documented() {
+        let readme = include_str!("../README.md");
+        let table = readme
+            .split("## Generators")
+            .nth(1)
+            .and_then(|s| s.split("\n## ").next())
+            .unwrap_or_default();
+        for kind in REGISTRY {
+            assert!(
+                table.contains(&format!("| `{}`", kind.key())),
+                "README's generator table lacks `{}`",
+                kind.key()
+            );
+            assert_eq!(
+                REGISTRY.iter().filter(|k| k.key() == kind.key()).count(),
+                1,
+                "{} is registered twice",
+                kind.key()
+            );
+        }
+        assert_eq!(
+            known_generators(),
+            "list, clusters, git, matrix, merge, plugin, values and images (prism.dev only)"
+        );
+    }
+
+    /// Lint asks the registry: a generator's own parameters are known, anything from an
+    /// unregistered key is allowed.
+    #[test]
+    fn lint_emits_come_from_the_registry() {
+        let e = emits(&serde_json::json!({"clusters": {"values": {"a": "b"}}}));
+        assert!(e.allows("nameNormalized") && e.allows("values.a") && !e.allows("nope"));
+        let e = emits(&serde_json::json!({"matrix": {"generators": [
+            {"git": {"repoURL": "r", "directories": [{"path": "*"}], "pathParamPrefix": "p"}},
+            {"values": {"repoURL": "r"}}
+        ]}}));
+        assert!(e.allows("p.path.basename") && e.allows("service") && !e.allows("nope"));
+        assert!(emits(&serde_json::json!({"unknownKind": {}})).allows("anything"));
     }
 }

@@ -53,7 +53,7 @@ pub struct PluginInput {
 }
 
 impl PluginGenerator {
-    pub(super) fn check(&self, path: &str) -> Result<(), Error> {
+    pub(super) fn check_spec(&self, path: &str) -> Result<(), Error> {
         if self.config_map_ref.name.is_empty() {
             return Err(Error::invalid(
                 format!("{path}.configMapRef.name"),
@@ -64,7 +64,7 @@ impl PluginGenerator {
     }
 
     /// Runs the plugin and shapes its answer into parameter sets.
-    pub fn generate(&self, ctx: &Context, path: &str) -> Result<Vec<ParamSet>, Error> {
+    pub fn parameter_sets(&self, ctx: &Context, path: &str) -> Result<Vec<ParamSet>, Error> {
         let name = &self.config_map_ref.name;
         let upstream = ctx.upstream.cloned().unwrap_or_default();
         let request = json!({
@@ -117,6 +117,42 @@ impl PluginGenerator {
             out.push(params);
         }
         Ok(out)
+    }
+}
+
+/// The `plugin` generator's registration.
+pub struct Plugin;
+
+impl super::GeneratorKind for Plugin {
+    fn key(&self) -> &'static str {
+        "plugin"
+    }
+
+    fn requeue(&self) -> Option<std::time::Duration> {
+        Some(super::PLUGIN_REQUEUE)
+    }
+
+    fn parse(&self, body: Value, path: &str) -> Result<Box<dyn super::Generate>, Error> {
+        super::parse_as::<PluginGenerator>(body, path)
+    }
+
+    fn schema(&self, generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        generator.subschema_for::<PluginGenerator>()
+    }
+
+    fn emits(&self, body: &Value, e: &mut super::Emits) {
+        let _ = body;
+        e.anything = true; // whatever the plugin answers
+    }
+}
+
+impl super::Generate for PluginGenerator {
+    fn check(&self, path: &str, _prism: bool) -> Result<(), Error> {
+        self.check_spec(path)
+    }
+
+    fn generate(&self, ctx: &Context, path: &str) -> Result<Vec<super::Generated>, Error> {
+        Ok(super::leaf(self.parameter_sets(ctx, path)?, path))
     }
 }
 

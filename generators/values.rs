@@ -67,7 +67,7 @@ impl ValuesGenerator {
         file.split_once('*').ok_or_else(bad)
     }
 
-    pub(super) fn check(&self, path: &str) -> Result<(), Error> {
+    pub(super) fn check_spec(&self, path: &str) -> Result<(), Error> {
         if self.repo_url.is_empty() {
             return Err(Error::invalid(
                 format!("{path}.repoURL"),
@@ -81,7 +81,7 @@ impl ValuesGenerator {
     }
 
     /// The parameter sets.
-    pub fn generate(&self, ctx: &Context, path: &str) -> Result<Vec<ParamSet>, Error> {
+    pub fn parameter_sets(&self, ctx: &Context, path: &str) -> Result<Vec<ParamSet>, Error> {
         let revision = if self.revision.is_empty() {
             "HEAD"
         } else {
@@ -172,6 +172,58 @@ fn parse_values(bytes: &[u8], limits: &crate::limits::Limits) -> Result<ParamSet
         Ok(Value::Null) => Ok(ParamSet::new()),
         Ok(_) => Err("a values file must be a YAML mapping".to_string()),
         Err(e) => Err(format!("not valid YAML: {e}")),
+    }
+}
+
+/// The `values` generator's registration.
+pub struct Values;
+
+impl super::GeneratorKind for Values {
+    fn key(&self) -> &'static str {
+        "values"
+    }
+
+    fn prism_only(&self) -> bool {
+        true
+    }
+
+    fn requeue(&self) -> Option<std::time::Duration> {
+        Some(super::GIT_REQUEUE)
+    }
+
+    fn reads_git(&self, body: &Value) -> Option<(String, String)> {
+        super::repo_and_revision(body)
+    }
+
+    fn parse(&self, body: Value, path: &str) -> Result<Box<dyn super::Generate>, Error> {
+        super::parse_as::<ValuesGenerator>(body, path)
+    }
+
+    fn schema(&self, generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        generator.subschema_for::<ValuesGenerator>()
+    }
+
+    fn emits(&self, _body: &Value, e: &mut super::Emits) {
+        e.names(&[
+            "service",
+            "serviceNormalized",
+            "env",
+            "path",
+            "valuesFile",
+            "hasBaseValues",
+            "values",
+        ]);
+        e.prefixes.push("values.".into());
+    }
+}
+
+impl super::Generate for ValuesGenerator {
+    fn check(&self, path: &str, _prism: bool) -> Result<(), Error> {
+        self.check_spec(path)
+    }
+
+    fn generate(&self, ctx: &Context, path: &str) -> Result<Vec<super::Generated>, Error> {
+        Ok(super::leaf(self.parameter_sets(ctx, path)?, path))
     }
 }
 

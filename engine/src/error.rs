@@ -44,7 +44,7 @@ pub enum ErrorKind {
         /// The key as written.
         key: String,
         /// The generators Prism knows.
-        expected: &'static str,
+        expected: String,
     },
     /// A feature Argo CD has and Prism does not have yet: refused rather than rendered wrong.
     #[error("{0} is not supported by prism yet")]

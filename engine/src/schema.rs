@@ -5,35 +5,42 @@
 //! drift from what Prism accepts; the envelope (metadata, template, spec fields the
 //! engine reads as JSON) is described by the schema-only types below.
 
-use crate::generators::{clusters, git, images, list, matrix, merge, plugin, values};
 use crate::selector::LabelSelector;
 use schemars::JsonSchema;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
 /// One entry of a `generators` list: exactly one generator, plus Argo's `selector`.
-#[derive(JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[allow(dead_code)]
-pub struct GeneratorEntry {
-    /// Fixed parameter sets.
-    list: Option<list::ListGenerator>,
-    /// One parameter set per Argo CD cluster.
-    clusters: Option<clusters::ClustersGenerator>,
-    /// Git directories or files.
-    git: Option<git::GitGenerator>,
-    /// Per-environment values files (prism.dev/v1alpha1 only).
-    values: Option<values::ValuesGenerator>,
-    /// Cartesian product of child generators.
-    matrix: Option<matrix::MatrixGenerator>,
-    /// Child generators joined on merge keys.
-    merge: Option<merge::MergeGenerator>,
-    /// Newest allowed container image tags (prism.dev/v1alpha1 only).
-    images: Option<images::ImagesGenerator>,
-    /// Parameter sets from a WebAssembly plugin named in the plugins file.
-    plugin: Option<plugin::PluginGenerator>,
-    /// Keep only parameter sets whose flattened parameters match.
-    selector: Option<LabelSelector>,
+/// Its properties come from the generator registry.
+pub struct GeneratorEntry;
+
+impl JsonSchema for GeneratorEntry {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "GeneratorEntry".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let mut props = serde_json::Map::new();
+        for kind in crate::generators::REGISTRY {
+            let mut schema = kind.schema(generator).to_value();
+            if kind.prism_only() {
+                if let Some(obj) = schema.as_object_mut() {
+                    obj.insert("description".into(), "prism.dev/v1alpha1 only.".into());
+                }
+            }
+            props.insert(kind.key().into(), schema);
+        }
+        props.insert(
+            "selector".into(),
+            generator.subschema_for::<LabelSelector>().to_value(),
+        );
+        schemars::json_schema!({
+            "description": "One entry of a `generators` list: exactly one generator, plus Argo's `selector`.",
+            "type": "object",
+            "properties": props,
+            "additionalProperties": false,
+        })
+    }
 }
 
 #[derive(JsonSchema)]
@@ -129,6 +136,10 @@ struct Spec {
     template_engine: Option<EngineName>,
     strategy: Option<Value>,
     preserved_fields: Option<Value>,
+    /// prism.dev/v1alpha1 only.
+    deletion_guard: Option<Value>,
+    /// prism.dev/v1alpha1 only.
+    write_back: Option<Value>,
     ignore_application_differences: Option<Value>,
     apply_nested_selectors: Option<bool>,
 }
@@ -150,17 +161,19 @@ pub fn application_set_schema() -> Value {
         serde_json::to_value(schemars::schema_for!(ApplicationSet)).unwrap_or(Value::Null);
     // Every generator body may carry Argo's per-generator `template` override, which the
     // engine takes off before it reads the body.
+    let bodies: Vec<String> = crate::generators::REGISTRY
+        .iter()
+        .filter_map(|kind| {
+            schema["$defs"]["GeneratorEntry"]["properties"][kind.key()]["$ref"]
+                .as_str()
+                .and_then(|r| r.strip_prefix("#/$defs/"))
+                .map(String::from)
+        })
+        .collect();
     if let Some(defs) = schema.get_mut("$defs").and_then(Value::as_object_mut) {
-        for name in [
-            "ListGenerator",
-            "ClustersGenerator",
-            "GitGenerator",
-            "ValuesGenerator",
-            "MatrixGenerator",
-            "MergeGenerator",
-        ] {
+        for name in bodies {
             if let Some(props) = defs
-                .get_mut(name)
+                .get_mut(&name)
                 .and_then(|d| d.get_mut("properties"))
                 .and_then(Value::as_object_mut)
             {
@@ -192,5 +205,24 @@ mod tests {
             "#/$defs/Template"
         );
         assert_eq!(defs["GeneratorEntry"]["additionalProperties"], false);
+    }
+
+    /// Every registered generator is in the schema, with Argo's template override.
+    #[test]
+    fn every_registered_generator_is_in_the_schema() {
+        let s = super::application_set_schema();
+        for kind in crate::generators::REGISTRY {
+            let entry = &s["$defs"]["GeneratorEntry"]["properties"][kind.key()];
+            let name = entry["$ref"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("#/$defs/");
+            assert_eq!(
+                s["$defs"][name]["properties"]["template"]["$ref"],
+                "#/$defs/Template",
+                "{}",
+                kind.key()
+            );
+        }
     }
 }

@@ -461,6 +461,7 @@ fn handlebars_pieces_render_as_the_whole() {
 /// Functions pay for what they walk: a loop over a big string runs out of steps.
 #[test]
 fn calls_pay_for_their_arguments() {
-    let t = "{{ $s := repeat 1000000 \"x\" }}{{ range until 1000000 }}{{ $u := upper $s }}{{ end }}";
+    let t =
+        "{{ $s := repeat 1000000 \"x\" }}{{ range until 1000000 }}{{ $u := upper $s }}{{ end }}";
     assert!(err(t).ends_with(STEPS));
 }

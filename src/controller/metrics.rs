@@ -172,12 +172,7 @@ fn generator_kind(message: &str) -> Option<&str> {
     let path = message[start..].split([':', ' ']).next()?;
     path.rsplit('.')
         .find(|seg| !seg.starts_with("generators[") && !seg.contains('['))
-        .filter(|seg| {
-            matches!(
-                *seg,
-                "list" | "clusters" | "git" | "values" | "matrix" | "merge" | "plugin" | "images"
-            )
-        })
+        .filter(|seg| prism_engine::generators::lookup(seg).is_some())
 }
 
 fn escape(v: &str) -> String {

@@ -438,10 +438,8 @@ pub fn status(
     }
 }
 
-/// Argo's default requeue for git-based generators.
-pub const GIT_REQUEUE: Duration = Duration::from_secs(180);
-/// Argo's default requeue for plugin generators.
-pub const PLUGIN_REQUEUE: Duration = Duration::from_secs(30 * 60);
+use prism_engine::generators::lookup;
+pub use prism_engine::generators::{GIT_REQUEUE, PLUGIN_REQUEUE};
 
 /// When to render again without an event: the shortest of the generators'
 /// intervals (git and values 180 s, images 180 s, plugin its
@@ -454,11 +452,7 @@ pub fn requeue_after(generators: &[Value]) -> Option<Duration> {
             .get("requeueAfterSeconds")
             .and_then(Value::as_u64)
             .map(Duration::from_secs);
-        let default = match kind {
-            "git" | "values" | "images" => Some(GIT_REQUEUE),
-            "plugin" => Some(PLUGIN_REQUEUE),
-            _ => None,
-        };
+        let default = lookup(kind).and_then(|k| k.requeue());
         if let Some(d) = own.or(default).filter(|d| !d.is_zero()) {
             best = Some(best.map_or(d, |b| b.min(d)));
         }
@@ -470,12 +464,7 @@ pub fn requeue_after(generators: &[Value]) -> Option<Duration> {
 pub fn git_sources(generators: &[Value]) -> Vec<(String, String)> {
     let mut out = Vec::new();
     walk(generators, &mut |kind, body| {
-        if matches!(kind, "git" | "values") {
-            if let Some(url) = body["repoURL"].as_str() {
-                let rev = body["revision"].as_str().unwrap_or_default();
-                out.push((url.to_string(), rev.to_string()));
-            }
-        }
+        out.extend(lookup(kind).and_then(|k| k.reads_git(body)));
     });
     out.sort();
     out.dedup();
@@ -485,7 +474,9 @@ pub fn git_sources(generators: &[Value]) -> Vec<(String, String)> {
 /// Whether a set reads Argo CD's cluster Secrets (a `clusters` generator anywhere).
 pub fn uses_clusters(generators: &[Value]) -> bool {
     let mut found = false;
-    walk(generators, &mut |kind, _| found |= kind == "clusters");
+    walk(generators, &mut |kind, _| {
+        found |= lookup(kind).is_some_and(|k| k.reads_clusters())
+    });
     found
 }
 
