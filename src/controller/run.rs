@@ -82,12 +82,27 @@ pub struct Context {
     recorder: Recorder,
     registry: Arc<RegistryClient>,
     plugins: Option<Arc<PluginHost>>,
+    /// Transient failures in a row, by set (`namespace.name`), for the backoff.
+    failures: Mutex<HashMap<String, u32>>,
 }
 
-/// Why a reconcile could not finish (it is retried with backoff).
+/// Why a reconcile could not finish, and so how it is retried.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct ReconcileError(String);
+pub enum ReconcileError {
+    /// API, git or network trouble: retried with exponential backoff from 5 s to 5 min.
+    #[error("{0}")]
+    Transient(String),
+    /// The ApplicationSet itself cannot be read: retried when it changes, or after 10 min.
+    #[error("{0}")]
+    Permanent(String),
+}
+
+/// First retry after a transient failure; it doubles with each failure in a row.
+const BACKOFF_START: Duration = Duration::from_secs(5);
+/// Longest wait between retries after transient failures.
+const BACKOFF_MAX: Duration = Duration::from_secs(300);
+/// When a permanently failing set is tried again if it does not change first.
+const PERMANENT_RETRY: Duration = Duration::from_secs(600);
 
 /// Sends reconcile requests: to the set owning a changed Application, to every set
 /// using clusters when a cluster Secret changes, and to the sets a push concerns.
@@ -428,6 +443,7 @@ pub async fn run(
         recorder,
         registry,
         plugins,
+        failures: Mutex::default(),
     });
     let mut groups = vec!["prism.dev"];
     if config.watch_argo {
@@ -546,12 +562,19 @@ async fn wait_for_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-fn error_policy(set: Arc<DynamicObject>, error: &ReconcileError, _: Arc<Context>) -> Action {
-    tracing::warn!(
-        applicationset = %format!("{}.{}", set.namespace().unwrap_or_default(), set.name_any()),
-        "reconcile failed: {error}"
-    );
-    Action::requeue(Duration::from_secs(30))
+fn error_policy(set: Arc<DynamicObject>, error: &ReconcileError, ctx: Arc<Context>) -> Action {
+    let key = format!("{}.{}", set.namespace().unwrap_or_default(), set.name_any());
+    tracing::warn!(applicationset = %key, "reconcile failed: {error}");
+    match error {
+        ReconcileError::Permanent(_) => Action::requeue(PERMANENT_RETRY),
+        ReconcileError::Transient(_) => {
+            let mut failures = ctx.failures.lock().unwrap_or_else(|e| e.into_inner());
+            let n = failures.entry(key).or_insert(0);
+            *n = n.saturating_add(1);
+            let delay = BACKOFF_START.saturating_mul(1 << (*n - 1).min(16));
+            Action::requeue(delay.min(BACKOFF_MAX))
+        }
+    }
 }
 
 /// The cluster list as the cluster Secrets say now, sorted for stable output.
@@ -605,10 +628,10 @@ async fn reconcile_set(
 ) -> Result<Action, ReconcileError> {
     let started = Instant::now();
     let mut object =
-        serde_json::to_value(set.as_ref()).map_err(|e| ReconcileError(e.to_string()))?;
+        serde_json::to_value(set.as_ref()).map_err(|e| ReconcileError::Permanent(e.to_string()))?;
     object["apiVersion"] = Value::from(resource.api_version.clone());
     object["kind"] = Value::from("ApplicationSet");
-    let meta = SetMeta::from_object(&object).map_err(ReconcileError)?;
+    let meta = SetMeta::from_object(&object).map_err(ReconcileError::Permanent)?;
     if set.meta().deletion_timestamp.is_some() {
         // Its Applications go with it by their ownerReferences.
         ctx.metrics.forget(&meta.key());
@@ -650,7 +673,7 @@ async fn reconcile_set(
                 })
             })
             .await
-            .map_err(|e| ReconcileError(format!("render task: {e}")))?
+            .map_err(|e| ReconcileError::Transient(format!("render task: {e}")))?
         }
     };
     let settings = settings.unwrap_or(reconcile::Settings {
@@ -786,15 +809,19 @@ async fn reconcile_set(
         &status,
     )
     .await
-    .map_err(ReconcileError)?;
+    .map_err(ReconcileError::Transient)?;
     ctx.metrics.reconcile.observe(started.elapsed());
     tracing::debug!(writes = plan.writes(), elapsed = ?started.elapsed(), "reconciled");
     if !applied.errors.is_empty() {
-        return Err(ReconcileError(format!(
+        return Err(ReconcileError::Transient(format!(
             "{} Application writes failed",
             applied.errors.len()
         )));
     }
+    ctx.failures
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&meta.key());
     Ok(match (requeue, &plan.error) {
         // A failed render is retried sooner than the normal interval.
         (Some(d), Some(_)) => Action::requeue(d.min(Duration::from_secs(60))),
@@ -952,6 +979,7 @@ mod tests {
             recorder,
             registry: Arc::new(RegistryClient::new(RegistrySettings::default(), None).unwrap()),
             plugins: None,
+            failures: Mutex::default(),
         })
     }
 
@@ -1132,6 +1160,36 @@ mod tests {
         assert_eq!(
             status["resourcesCount"], 2,
             "the Applications are still listed"
+        );
+    }
+
+    /// Transient failures back off from 5 s, doubling to 5 min; a set that cannot be
+    /// read waits 10 min (or its next change); a successful pass resets the backoff.
+    #[tokio::test]
+    async fn error_policy_backs_off_transient_failures_and_waits_on_permanent_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let (client, _server) = mock_api();
+        let ctx = context(client, vec![], dir.path());
+        let s = Arc::new(set(json!([]), json!({}), None));
+        let transient = ReconcileError::Transient("api down".into());
+        let waits: Vec<Action> = (0..8)
+            .map(|_| error_policy(s.clone(), &transient, ctx.clone()))
+            .collect();
+        let secs = [5, 10, 20, 40, 80, 160, 300, 300];
+        assert_eq!(
+            waits,
+            secs.map(|s| Action::requeue(Duration::from_secs(s)))
+                .to_vec()
+        );
+        let permanent = ReconcileError::Permanent("not an ApplicationSet".into());
+        assert_eq!(
+            error_policy(s.clone(), &permanent, ctx.clone()),
+            Action::requeue(Duration::from_secs(600))
+        );
+        ctx.failures.lock().unwrap().remove("argocd.shop");
+        assert_eq!(
+            error_policy(s, &transient, ctx),
+            Action::requeue(Duration::from_secs(5))
         );
     }
 
