@@ -290,7 +290,10 @@ pub fn lint(appset: &ApplicationSet, raw: &Value) -> Vec<Finding> {
 
     let policy = appset.applications_sync.as_deref();
     let guarded = raw.pointer("/spec/deletionGuard").is_some();
-    if matches!(policy, Some("sync") | Some("create-delete")) && !guarded {
+    let deletes = policy
+        .and_then(|p| crate::spec::Policy::parse(p).ok())
+        .is_some_and(crate::spec::Policy::deletes);
+    if deletes && !guarded {
         find(
             "policy-without-guard",
             "spec.syncPolicy.applicationsSync".into(),

@@ -68,19 +68,6 @@ enum EngineName {
     GoTemplate,
 }
 
-#[derive(JsonSchema)]
-#[allow(dead_code)]
-enum ApplicationsSync {
-    #[serde(rename = "create-only")]
-    CreateOnly,
-    #[serde(rename = "create-update")]
-    CreateUpdate,
-    #[serde(rename = "create-delete")]
-    CreateDelete,
-    #[serde(rename = "sync")]
-    Sync,
-}
-
 /// Metadata of the ApplicationSet itself.
 #[derive(JsonSchema)]
 #[allow(dead_code)]
@@ -117,7 +104,7 @@ struct Template {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[allow(dead_code)]
 struct SyncPolicy {
-    applications_sync: Option<ApplicationsSync>,
+    applications_sync: Option<crate::spec::Policy>,
     preserve_resources_on_deletion: Option<bool>,
 }
 

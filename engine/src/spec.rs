@@ -17,6 +17,66 @@ pub const PRISM_API_VERSION: &str = "prism.dev/v1alpha1";
 /// Namespace assumed when a manifest names none (Argo CD's usual home).
 pub const DEFAULT_NAMESPACE: &str = "argocd";
 
+/// `syncPolicy.applicationsSync`: what the controller may do to Applications.
+/// The one list of Argo's policy names: the spec, `prism schema`, the planner and the
+/// controller's `--policy` all read it.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Deserialize, schemars::JsonSchema,
+)]
+pub enum Policy {
+    /// Create only.
+    #[serde(rename = "create-only")]
+    CreateOnly,
+    /// Create and update, never delete.
+    #[serde(rename = "create-update")]
+    CreateUpdate,
+    /// Create and delete, never update.
+    #[serde(rename = "create-delete")]
+    CreateDelete,
+    /// Create, update and delete (Argo's default).
+    #[serde(rename = "sync")]
+    Sync,
+}
+
+impl Policy {
+    /// Reads Argo's spelling.
+    pub fn parse(s: &str) -> Result<Policy, String> {
+        match s {
+            "sync" => Ok(Policy::Sync),
+            "create-only" => Ok(Policy::CreateOnly),
+            "create-update" => Ok(Policy::CreateUpdate),
+            "create-delete" => Ok(Policy::CreateDelete),
+            other => Err(format!(
+                "{other:?} is not a policy; use sync, create-only, create-update or create-delete"
+            )),
+        }
+    }
+
+    /// Whether Applications may be updated.
+    pub fn updates(self) -> bool {
+        matches!(self, Policy::Sync | Policy::CreateUpdate)
+    }
+
+    /// Whether Applications may be deleted.
+    pub fn deletes(self) -> bool {
+        matches!(self, Policy::Sync | Policy::CreateDelete)
+    }
+
+    /// The spec's policy under the controller's ceiling: an action is allowed only
+    /// when both allow it (Argo's `--policy` with policy override off).
+    pub fn under(self, ceiling: Policy) -> Policy {
+        match (
+            self.updates() && ceiling.updates(),
+            self.deletes() && ceiling.deletes(),
+        ) {
+            (true, true) => Policy::Sync,
+            (true, false) => Policy::CreateUpdate,
+            (false, true) => Policy::CreateDelete,
+            (false, false) => Policy::CreateOnly,
+        }
+    }
+}
+
 /// Which template language renders the Application template.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TemplateEngine {
@@ -216,13 +276,8 @@ impl ApplicationSet {
             .and_then(Value::as_str)
             .map(str::to_string);
         if let Some(policy) = &applications_sync {
-            if !["create-only", "create-update", "create-delete", "sync"].contains(&policy.as_str())
-            {
-                return Err(Error::invalid(
-                    "spec.syncPolicy.applicationsSync",
-                    format!("{policy:?} is not a policy; use create-only, create-update, create-delete or sync"),
-                ));
-            }
+            Policy::parse(policy)
+                .map_err(|e| Error::invalid("spec.syncPolicy.applicationsSync", e))?;
         }
 
         Ok(ApplicationSet {

@@ -11,55 +11,7 @@
 use serde_json::Value;
 use std::collections::BTreeMap;
 
-/// `syncPolicy.applicationsSync`: what the controller may do to Applications.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Policy {
-    /// Create only.
-    CreateOnly,
-    /// Create and update, never delete.
-    CreateUpdate,
-    /// Create and delete, never update.
-    CreateDelete,
-    /// Create, update and delete (Argo's default).
-    Sync,
-}
-
-impl Policy {
-    /// Reads Argo's spelling.
-    pub fn parse(s: &str) -> Result<Policy, String> {
-        match s {
-            "sync" => Ok(Policy::Sync),
-            "create-only" => Ok(Policy::CreateOnly),
-            "create-update" => Ok(Policy::CreateUpdate),
-            "create-delete" => Ok(Policy::CreateDelete),
-            other => Err(format!(
-                "{other:?} is not a policy; use sync, create-only, create-update or create-delete"
-            )),
-        }
-    }
-
-    fn updates(self) -> bool {
-        matches!(self, Policy::Sync | Policy::CreateUpdate)
-    }
-
-    fn deletes(self) -> bool {
-        matches!(self, Policy::Sync | Policy::CreateDelete)
-    }
-
-    /// The spec's policy under the controller's ceiling: an action is allowed only
-    /// when both allow it (Argo's `--policy` with policy override off).
-    pub fn under(self, ceiling: Policy) -> Policy {
-        match (
-            self.updates() && ceiling.updates(),
-            self.deletes() && ceiling.deletes(),
-        ) {
-            (true, true) => Policy::Sync,
-            (true, false) => Policy::CreateUpdate,
-            (false, true) => Policy::CreateDelete,
-            (false, false) => Policy::CreateOnly,
-        }
-    }
-}
+pub use prism_engine::spec::Policy;
 
 /// Who owns an existing Application of a desired or owned name.
 #[derive(Debug, Clone, PartialEq, Eq)]
