@@ -617,10 +617,10 @@ fn write_back(
         let Some(wb) = crate::writeback::WriteBack::from_manifest(&spec.raw).map_err(fail)? else {
             continue;
         };
-        let wanted = crate::sources::normalize_url(&wb.repo_url);
+        let wanted = prism_engine::sources::normalize_url(&wb.repo_url);
         let source = repo_map
             .iter()
-            .find(|(url, _)| crate::sources::normalize_url(url) == wanted)
+            .find(|(url, _)| prism_engine::sources::normalize_url(url) == wanted)
             .map(|(_, path)| path.display().to_string())
             .unwrap_or_else(|| wb.repo_url.clone());
         match wb.run(&source, &spec.appset.name, rendered).map_err(fail)? {

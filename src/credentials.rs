@@ -7,8 +7,8 @@
 //! through files only the user can read, in a temporary directory removed after
 //! the fetch. With no credential for a URL, git's own helpers and the SSH agent apply.
 
-use crate::sources::normalize_url;
 use base64::Engine;
+use prism_engine::sources::normalize_url;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;

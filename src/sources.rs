@@ -4,6 +4,7 @@
 use crate::git::GitSource;
 use crate::workdir::DirSnapshot;
 use prism_engine::generators::images::{ImageQuery, ResolvedImage};
+use prism_engine::sources::normalize_url;
 use prism_engine::{Cluster, GitRef, Repository, SourceError, Sources};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -217,25 +218,4 @@ impl Sources for LocalSources {
 enum Opened {
     Git(Arc<GitSource>),
     Dir(DirSnapshot),
-}
-
-/// Repository URLs compare as Argo CD compares them: case-insensitive, without a
-/// trailing `/` or `.git`.
-pub fn normalize_url(url: &str) -> String {
-    let url = url.trim().to_lowercase();
-    let url = url.trim_end_matches('/');
-    url.strip_suffix(".git").unwrap_or(url).to_string()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::normalize_url;
-
-    #[test]
-    fn urls_compare_like_argo() {
-        assert_eq!(
-            normalize_url("https://GitHub.com/Org/Repo.git"),
-            normalize_url("https://github.com/org/repo/")
-        );
-    }
 }

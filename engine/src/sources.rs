@@ -116,6 +116,27 @@ pub struct PluginCall<'a> {
     pub repositories: &'a [String],
 }
 
+/// Repository URLs compare as Argo CD compares them: case-insensitive, without a
+/// trailing `/` or `.git`.
+pub fn normalize_url(url: &str) -> String {
+    let url = url.trim().to_lowercase();
+    let url = url.trim_end_matches('/');
+    url.strip_suffix(".git").unwrap_or(url).to_string()
+}
+
+#[cfg(test)]
+mod url_tests {
+    use super::normalize_url;
+
+    #[test]
+    fn urls_compare_like_argo() {
+        assert_eq!(
+            normalize_url("https://GitHub.com/Org/Repo.git"),
+            normalize_url("https://github.com/org/repo/")
+        );
+    }
+}
+
 pub mod memory {
     //! An in-memory [`Sources`](super::Sources): repositories as path → content maps.
 

@@ -8,8 +8,8 @@
 
 use crate::credentials::Credentials;
 use crate::git::{GitSnapshot, GitSource};
-use crate::sources::normalize_url;
 use prism_engine::generators::images::{ImageQuery, ResolvedImage};
+use prism_engine::sources::normalize_url;
 use prism_engine::{Cluster, GitRef, Repository, SourceError, Sources};
 use std::collections::HashMap;
 use std::path::PathBuf;

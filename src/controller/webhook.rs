@@ -151,11 +151,11 @@ pub fn handle(header: &dyn Fn(&str) -> Option<String>, body: &[u8], secrets: &Se
 /// repository (compared as Argo compares URLs) and the pushed branch, or `HEAD`/empty
 /// when the pushed branch is the default one.
 pub fn reads(push: &Push, repo_url: &str, revision: &str) -> bool {
-    let wanted = crate::sources::normalize_url(&ssh_to_path(repo_url));
+    let wanted = prism_engine::sources::normalize_url(&ssh_to_path(repo_url));
     let same_repo = push
         .repo_urls
         .iter()
-        .any(|u| crate::sources::normalize_url(&ssh_to_path(u)) == wanted);
+        .any(|u| prism_engine::sources::normalize_url(&ssh_to_path(u)) == wanted);
     let revision = revision.trim_start_matches("refs/heads/");
     same_repo
         && (revision == push.branch

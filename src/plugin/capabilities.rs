@@ -164,11 +164,11 @@ impl Capabilities {
                 self.plugin
             ));
         }
-        let wanted = crate::sources::normalize_url(repo);
+        let wanted = prism_engine::sources::normalize_url(repo);
         if !self
             .repositories
             .iter()
-            .any(|r| crate::sources::normalize_url(r) == wanted)
+            .any(|r| prism_engine::sources::normalize_url(r) == wanted)
         {
             return Err(format!(
                 "denied: {repo} is not a repository this ApplicationSet names (it names: {}); \
