@@ -1,16 +1,16 @@
 //! Command-line arguments and the commands they run.
 
-use crate::input::{read_clusters, read_specs, SpecDoc};
+use crate::diff::DiffArgs;
+use crate::input::read_specs;
+use crate::input::SpecDoc;
 use crate::output::{self, Format};
+use crate::pipeline::{collect, new_plugin_host, render_specs};
+pub use crate::pipeline::{EngineArgs, Globbing, LimitArgs, Shared, SourceArgs};
 use crate::plugin::config::{PluginDefinition, PluginDefinitions};
-use crate::plugin::{PluginHost, PluginSources};
-use crate::registry::{RegistryClient, RegistrySettings};
-use crate::sources::{LocalSources, RevisionChoice};
+use crate::sources::RevisionChoice;
 use crate::CliError;
-use clap::{Args, Parser, Subcommand, ValueEnum};
-use prism_engine::generators::git::FileGlobbing;
-use prism_engine::{render, Limits, RenderOptions, Rendered, Sources};
-use std::collections::HashMap;
+use clap::{Args, Parser, Subcommand};
+use prism_engine::{Rendered, Sources};
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -103,136 +103,6 @@ pub struct ControllerArgs {
     pub engine: EngineArgs,
 }
 
-/// What the engine is given besides sources, shared by `generate`, `diff` and `controller`.
-#[derive(Debug, Args)]
-pub struct EngineArgs {
-    /// How git files patterns are matched: Argo's default, or its newer doublestar mode.
-    #[arg(long, value_enum, default_value_t = Globbing::Default)]
-    pub git_file_globbing: Globbing,
-    /// Leave out the local cluster, as Argo CD does with cluster.inClusterEnabled: "false".
-    #[arg(long)]
-    pub no_in_cluster: bool,
-    /// Plugin definitions for `plugin` generators (name, path, sha256, limits, capabilities).
-    #[arg(long, value_name = "FILE")]
-    pub plugins: Option<PathBuf>,
-    /// Registry settings for `images` generators (prefix, apiURL, credentials, CA).
-    #[arg(long, value_name = "FILE")]
-    pub registries: Option<PathBuf>,
-    /// A docker config.json with registry credentials (`auths`).
-    #[arg(long, value_name = "FILE")]
-    pub registry_auth: Option<PathBuf>,
-    /// What one ApplicationSet render may cost.
-    #[command(flatten)]
-    pub limits: LimitArgs,
-}
-
-/// The admin's limits on untrusted specs (see the README's Limits section); a spec
-/// cannot raise them.
-#[derive(Debug, Args, Clone)]
-pub struct LimitArgs {
-    /// Bytes one templated field may have.
-    #[arg(long, value_name = "N", default_value_t = Limits::default().field_bytes)]
-    pub max_field_bytes: usize,
-    /// Templated bytes one Application may have, all fields together.
-    #[arg(long, value_name = "N", default_value_t = Limits::default().application_bytes)]
-    pub max_application_bytes: usize,
-    /// Template execution steps in one ApplicationSet render.
-    #[arg(long, value_name = "N", default_value_t = Limits::default().steps)]
-    pub max_template_steps: u64,
-    /// Parameter sets one ApplicationSet may produce.
-    #[arg(long, value_name = "N", default_value_t = Limits::default().parameter_sets)]
-    pub max_parameter_sets: usize,
-    /// Nesting depth of templates (control structures, parentheses, `template` calls).
-    #[arg(long, value_name = "N", default_value_t = Limits::default().depth)]
-    pub max_template_depth: usize,
-    /// Compiled size of one regular expression in a template, in bytes.
-    #[arg(long, value_name = "N", default_value_t = Limits::default().regex_bytes)]
-    pub max_regex_bytes: usize,
-    /// Count and length arguments of template functions (repeat, until, seq, indent, printf widths).
-    #[arg(long, value_name = "N", default_value_t = Limits::default().count)]
-    pub max_template_count: usize,
-    /// Bytes of one YAML or JSON document.
-    #[arg(long, value_name = "N", default_value_t = Limits::default().yaml_bytes)]
-    pub max_yaml_bytes: usize,
-    /// Nesting depth of one YAML or JSON document.
-    #[arg(long, value_name = "N", default_value_t = Limits::default().yaml_depth)]
-    pub max_yaml_depth: usize,
-    /// Bytes of one file Prism reads (specs, clusters, plugins, settings, repository files).
-    #[arg(long, value_name = "N", default_value_t = Limits::default().file_bytes)]
-    pub max_file_bytes: u64,
-}
-
-impl LimitArgs {
-    /// The limits the flags set.
-    pub fn limits(&self) -> Limits {
-        Limits {
-            field_bytes: self.max_field_bytes,
-            application_bytes: self.max_application_bytes,
-            steps: self.max_template_steps,
-            parameter_sets: self.max_parameter_sets,
-            depth: self.max_template_depth,
-            regex_bytes: self.max_regex_bytes,
-            count: self.max_template_count,
-            yaml_bytes: self.max_yaml_bytes,
-            yaml_depth: self.max_yaml_depth,
-            file_bytes: self.max_file_bytes,
-        }
-    }
-}
-
-impl EngineArgs {
-    /// Render options from the flags.
-    pub fn options(&self) -> RenderOptions {
-        RenderOptions {
-            git_file_globbing: match self.git_file_globbing {
-                Globbing::Default => FileGlobbing::Default,
-                Globbing::New => FileGlobbing::New,
-            },
-            in_cluster_enabled: !self.no_in_cluster,
-            limits: self.limits.limits(),
-        }
-    }
-
-    /// The registry client the flags configure.
-    pub fn registry(&self) -> Result<Arc<RegistryClient>, CliError> {
-        let settings = match &self.registries {
-            Some(f) => RegistrySettings::load(f).map_err(CliError::Failed)?,
-            None => RegistrySettings::default(),
-        };
-        RegistryClient::new(settings, self.registry_auth.as_deref())
-            .map(Arc::new)
-            .map_err(CliError::Failed)
-    }
-
-    /// A plugin host for `--plugins` (none without it), compiled code cached under `cache_dir`.
-    pub fn plugin_host(
-        &self,
-        cache_dir: &std::path::Path,
-        now: Option<i64>,
-    ) -> Result<Option<Arc<PluginHost>>, CliError> {
-        let Some(file) = &self.plugins else {
-            return Ok(None);
-        };
-        let definitions = PluginDefinitions::load(file).map_err(CliError::Failed)?;
-        new_plugin_host(definitions, cache_dir, now).map(|h| Some(Arc::new(h)))
-    }
-}
-
-/// A plugin host for `definitions`, compiled code cached in `cache_dir/wasm`, telling
-/// plugins the time `now` when given.
-fn new_plugin_host(
-    definitions: PluginDefinitions,
-    cache_dir: &std::path::Path,
-    now: Option<i64>,
-) -> Result<PluginHost, CliError> {
-    let host =
-        PluginHost::new(definitions, Some(cache_dir.join("wasm"))).map_err(CliError::Failed)?;
-    Ok(match now {
-        Some(t) => host.with_now(t),
-        None => host,
-    })
-}
-
 fn parse_policy(s: &str) -> Result<crate::controller::plan::Policy, String> {
     crate::controller::plan::Policy::parse(s)
 }
@@ -294,94 +164,6 @@ pub fn controller(args: &ControllerArgs) -> Result<(), CliError> {
         .map_err(CliError::Failed)
 }
 
-/// Where sources come from; shared by `generate` and `diff`.
-#[derive(Debug, Args)]
-pub struct SourceArgs {
-    /// A file of Argo CD cluster Secrets (repeatable).
-    #[arg(long, value_name = "FILE")]
-    pub clusters: Vec<PathBuf>,
-    /// Read repository URL from a local clone or directory (repeatable).
-    #[arg(long, value_name = "URL=PATH", value_parser = parse_repo_mapping)]
-    pub repo: Vec<(String, PathBuf)>,
-    /// Namespace of ApplicationSets whose manifest names none.
-    #[arg(long, default_value = prism_engine::spec::DEFAULT_NAMESPACE)]
-    pub namespace: String,
-    /// Where remote repositories are cloned [default: ~/.cache/prism/repos].
-    #[arg(long, value_name = "DIR")]
-    pub cache_dir: Option<PathBuf>,
-    /// Plugins, registries and render options.
-    #[command(flatten)]
-    pub engine: EngineArgs,
-    /// Argo CD repository credentials: `repository`/`repo-creds` Secrets and the
-    /// `argocd-ssh-known-hosts-cm`/`argocd-tls-certs-cm` ConfigMaps, as YAML.
-    #[arg(long, value_name = "FILE")]
-    pub repo_creds: Option<PathBuf>,
-    /// The time plugins are told, RFC 3339 in UTC (e.g. 2026-01-01T00:00:00Z) [default: now].
-    #[arg(long, value_name = "TIME", value_parser = parse_time)]
-    pub now: Option<i64>,
-}
-
-/// What every render of one run shares, read once: the cluster list, the registry
-/// client (so `diff` resolves each image once) and the plugin host.
-pub struct Shared {
-    clusters: Vec<prism_engine::Cluster>,
-    registry: Arc<RegistryClient>,
-    plugins: Option<Arc<PluginHost>>,
-    credentials: Arc<crate::credentials::Credentials>,
-}
-
-impl SourceArgs {
-    /// Reads the cluster, registry and plugin files the flags name.
-    pub fn shared(&self) -> Result<Shared, CliError> {
-        let clusters = read_clusters(&self.clusters)?;
-        let registry = self.engine.registry()?;
-        let cache = self
-            .cache_dir
-            .clone()
-            .unwrap_or_else(crate::git::default_cache_dir);
-        let plugins = self.engine.plugin_host(&cache, self.now)?;
-        let credentials = match &self.repo_creds {
-            Some(f) => crate::credentials::Credentials::load(f).map_err(CliError::Failed)?,
-            None => crate::credentials::Credentials::default(),
-        };
-        Ok(Shared {
-            clusters,
-            registry,
-            plugins,
-            credentials: Arc::new(credentials),
-        })
-    }
-
-    /// Sources reading repositories at `revision`.
-    pub fn sources(&self, revision: RevisionChoice, shared: &Shared) -> LocalSources {
-        LocalSources::new(
-            self.repo.clone(),
-            self.cache_dir
-                .clone()
-                .unwrap_or_else(crate::git::default_cache_dir),
-            shared.clusters.clone(),
-        )
-        .with_revision(revision)
-        .with_registry(shared.registry.clone())
-        .with_credentials(shared.credentials.clone())
-    }
-
-    /// Sources as the engine sees them: the local sources, plus the plugin host when
-    /// `--plugins` is given.
-    pub fn build(&self, revision: RevisionChoice, shared: &Shared) -> Box<dyn Sources> {
-        let local = self.sources(revision, shared);
-        match &shared.plugins {
-            Some(host) => Box::new(PluginSources::new(Arc::new(local), host.clone())),
-            None => Box::new(local),
-        }
-    }
-
-    /// Render options from the flags.
-    pub fn options(&self) -> RenderOptions {
-        self.engine.options()
-    }
-}
-
 /// `prism generate`.
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
@@ -399,28 +181,6 @@ pub struct GenerateArgs {
     /// Commit the chosen image tags to git as each spec's `writeBack` says, then print.
     #[arg(long)]
     pub write_back: bool,
-}
-
-/// `prism diff`.
-#[derive(Debug, Args)]
-pub struct DiffArgs {
-    /// The ApplicationSet(s) as they are now (file, directory, or -).
-    pub spec: String,
-    /// Read repositories at this revision for the "before" side [default: the spec's own revisions].
-    #[arg(long, value_name = "REV")]
-    pub from: Option<String>,
-    /// Read repositories at this revision for the "after" side [default: the working tree of --repo paths].
-    #[arg(long, value_name = "REV")]
-    pub to: Option<String>,
-    /// The ApplicationSet(s) as they were (e.g. the file on the base branch) [default: SPEC].
-    #[arg(long, value_name = "FILE")]
-    pub from_spec: Option<String>,
-    /// Sources.
-    #[command(flatten)]
-    pub sources: SourceArgs,
-    /// Output format.
-    #[arg(short, long, value_enum, default_value_t = crate::diff::DiffFormat::Text)]
-    pub output: crate::diff::DiffFormat,
 }
 
 /// `prism lint`.
@@ -444,15 +204,6 @@ pub struct ValidateArgs {
     /// Namespace of ApplicationSets whose manifest names none.
     #[arg(long, default_value = prism_engine::spec::DEFAULT_NAMESPACE)]
     pub namespace: String,
-}
-
-/// `--git-file-globbing`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Globbing {
-    /// `git ls-files` pathspecs: `*` matches across `/`.
-    Default,
-    /// doublestar: `*` stays in one path segment, `**` spans directories.
-    New,
 }
 
 /// `prism plugin`.
@@ -506,21 +257,6 @@ pub struct PluginInspectArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
-}
-
-fn parse_time(s: &str) -> Result<i64, String> {
-    prism_engine::gotemplate::time::Time::parse(crate::plugin::RFC3339, s)
-        .map(|t| t.secs)
-        .map_err(|_| format!("expected RFC 3339 UTC time like 2026-01-01T00:00:00Z, got {s:?}"))
-}
-
-fn parse_repo_mapping(s: &str) -> Result<(String, PathBuf), String> {
-    match s.rsplit_once('=') {
-        Some((url, path)) if !url.is_empty() && !path.is_empty() => {
-            Ok((url.to_string(), PathBuf::from(path)))
-        }
-        _ => Err(format!("expected URL=PATH, got {s:?}")),
-    }
 }
 
 /// Runs a parsed command line, writing results to `out` and warnings to stderr.
@@ -635,66 +371,6 @@ fn write_back(
         }
     }
     Ok(())
-}
-
-/// Renders each spec, printing its warnings to stderr.
-pub fn render_specs(
-    specs: &[SpecDoc],
-    sources: &dyn Sources,
-    options: &RenderOptions,
-) -> Result<Vec<Rendered>, CliError> {
-    let mut results = Vec::with_capacity(specs.len());
-    for spec in specs {
-        let _span = tracing::info_span!("applicationset", name = %spec.appset.name).entered();
-        let started = std::time::Instant::now();
-        let rendered = render(&spec.appset, sources, options).map_err(|e| {
-            CliError::Failed(format!(
-                "{}: ApplicationSet {}: {e}",
-                spec.file, spec.appset.name
-            ))
-        })?;
-        for w in &rendered.warnings {
-            eprintln!(
-                "warning: {}: ApplicationSet {}: {w}",
-                spec.file, spec.appset.name
-            );
-        }
-        tracing::debug!(applications = rendered.applications.len(), elapsed = ?started.elapsed(), "rendered");
-        results.push(rendered);
-    }
-    Ok(results)
-}
-
-/// Every Application of every spec, sorted by name; Applications of different
-/// ApplicationSets in one namespace must not clash.
-pub fn collect<'a>(
-    specs: &'a [SpecDoc],
-    results: &'a [Rendered],
-) -> Result<Vec<output::Rendered<'a>>, CliError> {
-    let mut all: Vec<output::Rendered> = Vec::new();
-    let mut owner: HashMap<(&str, &str), &str> = HashMap::new();
-    for (spec, rendered) in specs.iter().zip(results) {
-        for app in &rendered.applications {
-            let key = (spec.appset.namespace.as_str(), app.name.as_str());
-            if let Some(other) = owner.insert(key, spec.appset.name.as_str()) {
-                return Err(CliError::Failed(format!(
-                    "{}: ApplicationSets {other} and {} both render Application {} in namespace {}; make the names unique",
-                    spec.file, spec.appset.name, app.name, spec.appset.namespace
-                )));
-            }
-            all.push(output::Rendered {
-                application_set: &spec.appset.name,
-                app,
-            });
-        }
-    }
-    all.sort_by(|a, b| {
-        a.app
-            .name
-            .cmp(&b.app.name)
-            .then(a.application_set.cmp(b.application_set))
-    });
-    Ok(all)
 }
 
 /// `prism plugin run`: one call with the flags' limits and grants; prints the response.

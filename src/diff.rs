@@ -4,13 +4,36 @@
 //! `--from` (or the spec's own revisions), the "after" side from SPEC with repositories
 //! at `--to` (or the working tree of `--repo` paths) — and compares Applications by name.
 
-use crate::cli::{collect, render_specs, DiffArgs, Shared};
 use crate::input::read_specs;
+use crate::pipeline::{collect, render_specs, Shared, SourceArgs};
 use crate::sources::RevisionChoice;
 use crate::CliError;
+use clap::Args;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::IsTerminal;
+
+/// `prism diff`.
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The ApplicationSet(s) as they are now (file, directory, or -).
+    pub spec: String,
+    /// Read repositories at this revision for the "before" side [default: the spec's own revisions].
+    #[arg(long, value_name = "REV")]
+    pub from: Option<String>,
+    /// Read repositories at this revision for the "after" side [default: the working tree of --repo paths].
+    #[arg(long, value_name = "REV")]
+    pub to: Option<String>,
+    /// The ApplicationSet(s) as they were (e.g. the file on the base branch) [default: SPEC].
+    #[arg(long, value_name = "FILE")]
+    pub from_spec: Option<String>,
+    /// Sources.
+    #[command(flatten)]
+    pub sources: SourceArgs,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = DiffFormat::Text)]
+    pub output: DiffFormat,
+}
 
 /// `prism diff -o`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -18,6 +18,7 @@ pub mod git;
 pub mod input;
 pub mod lint;
 pub mod output;
+pub mod pipeline;
 pub mod plugin;
 pub mod registry;
 pub mod sources;
