@@ -426,8 +426,33 @@ pub fn call(name: &str, args: Vec<V>, budget: &Budget) -> R<V> {
         "osIsAbs" => "isAbs",
         other => other,
     };
-    let a = &args;
-    Ok(match name {
+    for implementation in IMPLEMENTATIONS {
+        if let Some(v) = implementation(name, &args, budget)? {
+            return Ok(v);
+        }
+    }
+    match super::table::lookup(name) {
+        Some(f) if !f.supported => Err(format!("function {name:?} is not supported by prism")),
+        _ => Err(format!("function {name:?} not defined")),
+    }
+}
+
+/// The implementations, each a `match` over its share of the function table.
+type Implementation = fn(&str, &[V], &Budget) -> R<Option<V>>;
+const IMPLEMENTATIONS: &[Implementation] = &[
+    strings,
+    strings_and_dicts,
+    lists_and_integers,
+    encodings_and_regexes,
+    hashes_and_time,
+    dates_and_floats,
+    types_and_paths,
+];
+
+/// Defaults and strings (`None`: not one of them).
+fn strings(name: &str, a: &[V], budget: &Budget) -> R<Option<V>> {
+    let _ = budget;
+    Ok(Some(match name {
         "default" => {
             at_least(name, a, 1)?;
             match a.get(1) {
@@ -557,6 +582,14 @@ pub fn call(name: &str, args: Vec<V>, budget: &Budget) -> R<V> {
                 indented
             })
         }
+        _ => return Ok(None),
+    }))
+}
+
+/// Case conversion, splitting, lists and dicts (`None`: not one of them).
+fn strings_and_dicts(name: &str, a: &[V], budget: &Budget) -> R<Option<V>> {
+    let _ = budget;
+    Ok(Some(match name {
         "repeat" => {
             want(name, a, 2)?;
             let n = count(name, &a[0], budget)?;
@@ -614,7 +647,7 @@ pub fn call(name: &str, args: Vec<V>, budget: &Budget) -> R<V> {
             };
             str_v(items.join(sep))
         }
-        "list" => list_v(args.clone()),
+        "list" => list_v(a.to_vec()),
         "dict" => {
             let mut m = BTreeMap::new();
             for pair in a.chunks(2) {
@@ -680,13 +713,21 @@ pub fn call(name: &str, args: Vec<V>, budget: &Budget) -> R<V> {
                 cur = match &cur {
                     V::Map(m) => match m.get(k) {
                         Some(v) => v.clone(),
-                        None => return Ok(default.clone()),
+                        None => return Ok(Some(default.clone())),
                     },
-                    _ => return Ok(default.clone()),
+                    _ => return Ok(Some(default.clone())),
                 };
             }
             cur
         }
+        _ => return Ok(None),
+    }))
+}
+
+/// Lists and integer arithmetic (`None`: not one of them).
+fn lists_and_integers(name: &str, a: &[V], budget: &Budget) -> R<Option<V>> {
+    let _ = budget;
+    Ok(Some(match name {
         "merge" | "mergeOverwrite" => {
             at_least(name, a, 1)?;
             let mut dst = map_of(name, &a[0])?.clone();
@@ -816,6 +857,14 @@ pub fn call(name: &str, args: Vec<V>, budget: &Budget) -> R<V> {
         "float64" => V::Float(to_f64(&a[0])),
         "atoi" => V::Int(s(name, &a[0])?.parse().unwrap_or(0)),
         "toString" => str_v(strval(&a[0])),
+        _ => return Ok(None),
+    }))
+}
+
+/// JSON, YAML, base64, Argo's normalize and slugify, regexes (`None`: not one of them).
+fn encodings_and_regexes(name: &str, a: &[V], budget: &Budget) -> R<Option<V>> {
+    let _ = budget;
+    Ok(Some(match name {
         "toStrings" => list_v(
             list_of(name, &a[0])?
                 .iter()
@@ -937,6 +986,14 @@ pub fn call(name: &str, args: Vec<V>, budget: &Budget) -> R<V> {
                 list_v(re.splitn(text, n as usize).map(str_v).collect())
             }
         }
+        _ => return Ok(None),
+    }))
+}
+
+/// Hashes, sequences, semver, random values and dates (`None`: not one of them).
+fn hashes_and_time(name: &str, a: &[V], budget: &Budget) -> R<Option<V>> {
+    let _ = budget;
+    Ok(Some(match name {
         "regexQuoteMeta" => {
             let mut out = String::new();
             for c in s(name, &a[0])?.chars() {
@@ -963,7 +1020,7 @@ pub fn call(name: &str, args: Vec<V>, budget: &Budget) -> R<V> {
                 [e] => (1, if *e >= 1 { 1 } else { -1 }, *e),
                 [st, e] => (*st, if e >= st { 1 } else { -1 }, *e),
                 [st, sp, e] => (*st, *sp, *e),
-                _ => return Ok(str_v("")),
+                _ => return Ok(Some(str_v(""))),
             };
             let mut out = String::new();
             let mut items = 0usize;
@@ -985,7 +1042,7 @@ pub fn call(name: &str, args: Vec<V>, budget: &Budget) -> R<V> {
             str_v(out)
         }
         "wrap" | "wrapWith" => {
-            let (width, sep, text) = match (name, a.as_slice()) {
+            let (width, sep, text) = match (name, a) {
                 ("wrap", [w, t]) => (to_i64(w), "\n", s(name, t)?),
                 ("wrapWith", [w, sep, t]) => (to_i64(w), s(name, sep)?, s(name, t)?),
                 _ => return Err(format!("wrong number of args for {name}")),
@@ -1058,15 +1115,23 @@ pub fn call(name: &str, args: Vec<V>, budget: &Budget) -> R<V> {
         // Dates, in UTC. `now` differs on every render, as in Argo.
         "now" => V::Time(Time::now()),
         "date" | "htmlDate" => {
-            let (layout, t) = match (name, a.as_slice()) {
+            let (layout, t) = match (name, a) {
                 ("date", [f, t]) => (s(name, f)?.to_string(), t),
                 ("htmlDate", [t]) => ("2006-01-02".to_string(), t),
                 _ => return Err(format!("wrong number of args for {name}")),
             };
             str_v(time_arg(t).format(&layout))
         }
+        _ => return Ok(None),
+    }))
+}
+
+/// Dates, float arithmetic and list helpers (`None`: not one of them).
+fn dates_and_floats(name: &str, a: &[V], budget: &Budget) -> R<Option<V>> {
+    let _ = budget;
+    Ok(Some(match name {
         "dateInZone" | "htmlDateInZone" => {
-            let (layout, t, zone) = match (name, a.as_slice()) {
+            let (layout, t, zone) = match (name, a) {
                 ("dateInZone", [f, t, z]) => (s(name, f)?.to_string(), t, z),
                 ("htmlDateInZone", [t, z]) => ("2006-01-02".to_string(), t, z),
                 _ => return Err(format!("wrong number of args for {name}")),
@@ -1195,6 +1260,14 @@ pub fn call(name: &str, args: Vec<V>, budget: &Budget) -> R<V> {
             ))
         }
         "deepCopy" => a[0].clone(),
+        _ => return Ok(None),
+    }))
+}
+
+/// Types, paths and the rest (`None`: not one of them).
+fn types_and_paths(name: &str, a: &[V], budget: &Budget) -> R<Option<V>> {
+    let _ = budget;
+    Ok(Some(match name {
         "deepEqual" => {
             want(name, a, 2)?;
             V::Bool(a[0].to_json() == a[1].to_json() && a[0].type_name() == a[1].type_name())
@@ -1277,9 +1350,6 @@ pub fn call(name: &str, args: Vec<V>, budget: &Budget) -> R<V> {
             _ => list_v(vec![]),
         },
         "toDecimal" => V::Int(i64::from_str_radix(&strval(&a[0]), 8).unwrap_or(0)),
-        other if super::table::lookup(other).is_some_and(|f| !f.supported) => {
-            return Err(format!("function {other:?} is not supported by prism"))
-        }
-        other => return Err(format!("function {other:?} not defined")),
-    })
+        _ => return Ok(None),
+    }))
 }
