@@ -188,8 +188,17 @@ fn fingerprint(app: &CachedApplication) -> u64 {
     h.finish()
 }
 
+/// Resolves once shutdown has been asked for.
+fn stopped(rx: &tokio::sync::watch::Receiver<bool>) -> impl std::future::Future<Output = ()> {
+    let mut rx = rx.clone();
+    async move {
+        let _ = rx.wait_for(|s| *s).await;
+    }
+}
+
 /// Runs the controller until SIGTERM (or Ctrl-C); an error when leadership or the
-/// API connection is lost.
+/// API connection is lost. The parts: HTTP endpoints, leader election, the caches
+/// and their triggers, then one kube-rs `Controller` per ApplicationSet API.
 pub async fn run(
     config: Config,
     registry: Arc<RegistryClient>,
@@ -200,22 +209,12 @@ pub async fn run(
         .map_err(|e| format!("connecting to the Kubernetes API: {e}"))?;
     let metrics = Arc::new(Metrics::default());
     let ready = Arc::new(AtomicBool::new(false));
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let stopped = {
-        let rx = stop_rx.clone();
-        move || {
-            let mut rx = rx.clone();
-            async move {
-                let _ = rx.wait_for(|s| *s).await;
-            }
-        }
-    };
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         wait_for_signal().await;
         tracing::info!("shutting down");
         let _ = stop_tx.send(true);
     });
-
     let git = {
         let m = metrics.clone();
         Arc::new(
@@ -226,19 +225,7 @@ pub async fn run(
     let triggers: Arc<OnceLock<Triggers>> = Arc::new(OnceLock::new());
 
     // HTTP first: probes answer while this replica waits for the Lease.
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|e| format!("listening on {}: {e}", config.listen))?;
-    let endpoints = Arc::new(Endpoints {
-        metrics: metrics.clone(),
-        ready: ready.clone(),
-        secrets: config.secrets.clone(),
-        refresh: {
-            let (triggers, git) = (triggers.clone(), git.clone());
-            Box::new(move |push| triggers.get().map(|t| t.push(push, &git)))
-        },
-    });
-    let http = tokio::spawn(server::serve(listener, endpoints, stopped()));
+    let http = serve_http(&config, &metrics, &ready, &triggers, &git, &stop).await?;
 
     let elector = config.leader_election.then(|| {
         Elector::new(
@@ -252,49 +239,150 @@ pub async fn run(
     // A standby is healthy and ready; the leader is not ready until its caches are filled.
     ready.store(true, Ordering::Relaxed);
     if let Some(elector) = &elector {
-        tracing::info!(identity = %config.identity, "waiting for leadership");
-        loop {
-            match elector.try_acquire_or_renew().await {
-                Ok(true) => break,
-                Ok(false) => {}
-                Err(e) => tracing::warn!("leader election: {}", apply::describe(&e)),
-            }
-            tokio::select! {
-                () = tokio::time::sleep(Duration::from_secs(2)) => {}
-                () = stopped() => return Ok(()),
-            }
+        if !acquire_leadership(elector, &config.identity, &stop).await {
+            return Ok(());
         }
-        tracing::info!("leading");
     }
     ready.store(false, Ordering::Relaxed);
     let lost = Arc::new(AtomicBool::new(false));
     let (lost_tx, lost_rx) = tokio::sync::oneshot::channel::<()>();
     if let Some(elector) = elector.clone() {
-        let lost = lost.clone();
-        let mut stop = stopped().boxed();
-        tokio::spawn(async move {
-            let mut last = Instant::now();
-            loop {
-                tokio::select! {
-                    () = tokio::time::sleep(Duration::from_secs(2)) => {}
-                    () = &mut stop => return,
-                }
-                match elector.try_acquire_or_renew().await {
-                    Ok(true) => last = Instant::now(),
-                    Ok(false) => break,
-                    Err(e) => tracing::warn!("renewing the Lease: {}", apply::describe(&e)),
-                }
-                // client-go's renew deadline: give up well before the Lease expires.
-                if last.elapsed() > elector.duration() * 2 / 3 {
-                    break;
-                }
-            }
-            lost.store(true, Ordering::Relaxed);
-            let _ = lost_tx.send(());
-        });
+        keep_leadership(elector, lost.clone(), lost_tx, &stop);
     }
 
-    // Caches: every Application (without status and managedFields), cluster Secrets.
+    let apps = watch_applications(&client, &config, &triggers);
+    let secrets = watch_argo_secrets(&client, &config, &triggers, &git, &stop);
+    tracing::info!("filling the Application and cluster Secret caches");
+    tokio::select! {
+        r = futures::future::try_join(apps.wait_until_ready(), secrets.wait_until_ready()) => {
+            r.map_err(|e| format!("caches: {e}"))?;
+        }
+        () = stopped(&stop) => return Ok(()),
+    }
+    tracing::info!(applications = apps.state().len(), "caches filled");
+
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "prism-controller".into(),
+            instance: Some(config.identity.clone()),
+        },
+    );
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        config: config.clone(),
+        git: git.clone(),
+        apps,
+        secrets,
+        metrics: metrics.clone(),
+        recorder,
+        registry,
+        plugins,
+        failures: Mutex::default(),
+    });
+    let (kinds, loops) = application_set_controllers(&client, &config, ctx, &stop);
+    let _ = triggers.set(Triggers { kinds });
+    ready.store(true, Ordering::Relaxed);
+    tokio::select! {
+        _ = futures::future::join_all(loops) => {}
+        _ = lost_rx => {}
+    }
+    ready.store(false, Ordering::Relaxed);
+    let _ = http.await;
+    if lost.load(Ordering::Relaxed) {
+        return Err("lost the leader Lease; exiting so a standby takes over".into());
+    }
+    if let Some(elector) = &elector {
+        if let Err(e) = elector.release().await {
+            tracing::warn!("releasing the Lease: {}", apply::describe(&e));
+        }
+    }
+    Ok(())
+}
+
+/// Starts the webhook, metrics and health endpoints.
+async fn serve_http(
+    config: &Config,
+    metrics: &Arc<Metrics>,
+    ready: &Arc<AtomicBool>,
+    triggers: &Arc<OnceLock<Triggers>>,
+    git: &Arc<GitCache>,
+    stop: &tokio::sync::watch::Receiver<bool>,
+) -> Result<tokio::task::JoinHandle<()>, String> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| format!("listening on {}: {e}", config.listen))?;
+    let endpoints = Arc::new(Endpoints {
+        metrics: metrics.clone(),
+        ready: ready.clone(),
+        secrets: config.secrets.clone(),
+        refresh: {
+            let (triggers, git) = (triggers.clone(), git.clone());
+            Box::new(move |push| triggers.get().map(|t| t.push(push, &git)))
+        },
+    });
+    Ok(tokio::spawn(server::serve(listener, endpoints, stopped(stop))))
+}
+
+/// Waits until this replica holds the Lease; false when shutdown came first.
+async fn acquire_leadership(
+    elector: &Elector,
+    identity: &str,
+    stop: &tokio::sync::watch::Receiver<bool>,
+) -> bool {
+    tracing::info!(identity = %identity, "waiting for leadership");
+    loop {
+        match elector.try_acquire_or_renew().await {
+            Ok(true) => break,
+            Ok(false) => {}
+            Err(e) => tracing::warn!("leader election: {}", apply::describe(&e)),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(2)) => {}
+            () = stopped(stop) => return false,
+        }
+    }
+    tracing::info!("leading");
+    true
+}
+
+/// Renews the Lease every 2 s; when it cannot (another holder, or no renewal within
+/// two thirds of the Lease, as client-go's renew deadline), marks leadership lost.
+fn keep_leadership(
+    elector: Elector,
+    lost: Arc<AtomicBool>,
+    lost_tx: tokio::sync::oneshot::Sender<()>,
+    stop: &tokio::sync::watch::Receiver<bool>,
+) {
+    let mut stop = stopped(stop).boxed();
+    tokio::spawn(async move {
+        let mut last = Instant::now();
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs(2)) => {}
+                () = &mut stop => return,
+            }
+            match elector.try_acquire_or_renew().await {
+                Ok(true) => last = Instant::now(),
+                Ok(false) => break,
+                Err(e) => tracing::warn!("renewing the Lease: {}", apply::describe(&e)),
+            }
+            if last.elapsed() > elector.duration() * 2 / 3 {
+                break;
+            }
+        }
+        lost.store(true, Ordering::Relaxed);
+        let _ = lost_tx.send(());
+    });
+}
+
+/// The Application cache (without status and managedFields); a changed or deleted
+/// owned Application triggers its set.
+fn watch_applications(
+    client: &Client,
+    config: &Config,
+    triggers: &Arc<OnceLock<Triggers>>,
+) -> Store<CachedApplication> {
     let apps_api: Api<CachedApplication> = match &config.namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
@@ -308,43 +396,53 @@ pub async fn run(
             .modify(|app: &mut CachedApplication| app.managed_fields_mut().clear())
             .default_backoff(),
     );
-    {
-        let (triggers, seen) = (triggers.clone(), seen.clone());
-        tokio::spawn(app_stream.for_each(move |event| {
-            let (app, deleted) = match event {
-                Ok(watcher::Event::Apply(app) | watcher::Event::InitApply(app)) => (app, false),
-                Ok(watcher::Event::Delete(app)) => (app, true),
-                Ok(watcher::Event::Init | watcher::Event::InitDone) => {
-                    return futures::future::ready(())
-                }
-                Err(e) => {
-                    tracing::warn!("watching Applications: {e}");
-                    return futures::future::ready(());
-                }
-            };
-            let key = ObjectRef::from_obj(&app);
-            let print = fingerprint(&app);
-            // A deleted Application leaves the map (it would otherwise only grow) and
-            // re-converges its set (a hand-deleted Application comes back).
-            let changed = seen
-                .lock()
-                .map(|mut s| {
-                    if deleted {
-                        s.remove(&key).is_some()
-                    } else {
-                        s.insert(key, print) != Some(print)
-                    }
-                })
-                .unwrap_or(true);
-            if changed && app.labels().contains_key(OWNER_LABEL) {
-                if let Some(t) = triggers.get() {
-                    t.application_changed(&app);
-                }
+    let triggers = triggers.clone();
+    tokio::spawn(app_stream.for_each(move |event| {
+        let (app, deleted) = match event {
+            Ok(watcher::Event::Apply(app) | watcher::Event::InitApply(app)) => (app, false),
+            Ok(watcher::Event::Delete(app)) => (app, true),
+            Ok(watcher::Event::Init | watcher::Event::InitDone) => {
+                return futures::future::ready(())
             }
-            futures::future::ready(())
-        }));
-    }
-    // Argo CD's cluster, repository and repo-creds Secrets in one watch.
+            Err(e) => {
+                tracing::warn!("watching Applications: {e}");
+                return futures::future::ready(());
+            }
+        };
+        let key = ObjectRef::from_obj(&app);
+        let print = fingerprint(&app);
+        // A deleted Application leaves the map (it would otherwise only grow) and
+        // re-converges its set (a hand-deleted Application comes back).
+        let changed = seen
+            .lock()
+            .map(|mut s| {
+                if deleted {
+                    s.remove(&key).is_some()
+                } else {
+                    s.insert(key, print) != Some(print)
+                }
+            })
+            .unwrap_or(true);
+        if changed && app.labels().contains_key(OWNER_LABEL) {
+            if let Some(t) = triggers.get() {
+                t.application_changed(&app);
+            }
+        }
+        futures::future::ready(())
+    }));
+    apps
+}
+
+/// Argo CD's cluster, repository and repo-creds Secrets in one watch (a cluster change
+/// triggers the sets using clusters; a credentials change refreshes the git cache's),
+/// and the known-hosts and CA ConfigMaps read every minute.
+fn watch_argo_secrets(
+    client: &Client,
+    config: &Config,
+    triggers: &Arc<OnceLock<Triggers>>,
+    git: &Arc<GitCache>,
+    stop: &tokio::sync::watch::Receiver<bool>,
+) -> Store<Secret> {
     let secrets_api: Api<Secret> = Api::namespaced(client.clone(), &config.argocd_namespace);
     let secrets_writer = reflector::store::Writer::<Secret>::default();
     let secrets = secrets_writer.as_reader();
@@ -358,7 +456,6 @@ pub async fn run(
         .default_backoff(),
     )
     .touched_objects();
-    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &config.argocd_namespace);
     let known: Arc<Mutex<Vec<Value>>> = Arc::default();
     {
         let (triggers, git, store, known) = (
@@ -382,69 +479,50 @@ pub async fn run(
             futures::future::ready(())
         }));
     }
-    // Known hosts and CA certificates: two named ConfigMaps, read every minute.
-    {
-        let (git, store, known) = (git.clone(), secrets.clone(), known.clone());
-        let mut stop = stopped().boxed();
-        tokio::spawn(async move {
-            loop {
-                let mut found = Vec::new();
-                for name in ["argocd-ssh-known-hosts-cm", "argocd-tls-certs-cm"] {
-                    match config_maps.get_opt(name).await {
-                        Ok(Some(cm)) => {
-                            let mut v = serde_json::to_value(&cm).unwrap_or(Value::Null);
-                            v["kind"] = Value::from("ConfigMap");
-                            found.push(v);
-                        }
-                        Ok(None) => {}
-                        Err(e) => {
-                            tracing::debug!("reading ConfigMap {name}: {}", apply::describe(&e))
-                        }
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &config.argocd_namespace);
+    let (git, store) = (git.clone(), secrets.clone());
+    let mut stop = stopped(stop).boxed();
+    tokio::spawn(async move {
+        loop {
+            let mut found = Vec::new();
+            for name in ["argocd-ssh-known-hosts-cm", "argocd-tls-certs-cm"] {
+                match config_maps.get_opt(name).await {
+                    Ok(Some(cm)) => {
+                        let mut v = serde_json::to_value(&cm).unwrap_or(Value::Null);
+                        v["kind"] = Value::from("ConfigMap");
+                        found.push(v);
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::debug!("reading ConfigMap {name}: {}", apply::describe(&e))
                     }
                 }
-                let changed = known.lock().map(|mut k| {
-                    let changed = *k != found;
-                    *k = found;
-                    changed
-                });
-                if changed.unwrap_or(false) {
-                    refresh_credentials(&git, &store, &known);
-                }
-                tokio::select! {
-                    () = tokio::time::sleep(Duration::from_secs(60)) => {}
-                    () = &mut stop => return,
-                }
             }
-        });
-    }
-    tracing::info!("filling the Application and cluster Secret caches");
-    tokio::select! {
-        r = futures::future::try_join(apps.wait_until_ready(), secrets.wait_until_ready()) => {
-            r.map_err(|e| format!("caches: {e}"))?;
+            let changed = known.lock().map(|mut k| {
+                let changed = *k != found;
+                *k = found;
+                changed
+            });
+            if changed.unwrap_or(false) {
+                refresh_credentials(&git, &store, &known);
+            }
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs(60)) => {}
+                () = &mut stop => return,
+            }
         }
-        () = stopped() => return Ok(()),
-    }
-    tracing::info!(applications = apps.state().len(), "caches filled");
-
-    let recorder = Recorder::new(
-        client.clone(),
-        Reporter {
-            controller: "prism-controller".into(),
-            instance: Some(config.identity.clone()),
-        },
-    );
-    let ctx = Arc::new(Context {
-        client: client.clone(),
-        config: config.clone(),
-        git: git.clone(),
-        apps,
-        secrets,
-        metrics: metrics.clone(),
-        recorder,
-        registry,
-        plugins,
-        failures: Mutex::default(),
     });
+    secrets
+}
+
+/// One kube-rs `Controller` per ApplicationSet API (`prism.dev`, and `argoproj.io` with
+/// `--watch-argo-applicationsets`): what triggers send to, and the loops to run.
+fn application_set_controllers(
+    client: &Client,
+    config: &Config,
+    ctx: Arc<Context>,
+    stop: &tokio::sync::watch::Receiver<bool>,
+) -> (Vec<SetKind>, Vec<futures::future::BoxFuture<'static, ()>>) {
     let mut groups = vec!["prism.dev"];
     if config.watch_argo {
         groups.push("argoproj.io");
@@ -461,13 +539,12 @@ pub async fn run(
         let controller = Controller::new_with(api, watcher::Config::default(), resource.clone())
             .with_config(ControllerConfig::default().concurrency(config.concurrency))
             .reconcile_on(receive)
-            .graceful_shutdown_on(stopped());
+            .graceful_shutdown_on(stopped(stop));
         kinds.push(SetKind {
             resource: resource.clone(),
             store: controller.store(),
             send,
         });
-        let ctx = ctx.clone();
         loops.push(
             controller
                 .run(
@@ -485,7 +562,7 @@ pub async fn run(
                         reconcile_set(set, ctx, resource.clone()).instrument(span)
                     },
                     error_policy,
-                    ctx,
+                    ctx.clone(),
                 )
                 .for_each(|result| {
                     if let Err(e) = result {
@@ -496,23 +573,7 @@ pub async fn run(
                 .boxed(),
         );
     }
-    let _ = triggers.set(Triggers { kinds });
-    ready.store(true, Ordering::Relaxed);
-    tokio::select! {
-        _ = futures::future::join_all(loops) => {}
-        _ = lost_rx => {}
-    }
-    ready.store(false, Ordering::Relaxed);
-    let _ = http.await;
-    if lost.load(Ordering::Relaxed) {
-        return Err("lost the leader Lease; exiting so a standby takes over".into());
-    }
-    if let Some(elector) = &elector {
-        if let Err(e) = elector.release().await {
-            tracing::warn!("releasing the Lease: {}", apply::describe(&e));
-        }
-    }
-    Ok(())
+    (kinds, loops)
 }
 
 /// Argo CD's label that says what a Secret is.
