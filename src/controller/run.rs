@@ -321,7 +321,11 @@ async fn serve_http(
             Box::new(move |push| triggers.get().map(|t| t.push(push, &git)))
         },
     });
-    Ok(tokio::spawn(server::serve(listener, endpoints, stopped(stop))))
+    Ok(tokio::spawn(server::serve(
+        listener,
+        endpoints,
+        stopped(stop),
+    )))
 }
 
 /// Waits until this replica holds the Lease; false when shutdown came first.
@@ -681,7 +685,7 @@ fn panic_message(step: &str, payload: &(dyn std::any::Any + Send)) -> String {
     )
 }
 
-/// One pass over one ApplicationSet.
+/// One pass over one ApplicationSet: render → plan → apply → status.
 async fn reconcile_set(
     set: Arc<DynamicObject>,
     ctx: Arc<Context>,
@@ -699,43 +703,10 @@ async fn reconcile_set(
         return Ok(Action::await_change());
     }
     let requeue = reconcile::requeue_after(generators(&object));
-
-    // Render (blocking: git, plugins, registries).
     let settings = reconcile::settings(&object["spec"], ctx.config.policy);
-    let rendered: Result<Vec<Value>, String> = match &settings {
+    let rendered = match &settings {
         Err(e) => Err(e.clone()),
-        Ok(_) => {
-            let sources = ControllerSources {
-                git: ctx.git.clone(),
-                clusters: clusters(&ctx.secrets),
-                registry: Some(ctx.registry.clone()),
-            };
-            let plugins = ctx.plugins.clone();
-            let options = ctx.config.render.clone();
-            let obj = object.clone();
-            let namespace = meta.namespace.clone();
-            tokio::task::spawn_blocking(move || {
-                // Last line of defence behind the engine's limits: a panic while reading
-                // or rendering this set fails this pass only, as a render error (status,
-                // Event, nothing applied or deleted); the other sets go on.
-                isolated("rendering", || {
-                    let appset =
-                        ApplicationSet::from_value(&obj, &namespace).map_err(|e| e.to_string())?;
-                    let sources: Box<dyn Sources> = match plugins {
-                        Some(host) => Box::new(PluginSources::new(Arc::new(sources), host)),
-                        None => Box::new(sources),
-                    };
-                    let out = prism_engine::render(&appset, sources.as_ref(), &options)
-                        .map_err(|e| e.to_string())?;
-                    for w in &out.warnings {
-                        tracing::warn!("{w}");
-                    }
-                    Ok(out.applications.into_iter().map(|a| a.manifest).collect())
-                })
-            })
-            .await
-            .map_err(|e| ReconcileError::Transient(format!("render task: {e}")))?
-        }
+        Ok(_) => render_set(&ctx, &object, &meta).await?,
     };
     let settings = settings.unwrap_or(reconcile::Settings {
         policy: Policy::CreateOnly,
@@ -743,60 +714,8 @@ async fn reconcile_set(
         max_percent: 50,
         ignore: Vec::new(),
     });
-
-    // Plan against the cache.
-    let live: BTreeMap<String, Arc<CachedApplication>> = ctx
-        .apps
-        .state()
-        .into_iter()
-        .filter(|a| a.namespace().as_deref() == Some(meta.namespace.as_str()))
-        .map(|a| (a.name_any(), a))
-        .collect();
-    let desired = rendered.and_then(|apps| {
-        isolated("planning", || {
-            reconcile::desired(&meta, apps, &settings.ignore, &|name| {
-                live.get(name).map(|a| a.to_value())
-            })
-        })
-    });
-    let label = meta.label_value();
-    let candidates = live
-        .iter()
-        .filter(|(name, a)| {
-            a.labels().get(OWNER_LABEL) == Some(&label)
-                || desired.as_ref().is_ok_and(|d| d.contains_key(*name))
-        })
-        .map(|(_, a)| a.to_value());
-    let empty = BTreeMap::new();
-    let existing = reconcile::existing(&meta, candidates, desired.as_ref().unwrap_or(&empty));
+    let (plan, desired, existing) = plan_set(&ctx, &meta, &settings, rendered);
     let desired_count = desired.as_ref().map_or(0, |d| d.len());
-    let input = Input {
-        desired,
-        existing,
-        policy: settings.policy,
-        preserve_resources_on_deletion: settings.preserve_resources_on_deletion,
-        guard: meta.guard(&settings),
-    };
-    let plan = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| plan::plan(&input))) {
-        Ok(plan) => plan,
-        Err(payload) => {
-            // Nothing is written on a plan that failed: every Application is kept.
-            let message = panic_message("planning", payload.as_ref());
-            tracing::error!("{message}");
-            let input = Input {
-                desired: Err(message),
-                existing: input.existing.clone(),
-                policy: input.policy,
-                preserve_resources_on_deletion: input.preserve_resources_on_deletion,
-                guard: input.guard,
-            };
-            plan::plan(&input)
-        }
-    };
-    // The plan's input is what gets applied: moved out, not copied.
-    let Input {
-        desired, existing, ..
-    } = input;
     let reference = set.object_ref(&resource);
     if let Some(e) = &plan.error {
         ctx.metrics.generator_error(e);
@@ -807,70 +726,18 @@ async fn reconcile_set(
         tracing::warn!("{held}");
         publish(&ctx, &reference, EventType::Warning, "DeletionHeld", held).await;
     }
-
-    // Apply and report.
     let desired = desired.unwrap_or_default();
-    let applied = apply::execute(&ctx.client, &meta.namespace, &plan, &desired, &existing, 8).await;
-    ctx.metrics.applied.fetch_add(
-        (applied.created + applied.updated) as u64,
-        Ordering::Relaxed,
-    );
-    ctx.metrics
-        .deleted
-        .fetch_add(applied.deleted as u64, Ordering::Relaxed);
-    let held = plan
-        .actions
-        .iter()
-        .filter(|a| matches!(a, Step::Keep(_, Keep::DeletionHeld)))
-        .count();
-    ctx.metrics.pass(&meta.key(), desired_count, held);
-    if applied.created + applied.updated + applied.deleted > 0 {
-        let note = format!(
-            "created {}, updated {}, deleted {} Applications",
-            applied.created, applied.updated, applied.deleted
-        );
-        tracing::info!("{note}");
-        publish(
-            &ctx,
-            &reference,
-            EventType::Normal,
-            "ApplicationsChanged",
-            &note,
-        )
-        .await;
-    }
-    for e in &applied.errors {
-        tracing::warn!("{e}");
-    }
-    let previous: crate::controller::crd::ApplicationSetStatus = object
-        .get("status")
-        .and_then(|s| serde_json::from_value(s.clone()).ok())
-        .unwrap_or_default();
-    let now = crate::plugin::rfc3339(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0),
-    );
-    let status = reconcile::status(
-        &previous,
+    let applied = apply_plan(&ctx, &meta, &plan, &desired, &existing, &reference).await;
+    report_status(
+        &ctx,
+        &resource,
+        &object,
         &meta,
         &plan,
         desired_count,
         &applied,
-        &now,
-        ctx.config.resource_cap,
-    );
-    apply::patch_status(
-        &ctx.client,
-        &resource,
-        &meta.namespace,
-        &meta.name,
-        object.get("status"),
-        &status,
     )
-    .await
-    .map_err(ReconcileError::Transient)?;
+    .await?;
     ctx.metrics.reconcile.observe(started.elapsed());
     tracing::debug!(writes = plan.writes(), elapsed = ?started.elapsed(), "reconciled");
     if !applied.errors.is_empty() {
@@ -890,6 +757,195 @@ async fn reconcile_set(
         (Some(d), None) => Action::requeue(d),
         (None, None) => Action::await_change(),
     })
+}
+
+/// Renders the set's Applications on a blocking thread (git, plugins, registries):
+/// the outer error is the task's, the inner one the render's.
+async fn render_set(
+    ctx: &Context,
+    object: &Value,
+    meta: &SetMeta,
+) -> Result<Result<Vec<Value>, String>, ReconcileError> {
+    let sources = ControllerSources {
+        git: ctx.git.clone(),
+        clusters: clusters(&ctx.secrets),
+        registry: Some(ctx.registry.clone()),
+    };
+    let plugins = ctx.plugins.clone();
+    let options = ctx.config.render.clone();
+    let obj = object.clone();
+    let namespace = meta.namespace.clone();
+    tokio::task::spawn_blocking(move || {
+        // Last line of defence behind the engine's limits: a panic while reading or
+        // rendering this set fails this pass only, as a render error (status, Event,
+        // nothing applied or deleted); the other sets go on.
+        isolated("rendering", || {
+            let appset = ApplicationSet::from_value(&obj, &namespace).map_err(|e| e.to_string())?;
+            let sources: Box<dyn Sources> = match plugins {
+                Some(host) => Box::new(PluginSources::new(Arc::new(sources), host)),
+                None => Box::new(sources),
+            };
+            let out = prism_engine::render(&appset, sources.as_ref(), &options)
+                .map_err(|e| e.to_string())?;
+            for w in &out.warnings {
+                tracing::warn!("{w}");
+            }
+            Ok(out.applications.into_iter().map(|a| a.manifest).collect())
+        })
+    })
+    .await
+    .map_err(|e| ReconcileError::Transient(format!("render task: {e}")))
+}
+
+/// A plan, with the desired Applications (or the render's error) and the existing ones.
+type Planned = (
+    plan::Plan,
+    Result<BTreeMap<String, Value>, String>,
+    BTreeMap<String, plan::Existing>,
+);
+
+/// The desired and existing Applications, and the plan between them, against the cache.
+fn plan_set(
+    ctx: &Context,
+    meta: &SetMeta,
+    settings: &reconcile::Settings,
+    rendered: Result<Vec<Value>, String>,
+) -> Planned {
+    let live: BTreeMap<String, Arc<CachedApplication>> = ctx
+        .apps
+        .state()
+        .into_iter()
+        .filter(|a| a.namespace().as_deref() == Some(meta.namespace.as_str()))
+        .map(|a| (a.name_any(), a))
+        .collect();
+    let desired = rendered.and_then(|apps| {
+        isolated("planning", || {
+            reconcile::desired(meta, apps, &settings.ignore, &|name| {
+                live.get(name).map(|a| a.to_value())
+            })
+        })
+    });
+    let label = meta.label_value();
+    let candidates = live
+        .iter()
+        .filter(|(name, a)| {
+            a.labels().get(OWNER_LABEL) == Some(&label)
+                || desired.as_ref().is_ok_and(|d| d.contains_key(*name))
+        })
+        .map(|(_, a)| a.to_value());
+    let empty = BTreeMap::new();
+    let existing = reconcile::existing(meta, candidates, desired.as_ref().unwrap_or(&empty));
+    let input = Input {
+        desired,
+        existing,
+        policy: settings.policy,
+        preserve_resources_on_deletion: settings.preserve_resources_on_deletion,
+        guard: meta.guard(settings),
+    };
+    let plan = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| plan::plan(&input))) {
+        Ok(plan) => plan,
+        Err(payload) => {
+            // Nothing is written on a plan that failed: every Application is kept.
+            let message = panic_message("planning", payload.as_ref());
+            tracing::error!("{message}");
+            plan::plan(&Input {
+                desired: Err(message),
+                existing: input.existing.clone(),
+                policy: input.policy,
+                preserve_resources_on_deletion: input.preserve_resources_on_deletion,
+                guard: input.guard,
+            })
+        }
+    };
+    // The plan's input is what gets applied: moved out, not copied.
+    (plan, input.desired, input.existing)
+}
+
+/// Carries out the plan's writes, counts them and announces changes with an Event.
+async fn apply_plan(
+    ctx: &Context,
+    meta: &SetMeta,
+    plan: &plan::Plan,
+    desired: &BTreeMap<String, Value>,
+    existing: &BTreeMap<String, plan::Existing>,
+    reference: &k8s_openapi::api::core::v1::ObjectReference,
+) -> reconcile::Applied {
+    let applied = apply::execute(&ctx.client, &meta.namespace, plan, desired, existing, 8).await;
+    ctx.metrics.applied.fetch_add(
+        (applied.created + applied.updated) as u64,
+        Ordering::Relaxed,
+    );
+    ctx.metrics
+        .deleted
+        .fetch_add(applied.deleted as u64, Ordering::Relaxed);
+    let held = plan
+        .actions
+        .iter()
+        .filter(|a| matches!(a, Step::Keep(_, Keep::DeletionHeld)))
+        .count();
+    let desired_count = desired.len();
+    ctx.metrics.pass(&meta.key(), desired_count, held);
+    if applied.created + applied.updated + applied.deleted > 0 {
+        let note = format!(
+            "created {}, updated {}, deleted {} Applications",
+            applied.created, applied.updated, applied.deleted
+        );
+        tracing::info!("{note}");
+        publish(
+            ctx,
+            reference,
+            EventType::Normal,
+            "ApplicationsChanged",
+            &note,
+        )
+        .await;
+    }
+    for e in &applied.errors {
+        tracing::warn!("{e}");
+    }
+    applied
+}
+
+/// Writes the set's status (only when it changed).
+async fn report_status(
+    ctx: &Context,
+    resource: &ApiResource,
+    object: &Value,
+    meta: &SetMeta,
+    plan: &plan::Plan,
+    desired_count: usize,
+    applied: &reconcile::Applied,
+) -> Result<(), ReconcileError> {
+    let previous: crate::controller::crd::ApplicationSetStatus = object
+        .get("status")
+        .and_then(|s| serde_json::from_value(s.clone()).ok())
+        .unwrap_or_default();
+    let now = crate::plugin::rfc3339(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0),
+    );
+    let status = reconcile::status(
+        &previous,
+        meta,
+        plan,
+        desired_count,
+        applied,
+        &now,
+        ctx.config.resource_cap,
+    );
+    apply::patch_status(
+        &ctx.client,
+        resource,
+        &meta.namespace,
+        &meta.name,
+        object.get("status"),
+        &status,
+    )
+    .await
+    .map(|_| ())
+    .map_err(ReconcileError::Transient)
 }
 
 async fn publish(
