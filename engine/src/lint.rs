@@ -100,6 +100,9 @@ fn strings<'a>(v: &'a Value, path: String, out: &mut Vec<(String, &'a str)>) {
     }
 }
 
+/// How a rule reports a finding: (rule, spec path, message).
+type Find<'a> = dyn FnMut(&'static str, String, String) + 'a;
+
 /// Lints a parsed spec; `raw` is the manifest as written (for fields the engine ignores).
 pub fn lint(appset: &ApplicationSet, raw: &Value) -> Vec<Finding> {
     let mut out = Vec::new();
@@ -110,9 +113,22 @@ pub fn lint(appset: &ApplicationSet, raw: &Value) -> Vec<Finding> {
             message,
         })
     };
+    project_rules(appset, &mut find);
+    function_rules(appset, &mut find);
+    missingkey_rule(appset, &mut find);
+    parameter_rules(appset, &mut find);
+    length_rules(appset, &mut find);
+    matrix_rules(appset, &mut find);
+    policy_rule(appset, raw, &mut find);
+    duplicate_rule(appset, &mut find);
+    out
+}
+
+/// `templated-project` and `template-patch-project`.
+fn project_rules(appset: &ApplicationSet, find: &mut Find) {
     let go = matches!(appset.engine, crate::spec::TemplateEngine::Go { .. });
     let tmpl = &appset.template;
-
+    let _ = (go, tmpl);
     if let Some(p) = tmpl.pointer("/spec/project").and_then(Value::as_str) {
         if p.contains("{{") {
             find(
@@ -138,7 +154,13 @@ pub fn lint(appset: &ApplicationSet, raw: &Value) -> Vec<Finding> {
             );
         }
     }
+}
 
+/// `unsupported-function`, from the Go template function table.
+fn function_rules(appset: &ApplicationSet, find: &mut Find) {
+    let go = matches!(appset.engine, crate::spec::TemplateEngine::Go { .. });
+    let tmpl = &appset.template;
+    let _ = (go, tmpl);
     if go {
         let mut templated = Vec::new();
         strings(tmpl, "spec.template".into(), &mut templated);
@@ -161,7 +183,13 @@ pub fn lint(appset: &ApplicationSet, raw: &Value) -> Vec<Finding> {
             }
         }
     }
+}
 
+/// `gotemplate-missingkey`.
+fn missingkey_rule(appset: &ApplicationSet, find: &mut Find) {
+    let go = matches!(appset.engine, crate::spec::TemplateEngine::Go { .. });
+    let tmpl = &appset.template;
+    let _ = (go, tmpl);
     if let crate::spec::TemplateEngine::Go { options } = &appset.engine {
         if !options.iter().any(|o| o == "missingkey=error") {
             find(
@@ -171,7 +199,13 @@ pub fn lint(appset: &ApplicationSet, raw: &Value) -> Vec<Finding> {
             );
         }
     }
+}
 
+/// `unknown-parameter`: every generator must be able to emit what the template uses.
+fn parameter_rules(appset: &ApplicationSet, find: &mut Find) {
+    let go = matches!(appset.engine, crate::spec::TemplateEngine::Go { .. });
+    let tmpl = &appset.template;
+    let _ = (go, tmpl);
     // Parameters: every generator must be able to emit what the template uses.
     {
         for (i, g) in appset.generators.iter().enumerate() {
@@ -198,7 +232,13 @@ pub fn lint(appset: &ApplicationSet, raw: &Value) -> Vec<Finding> {
             }
         }
     }
+}
 
+/// `name-too-long`.
+fn length_rules(appset: &ApplicationSet, find: &mut Find) {
+    let go = matches!(appset.engine, crate::spec::TemplateEngine::Go { .. });
+    let tmpl = &appset.template;
+    let _ = (go, tmpl);
     // Name and label lengths: fixed text plus the longest value each parameter can take:
     // known for list elements, otherwise assumed to be a DNS label (63), the usual bound of
     // cluster names and service directories. Unknown parameters are reported above.
@@ -248,7 +288,13 @@ pub fn lint(appset: &ApplicationSet, raw: &Value) -> Vec<Finding> {
             );
         }
     }
+}
 
+/// `empty-matrix-child`.
+fn matrix_rules(appset: &ApplicationSet, find: &mut Find) {
+    let go = matches!(appset.engine, crate::spec::TemplateEngine::Go { .. });
+    let tmpl = &appset.template;
+    let _ = (go, tmpl);
     // Matrix children that may yield nothing.
     fn walk_matrix(g: &Value, path: &str, find: &mut dyn FnMut(&'static str, String, String)) {
         let Some(obj) = g.as_object() else { return };
@@ -285,9 +331,15 @@ pub fn lint(appset: &ApplicationSet, raw: &Value) -> Vec<Finding> {
         }
     }
     for (i, g) in appset.generators.iter().enumerate() {
-        walk_matrix(g, &format!("spec.generators[{i}]"), &mut find);
+        walk_matrix(g, &format!("spec.generators[{i}]"), find);
     }
+}
 
+/// `policy-without-guard`.
+fn policy_rule(appset: &ApplicationSet, raw: &Value, find: &mut Find) {
+    let go = matches!(appset.engine, crate::spec::TemplateEngine::Go { .. });
+    let tmpl = &appset.template;
+    let _ = (go, tmpl);
     let policy = appset.applications_sync.as_deref();
     let guarded = raw.pointer("/spec/deletionGuard").is_some();
     let deletes = policy
@@ -300,7 +352,13 @@ pub fn lint(appset: &ApplicationSet, raw: &Value) -> Vec<Finding> {
             format!("applicationsSync {} deletes Applications when a generator's output shrinks; add spec.deletionGuard (prism.dev) or use create-update", policy.unwrap_or_default()),
         );
     }
+}
 
+/// `duplicate-generator`.
+fn duplicate_rule(appset: &ApplicationSet, find: &mut Find) {
+    let go = matches!(appset.engine, crate::spec::TemplateEngine::Go { .. });
+    let tmpl = &appset.template;
+    let _ = (go, tmpl);
     fn dups(list: &[Value], path: &str, find: &mut dyn FnMut(&'static str, String, String)) {
         for (i, g) in list.iter().enumerate() {
             if let Some(j) = list[..i].iter().position(|h| h == g) {
@@ -321,8 +379,7 @@ pub fn lint(appset: &ApplicationSet, raw: &Value) -> Vec<Finding> {
             }
         }
     }
-    dups(&appset.generators, "spec.generators", &mut find);
-    out
+    dups(&appset.generators, "spec.generators", find);
 }
 
 fn literal_len(s: &str) -> usize {
