@@ -126,9 +126,7 @@ pub fn lint(appset: &ApplicationSet, raw: &Value) -> Vec<Finding> {
 
 /// `templated-project` and `template-patch-project`.
 fn project_rules(appset: &ApplicationSet, find: &mut Find) {
-    let go = matches!(appset.engine, crate::spec::TemplateEngine::Go { .. });
     let tmpl = &appset.template;
-    let _ = (go, tmpl);
     if let Some(p) = tmpl.pointer("/spec/project").and_then(Value::as_str) {
         if p.contains("{{") {
             find(
@@ -160,7 +158,6 @@ fn project_rules(appset: &ApplicationSet, find: &mut Find) {
 fn function_rules(appset: &ApplicationSet, find: &mut Find) {
     let go = matches!(appset.engine, crate::spec::TemplateEngine::Go { .. });
     let tmpl = &appset.template;
-    let _ = (go, tmpl);
     if go {
         let mut templated = Vec::new();
         strings(tmpl, "spec.template".into(), &mut templated);
@@ -187,9 +184,6 @@ fn function_rules(appset: &ApplicationSet, find: &mut Find) {
 
 /// `gotemplate-missingkey`.
 fn missingkey_rule(appset: &ApplicationSet, find: &mut Find) {
-    let go = matches!(appset.engine, crate::spec::TemplateEngine::Go { .. });
-    let tmpl = &appset.template;
-    let _ = (go, tmpl);
     if let crate::spec::TemplateEngine::Go { options } = &appset.engine {
         if !options.iter().any(|o| o == "missingkey=error") {
             find(
@@ -205,7 +199,6 @@ fn missingkey_rule(appset: &ApplicationSet, find: &mut Find) {
 fn parameter_rules(appset: &ApplicationSet, find: &mut Find) {
     let go = matches!(appset.engine, crate::spec::TemplateEngine::Go { .. });
     let tmpl = &appset.template;
-    let _ = (go, tmpl);
     // Parameters: every generator must be able to emit what the template uses.
     {
         for (i, g) in appset.generators.iter().enumerate() {
@@ -238,7 +231,6 @@ fn parameter_rules(appset: &ApplicationSet, find: &mut Find) {
 fn length_rules(appset: &ApplicationSet, find: &mut Find) {
     let go = matches!(appset.engine, crate::spec::TemplateEngine::Go { .. });
     let tmpl = &appset.template;
-    let _ = (go, tmpl);
     // Name and label lengths: fixed text plus the longest value each parameter can take:
     // known for list elements, otherwise assumed to be a DNS label (63), the usual bound of
     // cluster names and service directories. Unknown parameters are reported above.
@@ -292,9 +284,6 @@ fn length_rules(appset: &ApplicationSet, find: &mut Find) {
 
 /// `empty-matrix-child`.
 fn matrix_rules(appset: &ApplicationSet, find: &mut Find) {
-    let go = matches!(appset.engine, crate::spec::TemplateEngine::Go { .. });
-    let tmpl = &appset.template;
-    let _ = (go, tmpl);
     // Matrix children that may yield nothing.
     fn walk_matrix(g: &Value, path: &str, find: &mut dyn FnMut(&'static str, String, String)) {
         let Some(obj) = g.as_object() else { return };
@@ -337,9 +326,6 @@ fn matrix_rules(appset: &ApplicationSet, find: &mut Find) {
 
 /// `policy-without-guard`.
 fn policy_rule(appset: &ApplicationSet, raw: &Value, find: &mut Find) {
-    let go = matches!(appset.engine, crate::spec::TemplateEngine::Go { .. });
-    let tmpl = &appset.template;
-    let _ = (go, tmpl);
     let policy = appset.applications_sync.as_deref();
     let guarded = raw.pointer("/spec/deletionGuard").is_some();
     let deletes = policy
@@ -356,9 +342,6 @@ fn policy_rule(appset: &ApplicationSet, raw: &Value, find: &mut Find) {
 
 /// `duplicate-generator`.
 fn duplicate_rule(appset: &ApplicationSet, find: &mut Find) {
-    let go = matches!(appset.engine, crate::spec::TemplateEngine::Go { .. });
-    let tmpl = &appset.template;
-    let _ = (go, tmpl);
     fn dups(list: &[Value], path: &str, find: &mut dyn FnMut(&'static str, String, String)) {
         for (i, g) in list.iter().enumerate() {
             if let Some(j) = list[..i].iter().position(|h| h == g) {
