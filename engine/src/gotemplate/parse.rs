@@ -275,6 +275,52 @@ fn find_close(src: &str, from: usize) -> Option<usize> {
     None
 }
 
+/// A double-quoted string's body from `chars[*i]` on, with Go's escapes; `*i` ends
+/// after the closing quote.
+fn quoted(chars: &[char], i: &mut usize) -> Result<String, String> {
+    let mut v = String::new();
+    loop {
+        let Some(&c) = chars.get(*i) else {
+            return Err("unterminated quoted string".into());
+        };
+        *i += 1;
+        match c {
+            '"' => return Ok(v),
+            '\\' => {
+                let e = chars
+                    .get(*i)
+                    .copied()
+                    .ok_or_else(|| "unterminated quoted string".to_string())?;
+                *i += 1;
+                match e {
+                    'n' => v.push('\n'),
+                    't' => v.push('\t'),
+                    'r' => v.push('\r'),
+                    '\\' => v.push('\\'),
+                    '"' => v.push('"'),
+                    '\'' => v.push('\''),
+                    'x' | 'u' | 'U' => {
+                        let n = match e {
+                            'x' => 2,
+                            'u' => 4,
+                            _ => 8,
+                        };
+                        let hex: String = chars.get(*i..*i + n).unwrap_or(&[]).iter().collect();
+                        let code = u32::from_str_radix(&hex, 16)
+                            .ok()
+                            .and_then(char::from_u32)
+                            .ok_or_else(|| format!("invalid escape \\{e}{hex}"))?;
+                        v.push(code);
+                        *i += n;
+                    }
+                    other => return Err(format!("unknown escape sequence \\{other}")),
+                }
+            }
+            c => v.push(c),
+        }
+    }
+}
+
 fn lex(pos: Pos, s: &str) -> Result<Vec<Tok>, ParseError> {
     let err = |m: String| ParseError { pos, message: m };
     let chars: Vec<char> = s.chars().collect();
@@ -352,50 +398,7 @@ fn lex(pos: Pos, s: &str) -> Result<Vec<Tok>, ParseError> {
             }
             '"' => {
                 i += 1;
-                let mut v = String::new();
-                loop {
-                    let Some(&c) = chars.get(i) else {
-                        return Err(err("unterminated quoted string".into()));
-                    };
-                    i += 1;
-                    match c {
-                        '"' => break,
-                        '\\' => {
-                            let e = chars
-                                .get(i)
-                                .copied()
-                                .ok_or_else(|| err("unterminated quoted string".into()))?;
-                            i += 1;
-                            match e {
-                                'n' => v.push('\n'),
-                                't' => v.push('\t'),
-                                'r' => v.push('\r'),
-                                '\\' => v.push('\\'),
-                                '"' => v.push('"'),
-                                '\'' => v.push('\''),
-                                'x' | 'u' | 'U' => {
-                                    let n = match e {
-                                        'x' => 2,
-                                        'u' => 4,
-                                        _ => 8,
-                                    };
-                                    let hex: String =
-                                        chars.get(i..i + n).unwrap_or(&[]).iter().collect();
-                                    let code = u32::from_str_radix(&hex, 16)
-                                        .ok()
-                                        .and_then(char::from_u32)
-                                        .ok_or_else(|| err(format!("invalid escape \\{e}{hex}")))?;
-                                    v.push(code);
-                                    i += n;
-                                }
-                                other => {
-                                    return Err(err(format!("unknown escape sequence \\{other}")))
-                                }
-                            }
-                        }
-                        c => v.push(c),
-                    }
-                }
+                let v = quoted(&chars, &mut i).map_err(err)?;
                 out.push(Tok::Str(v));
             }
             '`' => {
