@@ -193,39 +193,7 @@ impl ApplicationSet {
             }
         }
 
-        let go_template = match spec.get("goTemplate") {
-            None | Some(Value::Null) => false,
-            Some(Value::Bool(b)) => *b,
-            Some(_) => return Err(Error::invalid("spec.goTemplate", "must be true or false")),
-        };
-        let options = match spec.get("goTemplateOptions") {
-            None | Some(Value::Null) => vec![],
-            Some(v) => serde_json::from_value::<Vec<String>>(v.clone()).map_err(|_| {
-                Error::invalid("spec.goTemplateOptions", "must be a list of strings")
-            })?,
-        };
-        let engine = match (
-            go_template,
-            spec.get("templateEngine").and_then(Value::as_str),
-        ) {
-            (true, Some(e)) if e != "goTemplate" => {
-                return Err(Error::invalid(
-                    "spec.templateEngine",
-                    format!("templateEngine {e:?} contradicts goTemplate: true; keep one"),
-                ))
-            }
-            (true, _) | (false, Some("goTemplate")) => TemplateEngine::Go { options },
-            (false, None) | (false, Some("fasttemplate")) => TemplateEngine::Fast,
-            (false, Some("handlebars")) => TemplateEngine::Handlebars,
-            (false, Some(other)) => {
-                return Err(Error::invalid(
-                    "spec.templateEngine",
-                    format!(
-                    "unknown template engine {other:?}; use fasttemplate, handlebars or goTemplate"
-                ),
-                ))
-            }
-        };
+        let engine = template_engine(spec)?;
 
         let generators = spec
             .get("generators")
@@ -334,4 +302,42 @@ pub fn check_template(template: &Value, path: &str) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// The template engine a spec chooses: `goTemplate` (with its options) or Prism's
+/// `templateEngine`; contradicting choices are an error.
+fn template_engine(spec: &serde_json::Map<String, Value>) -> Result<TemplateEngine, Error> {
+    let go_template = match spec.get("goTemplate") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(Error::invalid("spec.goTemplate", "must be true or false")),
+    };
+    let options = match spec.get("goTemplateOptions") {
+        None | Some(Value::Null) => vec![],
+        Some(v) => serde_json::from_value::<Vec<String>>(v.clone())
+            .map_err(|_| Error::invalid("spec.goTemplateOptions", "must be a list of strings"))?,
+    };
+    let engine = match (
+        go_template,
+        spec.get("templateEngine").and_then(Value::as_str),
+    ) {
+        (true, Some(e)) if e != "goTemplate" => {
+            return Err(Error::invalid(
+                "spec.templateEngine",
+                format!("templateEngine {e:?} contradicts goTemplate: true; keep one"),
+            ))
+        }
+        (true, _) | (false, Some("goTemplate")) => TemplateEngine::Go { options },
+        (false, None) | (false, Some("fasttemplate")) => TemplateEngine::Fast,
+        (false, Some("handlebars")) => TemplateEngine::Handlebars,
+        (false, Some(other)) => {
+            return Err(Error::invalid(
+                "spec.templateEngine",
+                format!(
+                    "unknown template engine {other:?}; use fasttemplate, handlebars or goTemplate"
+                ),
+            ))
+        }
+    };
+    Ok(engine)
 }
