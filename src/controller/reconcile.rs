@@ -285,6 +285,85 @@ pub fn status(
     now: &str,
     cap: usize,
 ) -> ApplicationSetStatus {
+    let held = plan
+        .actions
+        .iter()
+        .filter(|a| matches!(a, Action::Keep(_, Keep::DeletionHeld)))
+        .count() as i64;
+    let out_of_sync: std::collections::BTreeSet<&str> = plan
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Keep(n, Keep::PolicyNoUpdate | Keep::ForeignOwner | Keep::GeneratorError) => {
+                Some(n.as_str())
+            }
+            _ => None,
+        })
+        .collect();
+    let conditions = conditions(previous, plan, applied, now);
+
+    // Applications the set has after this pass: desired and present, plus held and kept ones.
+    let mut names: Vec<&str> = plan
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Delete { .. } => None,
+            Action::Keep(_, Keep::ForeignOwner) => None,
+            Action::Create(n) | Action::Update(n) | Action::Keep(n, _) => Some(n.as_str()),
+        })
+        .collect();
+    names.sort_unstable();
+    let total = names.len();
+    let resources = names
+        .iter()
+        .take(cap)
+        .map(|n| ResourceStatus {
+            group: "argoproj.io".into(),
+            version: "v1alpha1".into(),
+            kind: "Application".into(),
+            name: n.to_string(),
+            namespace: set.namespace.clone(),
+            status: if out_of_sync.contains(n) {
+                "OutOfSync"
+            } else {
+                "Synced"
+            }
+            .into(),
+        })
+        .collect();
+    let wrote = applied.created + applied.updated + applied.deleted > 0;
+    let applications = Counts {
+        desired: desired_count as i64,
+        held,
+        ..if wrote {
+            Counts {
+                created: applied.created,
+                updated: applied.updated,
+                deleted: applied.deleted,
+                ..Counts::default()
+            }
+        } else {
+            previous.applications.clone()
+        }
+    };
+    ApplicationSetStatus {
+        conditions,
+        observed_generation: Some(set.generation),
+        applications,
+        resources,
+        resources_count: total as i64,
+        resources_truncated: total > cap,
+    }
+}
+
+/// Argo's conditions for a pass, each keeping its `lastTransitionTime` while its status
+/// stays the same.
+fn conditions(
+    previous: &ApplicationSetStatus,
+    plan: &Plan,
+    applied: &Applied,
+    now: &str,
+) -> Vec<Condition> {
     let cond = |type_: &str, ok: bool, reason: &str, message: String| {
         let status = if ok { "True" } else { "False" };
         let since = previous
@@ -301,21 +380,6 @@ pub fn status(
             last_transition_time: Some(since),
         }
     };
-    let held = plan
-        .actions
-        .iter()
-        .filter(|a| matches!(a, Action::Keep(_, Keep::DeletionHeld)))
-        .count() as i64;
-    let out_of_sync: std::collections::BTreeSet<&str> = plan
-        .actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::Keep(n, Keep::PolicyNoUpdate | Keep::ForeignOwner | Keep::GeneratorError) => {
-                Some(n.as_str())
-            }
-            _ => None,
-        })
-        .collect();
     let failed = !applied.errors.is_empty();
     let error = match (&plan.error, failed) {
         (Some(e), _) => Some(("ApplicationGenerationFromParamsError", e.clone())),
@@ -383,59 +447,7 @@ pub fn status(
         },
     ];
     conditions.sort_by(|a, b| a.type_.cmp(&b.type_));
-
-    // Applications the set has after this pass: desired and present, plus held and kept ones.
-    let mut names: Vec<&str> = plan
-        .actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::Delete { .. } => None,
-            Action::Keep(_, Keep::ForeignOwner) => None,
-            Action::Create(n) | Action::Update(n) | Action::Keep(n, _) => Some(n.as_str()),
-        })
-        .collect();
-    names.sort_unstable();
-    let total = names.len();
-    let resources = names
-        .iter()
-        .take(cap)
-        .map(|n| ResourceStatus {
-            group: "argoproj.io".into(),
-            version: "v1alpha1".into(),
-            kind: "Application".into(),
-            name: n.to_string(),
-            namespace: set.namespace.clone(),
-            status: if out_of_sync.contains(n) {
-                "OutOfSync"
-            } else {
-                "Synced"
-            }
-            .into(),
-        })
-        .collect();
-    let wrote = applied.created + applied.updated + applied.deleted > 0;
-    let applications = Counts {
-        desired: desired_count as i64,
-        held,
-        ..if wrote {
-            Counts {
-                created: applied.created,
-                updated: applied.updated,
-                deleted: applied.deleted,
-                ..Counts::default()
-            }
-        } else {
-            previous.applications.clone()
-        }
-    };
-    ApplicationSetStatus {
-        conditions,
-        observed_generation: Some(set.generation),
-        applications,
-        resources,
-        resources_count: total as i64,
-        resources_truncated: total > cap,
-    }
+    conditions
 }
 
 use prism_engine::generators::lookup;
