@@ -28,6 +28,9 @@ pub struct GlobError {
     pub reason: &'static str,
 }
 
+/// The longest pattern accepted: matching recurses once per run of stars.
+pub const MAX_PATTERN_BYTES: usize = 1024;
+
 /// A pattern checked once, matched many times.
 #[derive(Debug, Clone)]
 pub struct Glob {
@@ -39,6 +42,12 @@ pub struct Glob {
 impl Glob {
     /// Checks `pattern` in `dialect`.
     pub fn new(pattern: &str, dialect: Dialect) -> Result<Glob, GlobError> {
+        if pattern.len() > MAX_PATTERN_BYTES {
+            return Err(GlobError {
+                pattern: format!("{}…", pattern.chars().take(64).collect::<String>()),
+                reason: "it is longer than 1024 bytes",
+            });
+        }
         check(pattern)?;
         let literal = !pattern
             .bytes()
@@ -146,84 +155,133 @@ fn class_matches(p: &[u8], start: usize, end: usize, c: u8) -> bool {
     found != negated
 }
 
+/// Matches `s` against `p` with memoized backtracking: each (pattern position, path
+/// position) state fails at most once, so a pattern full of stars stays polynomial
+/// (plain backtracking was exponential: `*?*?*-*?*?*-` against a long path).
 fn match_from(p: &[u8], s: &[u8], d: Dialect) -> bool {
-    let crosses = d == Dialect::GitPathspec;
-    let (mut pi, mut si) = (0, 0);
-    while pi < p.len() {
-        match p[pi] {
-            b'*' => {
-                let at_segment_start = pi == 0 || p[pi - 1] == b'/';
-                let double = p.get(pi + 1) == Some(&b'*');
-                if d == Dialect::Doublestar && double && at_segment_start {
-                    let after = pi + 2;
-                    if after == p.len() {
-                        return true;
-                    }
-                    if p[after] == b'/' {
-                        let rest = &p[after + 1..];
-                        // Zero directories, or skip whole segments one at a time.
-                        if match_from(rest, &s[si..], d) {
-                            return true;
-                        }
-                        for (k, &c) in s[si..].iter().enumerate() {
-                            if c == b'/' && match_from(rest, &s[si + k + 1..], d) {
-                                return true;
-                            }
-                        }
-                        return false;
-                    }
-                }
-                // Collapse a run of stars, then try every split point.
-                let mut next = pi;
-                while next < p.len() && p[next] == b'*' {
-                    next += 1;
-                }
-                let rest = &p[next..];
-                let mut k = si;
-                loop {
-                    if match_from(rest, &s[k..], d) {
-                        return true;
-                    }
-                    if k == s.len() || (!crosses && s[k] == b'/') {
-                        return false;
-                    }
-                    k += 1;
-                }
-            }
-            b'?' => {
-                if si >= s.len() || (!crosses && s[si] == b'/') {
-                    return false;
-                }
-                pi += 1;
-                si += 1;
-            }
-            b'[' => {
-                let Some(end) = class_end(p, pi) else {
-                    return false;
-                };
-                if si >= s.len() || (!crosses && s[si] == b'/') || !class_matches(p, pi, end, s[si])
-                {
-                    return false;
-                }
-                pi = end + 1;
-                si += 1;
-            }
-            c => {
-                let c = if c == b'\\' && pi + 1 < p.len() {
-                    pi += 1;
-                    p[pi]
-                } else {
-                    c
-                };
-                if si >= s.len() || s[si] != c {
-                    return false;
-                }
-                pi += 1;
-                si += 1;
+    // One run of stars cannot blow up; the memo is only needed (and paid for) past that.
+    let star_runs = p
+        .iter()
+        .enumerate()
+        .filter(|&(i, &c)| c == b'*' && (i == 0 || p[i - 1] != b'*'))
+        .count();
+    let cells = if star_runs > 1 {
+        (p.len() + 1) * (s.len() + 1)
+    } else {
+        0
+    };
+    let mut m = Matcher {
+        p,
+        s,
+        d,
+        failed: vec![0; cells.div_ceil(64)],
+    };
+    m.at(0, 0)
+}
+
+struct Matcher<'a> {
+    p: &'a [u8],
+    s: &'a [u8],
+    d: Dialect,
+    /// Failed (pattern, path) positions, one bit each (empty: no memo needed).
+    failed: Vec<u64>,
+}
+
+impl Matcher<'_> {
+    fn at(&mut self, pi: usize, si: usize) -> bool {
+        let cell = pi * (self.s.len() + 1) + si;
+        let (word, bit) = (cell / 64, 1u64 << (cell % 64));
+        if self.failed.get(word).is_some_and(|w| w & bit != 0) {
+            return false;
+        }
+        let ok = self.step(pi, si);
+        if !ok {
+            if let Some(w) = self.failed.get_mut(word) {
+                *w |= bit;
             }
         }
+        ok
     }
-    si == s.len()
+
+    fn step(&mut self, mut pi: usize, mut si: usize) -> bool {
+        let (p, s, d) = (self.p, self.s, self.d);
+        let crosses = d == Dialect::GitPathspec;
+        while pi < p.len() {
+            match p[pi] {
+                b'*' => {
+                    let at_segment_start = pi == 0 || p[pi - 1] == b'/';
+                    let double = p.get(pi + 1) == Some(&b'*');
+                    if d == Dialect::Doublestar && double && at_segment_start {
+                        let after = pi + 2;
+                        if after == p.len() {
+                            return true;
+                        }
+                        if p[after] == b'/' {
+                            // Zero directories, or skip whole segments one at a time.
+                            if self.at(after + 1, si) {
+                                return true;
+                            }
+                            for k in si..s.len() {
+                                if s[k] == b'/' && self.at(after + 1, k + 1) {
+                                    return true;
+                                }
+                            }
+                            return false;
+                        }
+                    }
+                    // Collapse a run of stars, then try every split point.
+                    let mut next = pi;
+                    while next < p.len() && p[next] == b'*' {
+                        next += 1;
+                    }
+                    let mut k = si;
+                    loop {
+                        if self.at(next, k) {
+                            return true;
+                        }
+                        if k == s.len() || (!crosses && s[k] == b'/') {
+                            return false;
+                        }
+                        k += 1;
+                    }
+                }
+                b'?' => {
+                    if si >= s.len() || (!crosses && s[si] == b'/') {
+                        return false;
+                    }
+                    pi += 1;
+                    si += 1;
+                }
+                b'[' => {
+                    let Some(end) = class_end(p, pi) else {
+                        return false;
+                    };
+                    if si >= s.len()
+                        || (!crosses && s[si] == b'/')
+                        || !class_matches(p, pi, end, s[si])
+                    {
+                        return false;
+                    }
+                    pi = end + 1;
+                    si += 1;
+                }
+                c => {
+                    let c = if c == b'\\' && pi + 1 < p.len() {
+                        pi += 1;
+                        p[pi]
+                    } else {
+                        c
+                    };
+                    if si >= s.len() || s[si] != c {
+                        return false;
+                    }
+                    pi += 1;
+                    si += 1;
+                }
+            }
+        }
+        si == s.len()
+    }
 }
 
 #[cfg(test)]
@@ -232,6 +290,33 @@ mod tests {
 
     fn m(p: &str, d: Dialect, s: &str) -> bool {
         Glob::new(p, d).unwrap().matches(s)
+    }
+
+    /// Found by fuzzing: plain backtracking was exponential in the number of stars.
+    #[test]
+    fn many_stars_match_in_polynomial_time() {
+        let pattern = "*?*?*-".repeat(30) + "x";
+        let path = "ab-".repeat(200);
+        for d in [
+            Dialect::PathMatch,
+            Dialect::GitPathspec,
+            Dialect::Doublestar,
+        ] {
+            let start = std::time::Instant::now();
+            assert!(!m(&pattern, d, &path));
+            assert!(
+                start.elapsed().as_secs() < 5,
+                "{d:?}: {:?}",
+                start.elapsed()
+            );
+        }
+        assert!(m(&"**/".repeat(40), Dialect::Doublestar, &"a/".repeat(40)));
+        assert_eq!(
+            Glob::new(&"*".repeat(2000), Dialect::PathMatch)
+                .unwrap_err()
+                .reason,
+            "it is longer than 1024 bytes"
+        );
     }
 
     #[test]
