@@ -221,8 +221,8 @@ impl Matcher<'_> {
                             if self.at(after + 1, si) {
                                 return true;
                             }
-                            for k in si..s.len() {
-                                if s[k] == b'/' && self.at(after + 1, k + 1) {
+                            for (k, &c) in s.iter().enumerate().skip(si) {
+                                if c == b'/' && self.at(after + 1, k + 1) {
                                     return true;
                                 }
                             }
