@@ -66,3 +66,63 @@ fn rejects_typos() {
         assert!(!v.is_valid(&bad), "{to} should be rejected");
     }
 }
+
+/// Drift: every ApplicationSet in `examples/` validates against `prism schema` and is
+/// accepted by `prism validate`; so are Prism's own fields (`deletionGuard`,
+/// `writeBack`) and a template override on every generator, which the schema once
+/// refused while the engine accepted them.
+#[test]
+fn schema_and_validate_agree_on_every_example_and_prism_field() {
+    let v = validator();
+    let mut files = Vec::new();
+    let mut dirs = vec![std::path::PathBuf::from("examples")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+                files.push(path);
+            }
+        }
+    }
+    let mut checked = 0;
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for doc in serde_yaml::Deserializer::from_str(&text) {
+            let value: Value = serde::Deserialize::deserialize(doc).unwrap_or(Value::Null);
+            if value.get("kind").and_then(Value::as_str) != Some("ApplicationSet") {
+                continue;
+            }
+            let errors: Vec<String> = v.iter_errors(&value).map(|e| e.to_string()).collect();
+            assert!(errors.is_empty(), "{}: {errors:?}", file.display());
+            checked += 1;
+        }
+        if text.contains("kind: ApplicationSet") {
+            let out = prism(&["validate", file.to_str().unwrap()]);
+            assert!(out.status.success(), "{}: {}", file.display(), stderr(&out));
+        }
+    }
+    assert!(checked > 0);
+    let prism_spec = r#"
+apiVersion: prism.dev/v1alpha1
+kind: ApplicationSet
+metadata: {name: guarded}
+spec:
+  deletionGuard: {maxPercent: 20}
+  writeBack: {method: git, repoURL: https://g/x.git, path: apps}
+  generators:
+  - plugin: {configMapRef: {name: p}, template: {metadata: {}, spec: {project: x}}}
+  - images: {images: [{alias: api, name: registry.example/api}], template: {metadata: {}, spec: {project: y}}}
+  template:
+    metadata: {name: 'x'}
+    spec: {project: default, destination: {server: 'https://kubernetes.default.svc', namespace: x}}
+"#;
+    let value = yaml(prism_spec);
+    let errors: Vec<String> = v.iter_errors(&value).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    let tmp = tempfile::tempdir().unwrap();
+    let file = write(tmp.path(), "guarded.yaml", prism_spec);
+    let out = prism(&["validate", &file]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
