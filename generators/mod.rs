@@ -91,7 +91,7 @@ pub struct Generated {
 }
 
 /// A parsed generator of any kind, ready to expand.
-pub trait Generate: std::fmt::Debug {
+pub trait Generate: std::fmt::Debug + Send + Sync {
     /// Checks what serde cannot (patterns, children, selectors); `prism` is whether the
     /// spec is `prism.dev` (children may use Prism's own generators).
     fn check(&self, _path: &str, _prism: bool) -> Result<(), Error> {

@@ -9,7 +9,7 @@
 
 use crate::error::{Error, ErrorKind};
 use crate::generators::git::FileGlobbing;
-use crate::generators::{Context, Generated, GeneratorNode};
+use crate::generators::{Context, Generated};
 use crate::limits::{Limit, Limits};
 use crate::params::{flat_view, ParamSet};
 use crate::sources::Sources;
@@ -163,8 +163,7 @@ pub fn render(
         upstream: None,
     };
     let mut applications = Vec::new();
-    for (i, raw) in appset.generators.iter().enumerate() {
-        let node = GeneratorNode::parse(raw, &format!("spec.generators[{i}]"), ctx.prism)?;
+    for node in appset.nodes.iter() {
         let sets = node.expand(&ctx)?;
         let template = match &node.template {
             Some(over) => {

@@ -102,8 +102,11 @@ pub struct ApplicationSet {
     pub namespace: String,
     /// The template language.
     pub engine: TemplateEngine,
-    /// `spec.generators`, each checked, raw JSON kept for interpolation.
+    /// `spec.generators` as written (lint reads them; a matrix re-reads its children
+    /// after templating them).
     pub generators: Vec<Value>,
+    /// `spec.generators`, parsed and checked once: what [`crate::render`] expands.
+    pub nodes: std::sync::Arc<[GeneratorNode]>,
     /// `spec.template`: `metadata` and `spec` of every Application.
     pub template: Value,
     /// `spec.templatePatch`: a templated YAML/JSON patch merged over each rendered Application.
@@ -211,9 +214,12 @@ impl ApplicationSet {
                 "an ApplicationSet needs at least one generator",
             ));
         }
-        for (i, g) in generators.iter().enumerate() {
-            GeneratorNode::check(g, &format!("spec.generators[{i}]"), prism)?;
-        }
+        let nodes = generators
+            .iter()
+            .enumerate()
+            .map(|(i, g)| GeneratorNode::parse(g, &format!("spec.generators[{i}]"), prism))
+            .collect::<Result<Vec<_>, _>>()?
+            .into();
 
         let template = spec
             .get("template")
@@ -249,6 +255,7 @@ impl ApplicationSet {
         }
 
         Ok(ApplicationSet {
+            nodes,
             api_version: api_version.to_string(),
             name,
             namespace,
