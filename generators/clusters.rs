@@ -163,7 +163,7 @@ impl super::Generate for ClustersGenerator {
 mod tests {
     use crate::cluster::Cluster;
     use crate::generators::tests::expand_with;
-    use crate::render::RenderOptions;
+    use crate::options::RenderOptions;
     use crate::sources::memory::MemorySources;
     use crate::spec::TemplateEngine;
     use serde_json::{json, Value};

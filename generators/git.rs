@@ -66,15 +66,7 @@ pub struct PathItem {
     pub exclude: bool,
 }
 
-/// How `files[].path` patterns are read: Argo's default or its newer doublestar mode.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum FileGlobbing {
-    /// `git ls-files` pathspecs: `*` and `**` match across `/`.
-    #[default]
-    Default,
-    /// doublestar: `*` within one segment, `**` zero or more directories.
-    New,
-}
+pub use crate::glob::FileGlobbing;
 
 impl GitGenerator {
     pub(super) fn check_spec(&self, path: &str) -> Result<(), Error> {
@@ -314,7 +306,7 @@ impl super::Generate for GitGenerator {
 mod tests {
     use super::FileGlobbing;
     use crate::generators::tests::expand_with;
-    use crate::render::RenderOptions;
+    use crate::options::RenderOptions;
     use crate::sources::memory::{MemoryRepository, MemorySources};
     use crate::spec::TemplateEngine;
     use serde_json::{json, Value};

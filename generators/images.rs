@@ -26,54 +26,7 @@ pub struct ImagesGenerator {
     pub credentials: Option<Value>,
 }
 
-/// One image and how to choose its tag.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ImageQuery {
-    /// Parameter name: `images.<alias>.tag`.
-    pub alias: String,
-    /// `registry[:port]/path/name` (Docker Hub when no registry host is given).
-    pub name: String,
-    /// How the tag is chosen.
-    #[serde(default)]
-    pub strategy: Strategy,
-    /// A semver range (`semver`), or the tag to follow (`digest`).
-    #[serde(default)]
-    pub constraint: String,
-    /// `any` (default) or `regexp:<regex>`: tags considered at all.
-    #[serde(default)]
-    pub allow_tags: Option<String>,
-    /// Globs of tags never considered (`*-debug`).
-    #[serde(default)]
-    pub ignore_tags: Vec<String>,
-    /// `os/arch[/variant]` an image index must offer (newest-build reads that child).
-    #[serde(default)]
-    pub platforms: Vec<String>,
-}
-
-/// Argo CD Image Updater's update strategies.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum Strategy {
-    /// The highest semantic version within `constraint`.
-    #[default]
-    Semver,
-    /// The most recently built image (its config's `created`).
-    NewestBuild,
-    /// The last tag in byte order.
-    Alphabetical,
-    /// The current digest of the tag named by `constraint`.
-    Digest,
-}
-
-/// A resolved image.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ResolvedImage {
-    /// The chosen tag.
-    pub tag: String,
-    /// Its manifest digest (`sha256:…`).
-    pub digest: String,
-}
+pub use crate::sources::{ImageQuery, ResolvedImage, Strategy};
 
 impl ImagesGenerator {
     pub(super) fn check_spec(&self, path: &str) -> Result<(), Error> {
@@ -209,7 +162,7 @@ impl super::Generate for ImagesGenerator {
 mod tests {
     use super::*;
     use crate::generators::tests::{expand_err, expand_with};
-    use crate::render::RenderOptions;
+    use crate::options::RenderOptions;
     use crate::sources::memory::MemorySources;
     use crate::sources::{Repository, SourceError, Sources};
     use crate::spec::TemplateEngine;

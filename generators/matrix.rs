@@ -21,7 +21,7 @@ use std::rc::Rc;
 #[serde(deny_unknown_fields)]
 pub struct MatrixGenerator {
     /// The children, raw: later ones are templated before they are read.
-    #[schemars(with = "Vec<crate::schema::GeneratorEntry>")]
+    #[schemars(with = "Vec<super::GeneratorEntry>")]
     pub generators: Vec<Value>,
 }
 

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MergeGenerator {
     /// The children; the first is the base.
-    #[schemars(with = "Vec<crate::schema::GeneratorEntry>")]
+    #[schemars(with = "Vec<super::GeneratorEntry>")]
     pub generators: Vec<Value>,
     /// Parameters whose values identify a set across children.
     #[serde(default)]

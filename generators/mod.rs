@@ -22,8 +22,8 @@ pub mod plugin;
 pub mod values;
 
 use crate::error::{Error, ErrorKind};
+use crate::options::RenderOptions;
 use crate::params::{flat_view, ParamSet, ParamShape};
-use crate::render::RenderOptions;
 use crate::selector::LabelSelector;
 use crate::sources::Sources;
 use crate::template::Renderer;
@@ -191,6 +191,41 @@ pub fn known_generators() -> String {
     )
 }
 
+/// One entry of a `generators` list: exactly one generator, plus Argo's `selector`.
+/// Its properties come from the generator registry.
+pub struct GeneratorEntry;
+
+impl schemars::JsonSchema for GeneratorEntry {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "GeneratorEntry".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let mut props = serde_json::Map::new();
+        for kind in REGISTRY {
+            let mut schema = kind.schema(generator).to_value();
+            if kind.prism_only() {
+                if let Some(obj) = schema.as_object_mut() {
+                    obj.insert("description".into(), "prism.dev/v1alpha1 only.".into());
+                }
+            }
+            props.insert(kind.key().into(), schema);
+        }
+        props.insert(
+            "selector".into(),
+            generator
+                .subschema_for::<crate::selector::LabelSelector>()
+                .to_value(),
+        );
+        schemars::json_schema!({
+            "description": "One entry of a `generators` list: exactly one generator, plus Argo's `selector`.",
+            "type": "object",
+            "properties": props,
+            "additionalProperties": false,
+        })
+    }
+}
+
 /// Deserializes a body as `T` (the common [`GeneratorKind::parse`]).
 pub fn parse_as<T: DeserializeOwned + Generate + 'static>(
     body: Value,
@@ -342,7 +377,7 @@ impl GeneratorNode {
         };
         let template = body.remove("template").filter(|t| !t.is_null());
         if let Some(t) = &template {
-            crate::spec::check_template(t, &format!("{gen_path}.template"))?;
+            check_template(t, &format!("{gen_path}.template"))?;
         }
         let selector = match obj.get("selector") {
             None | Some(Value::Null) => None,
@@ -393,6 +428,43 @@ impl GeneratorNode {
         }
         Ok(sets)
     }
+}
+
+/// Checks the shape of an Application template (`metadata`, `spec`).
+pub fn check_template(template: &Value, path: &str) -> Result<(), Error> {
+    let obj = template.as_object().ok_or_else(|| {
+        Error::invalid(path, "a template must be a mapping with metadata and spec")
+    })?;
+    for key in obj.keys() {
+        if key != "metadata" && key != "spec" {
+            return Err(Error::invalid(
+                format!("{path}.{key}"),
+                format!("unknown field {key:?}; a template has only metadata and spec"),
+            ));
+        }
+    }
+    if let Some(meta) = obj.get("metadata") {
+        let meta = meta
+            .as_object()
+            .ok_or_else(|| Error::invalid(format!("{path}.metadata"), "must be a mapping"))?;
+        for key in meta.keys() {
+            if !["name", "namespace", "labels", "annotations", "finalizers"].contains(&key.as_str())
+            {
+                return Err(Error::invalid(
+                    format!("{path}.metadata.{key}"),
+                    format!(
+                        "unknown field {key:?}; template metadata has name, namespace, labels, annotations and finalizers"
+                    ),
+                ));
+            }
+        }
+    }
+    if let Some(spec) = obj.get("spec") {
+        if !spec.is_object() {
+            return Err(Error::invalid(format!("{path}.spec"), "must be a mapping"));
+        }
+    }
+    Ok(())
 }
 
 /// Reads and expands a raw `generators` entry at `path` (a matrix templates later
@@ -630,23 +702,7 @@ pub fn path_params(
     }
 }
 
-/// Go's `path.Base`: the last element, `.` for an empty path.
-pub fn go_base(path: &str) -> &str {
-    let trimmed = path.trim_end_matches('/');
-    if trimmed.is_empty() {
-        return if path.is_empty() { "." } else { "/" };
-    }
-    trimmed.rsplit('/').next().unwrap_or(trimmed)
-}
-
-/// Go's `path.Dir` for a clean relative path: everything before the last `/`, or `.`.
-pub fn go_dir(path: &str) -> &str {
-    match path.rsplit_once('/') {
-        Some((dir, _)) if !dir.is_empty() => dir,
-        Some(_) => "/",
-        None => ".",
-    }
-}
+pub use crate::params::{go_base, go_dir};
 
 #[cfg(test)]
 pub(crate) mod tests {

@@ -159,8 +159,8 @@ impl super::Generate for PluginGenerator {
 #[cfg(test)]
 mod tests {
     use crate::generators::tests::{expand_err, expand_with};
+    use crate::options::RenderOptions;
     use crate::params::ParamSet;
-    use crate::render::RenderOptions;
     use crate::sources::memory::MemorySources;
     use crate::sources::{PluginCall, Repository, SourceError, Sources};
     use crate::spec::TemplateEngine;

@@ -230,7 +230,7 @@ impl super::Generate for ValuesGenerator {
 #[cfg(test)]
 mod tests {
     use crate::generators::tests::expand_with;
-    use crate::render::RenderOptions;
+    use crate::options::RenderOptions;
     use crate::sources::memory::{MemoryRepository, MemorySources};
     use crate::spec::TemplateEngine;
     use serde_json::{json, Value};

@@ -18,6 +18,16 @@ pub enum Dialect {
     Doublestar,
 }
 
+/// How `files[].path` patterns are read: Argo's default or its newer doublestar mode.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum FileGlobbing {
+    /// `git ls-files` pathspecs: `*` and `**` match across `/`.
+    #[default]
+    Default,
+    /// doublestar: `*` within one segment, `**` zero or more directories.
+    New,
+}
+
 /// A malformed pattern (an unclosed `[` or a trailing `\`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid glob pattern {pattern:?}: {reason}")]

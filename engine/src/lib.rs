@@ -20,6 +20,7 @@ pub mod glob;
 pub mod gotemplate;
 pub mod limits;
 pub mod lint;
+pub mod options;
 pub mod params;
 pub mod render;
 pub mod schema;

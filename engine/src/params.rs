@@ -139,6 +139,24 @@ pub fn go_format_float(f: f64) -> String {
     }
 }
 
+/// Go's `path.Base`: the last element, `.` for an empty path.
+pub fn go_base(path: &str) -> &str {
+    let trimmed = path.trim_end_matches('/');
+    if trimmed.is_empty() {
+        return if path.is_empty() { "." } else { "/" };
+    }
+    trimmed.rsplit('/').next().unwrap_or(trimmed)
+}
+
+/// Go's `path.Dir` for a clean relative path: everything before the last `/`, or `.`.
+pub fn go_dir(path: &str) -> &str {
+    match path.rsplit_once('/') {
+        Some((dir, _)) if !dir.is_empty() => dir,
+        Some(_) => "/",
+        None => ".",
+    }
+}
+
 /// Argo's `SanitizeName` (the `*Normalized` parameters and the `normalize` function):
 /// lowercase, anything but `[-a-z0-9.]` becomes `-`, at most 253 bytes, `-` and `.`
 /// trimmed from both ends.

@@ -8,7 +8,6 @@
 //! name, so the same input gives byte-identical output.
 
 use crate::error::{Error, ErrorKind};
-use crate::generators::git::FileGlobbing;
 use crate::generators::{Context, Generated};
 use crate::limits::{Limit, Limits};
 use crate::params::{flat_view, ParamSet};
@@ -22,27 +21,7 @@ use std::collections::HashMap;
 /// Argo CD's finalizer that deletes an Application's resources with it.
 pub const RESOURCES_FINALIZER: &str = "resources-finalizer.argocd.argoproj.io";
 
-/// Caller's choices that are not part of the spec.
-#[derive(Debug, Clone)]
-pub struct RenderOptions {
-    /// How git files patterns are read (Argo's `--enable-new-git-file-globbing`).
-    pub git_file_globbing: FileGlobbing,
-    /// Whether the local cluster is offered to the clusters generator (Argo's
-    /// `cluster.inClusterEnabled` setting).
-    pub in_cluster_enabled: bool,
-    /// What one render may cost (the admin's, never the spec's).
-    pub limits: Limits,
-}
-
-impl Default for RenderOptions {
-    fn default() -> Self {
-        RenderOptions {
-            git_file_globbing: FileGlobbing::Default,
-            in_cluster_enabled: true,
-            limits: Limits::default(),
-        }
-    }
-}
+pub use crate::options::RenderOptions;
 
 /// One rendered Application and where it came from.
 #[derive(Debug, Clone)]

@@ -5,43 +5,11 @@
 //! drift from what Prism accepts; the envelope (metadata, template, spec fields the
 //! engine reads as JSON) is described by the schema-only types below.
 
-use crate::selector::LabelSelector;
 use schemars::JsonSchema;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
-/// One entry of a `generators` list: exactly one generator, plus Argo's `selector`.
-/// Its properties come from the generator registry.
-pub struct GeneratorEntry;
-
-impl JsonSchema for GeneratorEntry {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "GeneratorEntry".into()
-    }
-
-    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        let mut props = serde_json::Map::new();
-        for kind in crate::generators::REGISTRY {
-            let mut schema = kind.schema(generator).to_value();
-            if kind.prism_only() {
-                if let Some(obj) = schema.as_object_mut() {
-                    obj.insert("description".into(), "prism.dev/v1alpha1 only.".into());
-                }
-            }
-            props.insert(kind.key().into(), schema);
-        }
-        props.insert(
-            "selector".into(),
-            generator.subschema_for::<LabelSelector>().to_value(),
-        );
-        schemars::json_schema!({
-            "description": "One entry of a `generators` list: exactly one generator, plus Argo's `selector`.",
-            "type": "object",
-            "properties": props,
-            "additionalProperties": false,
-        })
-    }
-}
+pub use crate::generators::GeneratorEntry;
 
 #[derive(JsonSchema)]
 #[allow(dead_code)]

@@ -69,10 +69,7 @@ pub trait Sources {
 
     /// Resolves an `images` generator entry to its chosen tag and digest. Sources
     /// without a registry client refuse.
-    fn image(
-        &self,
-        query: &crate::generators::images::ImageQuery,
-    ) -> Result<crate::generators::images::ResolvedImage, String> {
+    fn image(&self, query: &ImageQuery) -> Result<ResolvedImage, String> {
         Err(format!(
             "no registry client is configured to resolve {}",
             query.name
@@ -114,6 +111,55 @@ pub struct PluginCall<'a> {
     /// The repository URLs the ApplicationSet names: the only ones a plugin with
     /// `repoAccess` may read.
     pub repositories: &'a [String],
+}
+
+/// One image and how to choose its tag.
+#[derive(Debug, Clone, serde::Deserialize, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ImageQuery {
+    /// Parameter name: `images.<alias>.tag`.
+    pub alias: String,
+    /// `registry[:port]/path/name` (Docker Hub when no registry host is given).
+    pub name: String,
+    /// How the tag is chosen.
+    #[serde(default)]
+    pub strategy: Strategy,
+    /// A semver range (`semver`), or the tag to follow (`digest`).
+    #[serde(default)]
+    pub constraint: String,
+    /// `any` (default) or `regexp:<regex>`: tags considered at all.
+    #[serde(default)]
+    pub allow_tags: Option<String>,
+    /// Globs of tags never considered (`*-debug`).
+    #[serde(default)]
+    pub ignore_tags: Vec<String>,
+    /// `os/arch[/variant]` an image index must offer (newest-build reads that child).
+    #[serde(default)]
+    pub platforms: Vec<String>,
+}
+
+/// Argo CD Image Updater's update strategies.
+#[derive(Debug, Clone, Copy, Default, serde::Deserialize, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// The highest semantic version within `constraint`.
+    #[default]
+    Semver,
+    /// The most recently built image (its config's `created`).
+    NewestBuild,
+    /// The last tag in byte order.
+    Alphabetical,
+    /// The current digest of the tag named by `constraint`.
+    Digest,
+}
+
+/// A resolved image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedImage {
+    /// The chosen tag.
+    pub tag: String,
+    /// Its manifest digest (`sha256:…`).
+    pub digest: String,
 }
 
 /// Repository URLs compare as Argo CD compares them: case-insensitive, without a

@@ -7,7 +7,7 @@
 //! is re-read after an earlier child's parameters are templated into it.
 
 use crate::error::Error;
-use crate::generators::GeneratorNode;
+use crate::generators::{check_template, GeneratorNode};
 use serde_json::Value;
 
 /// Argo CD's API version.
@@ -77,19 +77,7 @@ impl Policy {
     }
 }
 
-/// Which template language renders the Application template.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TemplateEngine {
-    /// Argo's default `{{param}}` substitution (fasttemplate).
-    Fast,
-    /// Go's `text/template` with Argo's function set (`goTemplate: true`).
-    Go {
-        /// `goTemplateOptions`, e.g. `missingkey=error`.
-        options: Vec<String>,
-    },
-    /// handlebars in strict mode (`templateEngine: handlebars`, `prism.dev` only).
-    Handlebars,
-}
+pub use crate::template::TemplateEngine;
 
 /// A parsed ApplicationSet.
 #[derive(Debug, Clone)]
@@ -272,43 +260,6 @@ impl ApplicationSet {
     pub fn is_prism(&self) -> bool {
         self.api_version == PRISM_API_VERSION
     }
-}
-
-/// Checks the shape of an Application template (`metadata`, `spec`).
-pub fn check_template(template: &Value, path: &str) -> Result<(), Error> {
-    let obj = template.as_object().ok_or_else(|| {
-        Error::invalid(path, "a template must be a mapping with metadata and spec")
-    })?;
-    for key in obj.keys() {
-        if key != "metadata" && key != "spec" {
-            return Err(Error::invalid(
-                format!("{path}.{key}"),
-                format!("unknown field {key:?}; a template has only metadata and spec"),
-            ));
-        }
-    }
-    if let Some(meta) = obj.get("metadata") {
-        let meta = meta
-            .as_object()
-            .ok_or_else(|| Error::invalid(format!("{path}.metadata"), "must be a mapping"))?;
-        for key in meta.keys() {
-            if !["name", "namespace", "labels", "annotations", "finalizers"].contains(&key.as_str())
-            {
-                return Err(Error::invalid(
-                    format!("{path}.metadata.{key}"),
-                    format!(
-                        "unknown field {key:?}; template metadata has name, namespace, labels, annotations and finalizers"
-                    ),
-                ));
-            }
-        }
-    }
-    if let Some(spec) = obj.get("spec") {
-        if !spec.is_object() {
-            return Err(Error::invalid(format!("{path}.spec"), "must be a mapping"));
-        }
-    }
-    Ok(())
 }
 
 /// The template engine a spec chooses: `goTemplate` (with its options) or Prism's

@@ -7,13 +7,26 @@
 
 use crate::limits::{Budget, Limit, Limits};
 use crate::params::{normalize, slugify, ParamSet, ParamShape};
-use crate::spec::TemplateEngine;
 use handlebars::{
     Context, Handlebars, Helper, HelperDef, HelperResult, Output, RenderContext, RenderError,
     RenderErrorReason, ScopedJson,
 };
 use serde_json::{Map, Value};
 use std::cell::{Cell, RefCell};
+
+/// Which template language renders the Application template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TemplateEngine {
+    /// Argo's default `{{param}}` substitution (fasttemplate).
+    Fast,
+    /// Go's `text/template` with Argo's function set (`goTemplate: true`).
+    Go {
+        /// `goTemplateOptions`, e.g. `missingkey=error`.
+        options: Vec<String>,
+    },
+    /// handlebars in strict mode (`templateEngine: handlebars`, `prism.dev` only).
+    Handlebars,
+}
 
 /// Renders strings and trees of strings with one template engine, within one
 /// ApplicationSet render's [`Budget`].

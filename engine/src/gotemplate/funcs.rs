@@ -1282,10 +1282,10 @@ fn types_and_paths(name: &str, a: &[V], budget: &Budget) -> R<Option<V>> {
             want(name, a, 2)?;
             V::Bool(s(name, &a[0])? == a[1].type_name())
         }
-        "base" => str_v(crate::generators::go_base(s(name, &a[0])?)),
-        "dir" => str_v(crate::generators::go_dir(s(name, &a[0])?)),
+        "base" => str_v(crate::params::go_base(s(name, &a[0])?)),
+        "dir" => str_v(crate::params::go_dir(s(name, &a[0])?)),
         "ext" => {
-            let b = crate::generators::go_base(s(name, &a[0])?);
+            let b = crate::params::go_base(s(name, &a[0])?);
             str_v(b.rfind('.').map(|i| &b[i..]).unwrap_or(""))
         }
         "clean" => {
