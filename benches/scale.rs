@@ -20,6 +20,12 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(1000);
     let tmp = tempfile::tempdir().expect("temp dir");
+    // PRISM_SCALE_DIR keeps the scenario there, to run other builds of prism on it.
+    let kept = std::env::var_os("PRISM_SCALE_DIR").map(std::path::PathBuf::from);
+    let root = kept.unwrap_or_else(|| tmp.path().to_path_buf());
+    std::fs::create_dir_all(&root).expect("scenario dir");
+    let _keep_temp = &tmp;
+    let tmp = Scenario(root);
     let build = Instant::now();
     build_repo(&tmp.path().join("services"), services);
     std::fs::write(tmp.path().join("clusters.yaml"), clusters()).expect("write clusters");
@@ -42,6 +48,7 @@ fn main() {
     ] {
         let mut times = Vec::new();
         let mut count = 0;
+        let mut digest = String::new();
         for _ in 0..RUNS {
             let start = Instant::now();
             let out = Command::new(env!("CARGO_BIN_EXE_prism"))
@@ -61,6 +68,7 @@ fn main() {
             times.push(start.elapsed());
             assert!(out.status.success(), "prism generate failed");
             count = out.stdout.windows(4).filter(|w| w == b"\n---").count() + 1;
+            digest = prism::digest::sha256_hex(&out.stdout);
         }
         times.sort();
         let median = times[RUNS / 2];
@@ -70,6 +78,8 @@ fn main() {
             ms(times[0]),
             ms(median)
         );
+        // The output's checksum: equal before and after a change that keeps output equal.
+        println!("scale: {mode}: output sha256 {digest}");
     }
     println!(
         "scale: goTemplate / fasttemplate median ratio: {:.2}",
@@ -93,6 +103,15 @@ fn go_template_spec() -> String {
         .replace("{{nameNormalized}}", "{{.nameNormalized}}")
         .replace("{{path}}", "{{.path}}")
         .replace("{{server}}", "{{.server}}")
+}
+
+/// Where the scenario is written.
+struct Scenario(std::path::PathBuf);
+
+impl Scenario {
+    fn path(&self) -> &Path {
+        &self.0
+    }
 }
 
 fn ms(d: Duration) -> u128 {
