@@ -1310,6 +1310,45 @@ mod tests {
         );
     }
 
+    /// A hostile spec (a matrix that would be a million parameter sets, a template that
+    /// would loop for ever) fails its own pass with the limit named; the next set's pass
+    /// runs as usual.
+    #[tokio::test]
+    async fn a_hostile_spec_fails_its_pass_only() {
+        let children: Vec<Value> = (0..20)
+            .map(
+                |i| json!({"list": {"elements": [{format!("a{i}"): "x"}, {format!("a{i}"): "y"}]}}),
+            )
+            .collect();
+        for (generators, go) in [
+            (json!([{"matrix": {"generators": children}}]), false),
+            (json!([{"list": {"elements": [{"name": "a"}]}}]), true),
+        ] {
+            let mut s = serde_json::to_value(set(json!([]), json!({}), None)).unwrap();
+            s["spec"]["generators"] = generators;
+            if go {
+                s["spec"]["goTemplate"] = json!(true);
+                s["spec"]["template"] = json!({
+                    "metadata": {"name": "{{ range 100000000000 }}{{ end }}{{ .name }}"},
+                    "spec": {"project": "default",
+                             "destination": {"server": "https://kubernetes.default.svc", "namespace": "x"}}
+                });
+            }
+            let s = dynamic(s, &application_set_resource("prism.dev"));
+            let (result, seen) = pass(s, vec![owned("a")]).await;
+            assert!(result.is_ok(), "{result:?}");
+            assert_eq!(calls(&seen), vec![("PATCH", STATUS), ("POST", EVENTS)]);
+            let (_, message) = condition(&status_of(&seen), "ErrorOccurred");
+            assert!(
+                message.contains("an admin can raise it with --max-"),
+                "{message}"
+            );
+        }
+        let (result, seen) = pass(set(json!([{"name": "a"}]), json!({}), None), vec![]).await;
+        assert!(result.is_ok());
+        assert!(calls(&seen).contains(&("PATCH", &*format!("{APPS}/a"))));
+    }
+
     /// A panic while rendering one set (a test-only generator that panics on purpose)
     /// fails that pass only: ErrorOccurred, a Warning Event, nothing applied or deleted;
     /// the next set's pass runs as usual.
