@@ -222,10 +222,23 @@ impl Renderer {
 /// Argo's `isTemplatedRegex` (`.*{{.*}}.*`, where `.` stops at a newline): a string is
 /// templated only when some line has `{{` with `}}` after it; others are kept as written.
 pub fn is_templated(s: &str) -> bool {
-    s.split('\n').any(|line| {
-        line.find("{{")
-            .is_some_and(|open| line[open + 2..].contains("}}"))
-    })
+    let b = s.as_bytes();
+    let mut open = false;
+    let mut i = 0;
+    while i + 1 < b.len() {
+        match (b[i], b[i + 1]) {
+            (b'\n', _) => open = false,
+            (b'{', b'{') if !open => {
+                open = true;
+                i += 2;
+                continue;
+            }
+            (b'}', b'}') if open => return true,
+            _ => {}
+        }
+        i += 1;
+    }
+    false
 }
 
 /// An output that refuses to grow past `cap` bytes (handlebars stops at the error).
@@ -691,5 +704,28 @@ mod tests {
             .err()
             .unwrap()
             .starts_with("goTemplateOptions: unknown option \"missingkey=panic\""));
+    }
+}
+
+#[cfg(test)]
+mod templated_tests {
+    use super::is_templated;
+
+    /// Argo's `.*{{.*}}.*`, where `.` does not match a newline.
+    #[test]
+    fn is_templated_as_argos_regex() {
+        for (s, want) in [
+            ("{{a}}", true),
+            ("x {{ }} y", true),
+            ("}} {{", false),
+            ("{{a", false),
+            ("{{\n}}", false),
+            ("a\n{{b}}\nc", true),
+            ("{{{}}", true),
+            ("{}}", false),
+            ("", false),
+        ] {
+            assert_eq!(is_templated(s), want, "{s:?}");
+        }
     }
 }
