@@ -136,14 +136,7 @@ impl super::GeneratorKind for Merge {
     }
 
     fn emits(&self, body: &Value, e: &mut super::Emits) {
-        for child in body
-            .get("generators")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            e.add(super::emits(child));
-        }
+        super::emits_of_children(body, e);
     }
 }
 

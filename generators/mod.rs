@@ -285,6 +285,18 @@ impl Emits {
     }
 }
 
+/// What the `generators` children of a matrix or merge body can emit, together.
+pub fn emits_of_children(body: &Value, e: &mut Emits) {
+    for child in body
+        .get("generators")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        e.add(emits(child));
+    }
+}
+
 /// What a raw `generators` entry can emit; unknown generators may emit anything.
 pub fn emits(raw: &Value) -> Emits {
     let mut e = Emits::default();
