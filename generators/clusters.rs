@@ -9,10 +9,10 @@
 //! one parameter set `{clusters: [...]}` holds them all.
 
 use super::{append_values, Context};
-use crate::cluster::{Cluster, IN_CLUSTER_SERVER};
-use crate::error::{Error, ErrorKind};
-use crate::params::{normalize, ParamSet, ParamShape};
-use crate::selector::LabelSelector;
+use prism_core::cluster::{Cluster, IN_CLUSTER_SERVER};
+use prism_core::error::{Error, ErrorKind};
+use prism_core::params::{normalize, ParamSet, ParamShape};
+use prism_core::selector::LabelSelector;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -161,11 +161,11 @@ impl super::Generate for ClustersGenerator {
 
 #[cfg(test)]
 mod tests {
-    use crate::cluster::Cluster;
-    use crate::generators::tests::expand_with;
-    use crate::options::RenderOptions;
-    use crate::sources::memory::MemorySources;
-    use crate::spec::TemplateEngine;
+    use prism_core::cluster::Cluster;
+    use crate::tests::expand_with;
+    use prism_core::options::RenderOptions;
+    use prism_core::sources::memory::MemorySources;
+    use prism_core::template::TemplateEngine;
     use serde_json::{json, Value};
 
     fn cluster(name: &str, server: &str, env: &str) -> Cluster {

@@ -16,10 +16,10 @@
 //! Both add `values.<k>` (templated) and honour `pathParamPrefix`.
 
 use super::{append_values, go_base, go_dir, parse_error, path_params, read_error, Context};
-use crate::error::Error;
-use crate::glob::{Dialect, Glob};
-use crate::params::{flatten_value, ParamSet, ParamShape};
-use crate::sources::Repository;
+use prism_core::error::Error;
+use prism_core::glob::{Dialect, Glob};
+use prism_core::params::{flatten_value, ParamSet, ParamShape};
+use prism_core::sources::Repository;
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -66,7 +66,7 @@ pub struct PathItem {
     pub exclude: bool,
 }
 
-pub use crate::glob::FileGlobbing;
+pub use prism_core::glob::FileGlobbing;
 
 impl GitGenerator {
     pub(super) fn check_spec(&self, path: &str) -> Result<(), Error> {
@@ -224,10 +224,10 @@ impl GitGenerator {
 /// list or an empty file gives one empty set) or a single mapping.
 pub fn parse_objects(
     bytes: &[u8],
-    limits: &crate::limits::Limits,
+    limits: &prism_core::limits::Limits,
 ) -> Result<Vec<ParamSet>, String> {
     let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_string())?;
-    let value: Value = crate::limits::parse_yaml(text, limits)
+    let value: Value = prism_core::limits::parse_yaml(text, limits)
         .map_err(|e| format!("not valid YAML or JSON: {e}"))?;
     match value {
         Value::Null => Ok(vec![ParamSet::new()]),
@@ -305,10 +305,10 @@ impl super::Generate for GitGenerator {
 #[cfg(test)]
 mod tests {
     use super::FileGlobbing;
-    use crate::generators::tests::expand_with;
-    use crate::options::RenderOptions;
-    use crate::sources::memory::{MemoryRepository, MemorySources};
-    use crate::spec::TemplateEngine;
+    use crate::tests::expand_with;
+    use prism_core::options::RenderOptions;
+    use prism_core::sources::memory::{MemoryRepository, MemorySources};
+    use prism_core::template::TemplateEngine;
     use serde_json::{json, Value};
 
     const URL: &str = "https://git.example.com/org/repo.git";

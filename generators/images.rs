@@ -6,11 +6,11 @@
 //! the Go template mode. Put it in a matrix to give every environment the same
 //! chosen tags; a later child's `name` may be templated from earlier children.
 //! Which tag wins is the registry edge's job (strategies as Argo CD Image Updater);
-//! the engine only asks through [`Sources::image`](crate::Sources::image).
+//! the engine only asks through [`Sources::image`](prism_core::sources::Sources::image).
 
 use super::Context;
-use crate::error::{Error, ErrorKind};
-use crate::params::{ParamSet, ParamShape};
+use prism_core::error::{Error, ErrorKind};
+use prism_core::params::{ParamSet, ParamShape};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -26,7 +26,7 @@ pub struct ImagesGenerator {
     pub credentials: Option<Value>,
 }
 
-pub use crate::sources::{ImageQuery, ResolvedImage, Strategy};
+pub use prism_core::sources::{ImageQuery, ResolvedImage, Strategy};
 
 impl ImagesGenerator {
     pub(super) fn check_spec(&self, path: &str) -> Result<(), Error> {
@@ -161,12 +161,12 @@ impl super::Generate for ImagesGenerator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::generators::tests::{expand_err, expand_with};
-    use crate::options::RenderOptions;
-    use crate::sources::memory::MemorySources;
-    use crate::sources::{Repository, SourceError, Sources};
-    use crate::spec::TemplateEngine;
-    use crate::Cluster;
+    use crate::tests::{expand_err, expand_with};
+    use prism_core::options::RenderOptions;
+    use prism_core::sources::memory::MemorySources;
+    use prism_core::sources::{Repository, SourceError, Sources};
+    use prism_core::template::TemplateEngine;
+    use prism_core::cluster::Cluster;
     use std::sync::Arc;
 
     struct Registry;

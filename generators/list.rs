@@ -6,8 +6,8 @@
 //! `elementsYaml` items are passed through as written in every mode, as Argo does.
 
 use super::Context;
-use crate::error::Error;
-use crate::params::{ParamSet, ParamShape};
+use prism_core::error::Error;
+use prism_core::params::{ParamSet, ParamShape};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -42,7 +42,7 @@ impl ListGenerator {
             .as_deref()
             .filter(|y| !y.trim().is_empty())
         {
-            let items: Vec<ParamSet> = crate::limits::parse_yaml(yaml, &ctx.options.limits)
+            let items: Vec<ParamSet> = prism_core::limits::parse_yaml(yaml, &ctx.options.limits)
                 .map_err(|e| {
                     Error::invalid(
                         format!("{path}.elementsYaml"),
@@ -61,8 +61,8 @@ fn flat_element(obj: &ParamSet, at: &str) -> Result<ParamSet, Error> {
             format!("{at}.{key}"),
             format!(
                 "is {}, not a string; Argo's default template mode needs string values: quote it (\"{}\")",
-                crate::params::kind_of(v),
-                crate::params::go_format(v)
+                prism_core::params::kind_of(v),
+                prism_core::params::go_format(v)
             ),
         )
     };
@@ -136,7 +136,7 @@ impl super::Generate for ListGenerator {
 
 #[cfg(test)]
 mod tests {
-    use crate::generators::tests::{expand_err, expand_one};
+    use crate::tests::{expand_err, expand_one};
     use serde_json::json;
 
     #[test]

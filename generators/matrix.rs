@@ -9,8 +9,8 @@
 //! form is identical for several parameter sets is expanded once.
 
 use super::{expand_raw, interpolate, merge_override, Context, Generated};
-use crate::error::{Error, ErrorKind};
-use crate::params::ParamShape;
+use prism_core::error::{Error, ErrorKind};
+use prism_core::params::ParamShape;
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -111,8 +111,8 @@ fn combine(
                             ErrorKind::Combine(format!(
                                 "found duplicate key {k} with different value, a: {} ,b: {}; \
                                  rename the parameter in one child (for git: pathParamPrefix)",
-                                crate::params::go_format(va),
-                                crate::params::go_format(vb)
+                                prism_core::params::go_format(va),
+                                prism_core::params::go_format(vb)
                             )),
                         ))
                     }
@@ -167,7 +167,7 @@ impl super::Generate for MatrixGenerator {
 
 #[cfg(test)]
 mod tests {
-    use crate::generators::tests::{expand_err, expand_one};
+    use crate::tests::{expand_err, expand_one};
     use serde_json::json;
 
     #[test]

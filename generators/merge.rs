@@ -8,8 +8,8 @@
 //! (Argo's is random).
 
 use super::{expand_raw, merge_override, Context, Generated};
-use crate::error::{Error, ErrorKind};
-use crate::params::ParamShape;
+use prism_core::error::{Error, ErrorKind};
+use prism_core::params::ParamShape;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -152,7 +152,7 @@ impl super::Generate for MergeGenerator {
 
 #[cfg(test)]
 mod tests {
-    use crate::generators::tests::{expand_err, expand_one};
+    use crate::tests::{expand_err, expand_one};
     use serde_json::json;
 
     #[test]

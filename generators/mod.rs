@@ -21,12 +21,12 @@ pub mod merge;
 pub mod plugin;
 pub mod values;
 
-use crate::error::{Error, ErrorKind};
-use crate::options::RenderOptions;
-use crate::params::{flat_view, ParamSet, ParamShape};
-use crate::selector::LabelSelector;
-use crate::sources::Sources;
-use crate::template::Renderer;
+use prism_core::error::{Error, ErrorKind};
+use prism_core::options::RenderOptions;
+use prism_core::params::{flat_view, ParamSet, ParamShape};
+use prism_core::selector::LabelSelector;
+use prism_core::sources::Sources;
+use prism_core::template::Renderer;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use std::cell::RefCell;
@@ -214,7 +214,7 @@ impl schemars::JsonSchema for GeneratorEntry {
         props.insert(
             "selector".into(),
             generator
-                .subschema_for::<crate::selector::LabelSelector>()
+                .subschema_for::<prism_core::selector::LabelSelector>()
                 .to_value(),
         );
         schemars::json_schema!({
@@ -493,7 +493,7 @@ pub fn check_set_count(n: usize, ctx: &Context, path: &str) -> Result<(), Error>
             path,
             ErrorKind::Combine(format!(
                 "this generator would make {n} parameter sets or more: {}",
-                crate::limits::Limit::ParameterSets.exceeded(limits)
+                prism_core::limits::Limit::ParameterSets.exceeded(limits)
             )),
         ));
     }
@@ -533,7 +533,7 @@ pub fn interpolate(
         .renderer
         .render_value(&raw, params)
         .map_err(|e| fail(e.to_string()))?;
-    let data = crate::gotemplate::data_of(params);
+    let data = prism_core::gotemplate::data_of(params);
     for (key, values) in held {
         let mut resolved = Map::new();
         for (k, v) in values {
@@ -604,7 +604,7 @@ pub fn read_error(
     path: &str,
     repo_url: &str,
     revision: &str,
-    source: crate::sources::SourceError,
+    source: prism_core::sources::SourceError,
 ) -> Error {
     Error::new(
         path,
@@ -654,7 +654,7 @@ pub fn path_params(
     file: Option<&str>,
 ) {
     let basename = go_base(dir).to_string();
-    let basename_normalized = crate::params::normalize(&basename);
+    let basename_normalized = prism_core::params::normalize(&basename);
     let segments: Vec<&str> = dir.split('/').collect();
     match shape {
         ParamShape::Flat => {
@@ -673,7 +673,7 @@ pub fn path_params(
                 params.insert(format!("{name}.filename"), f.into());
                 params.insert(
                     format!("{name}.filenameNormalized"),
-                    crate::params::normalize(f).into(),
+                    prism_core::params::normalize(f).into(),
                 );
             }
             for (i, s) in segments.iter().enumerate() {
@@ -691,7 +691,7 @@ pub fn path_params(
                 p.insert("filename".into(), f.into());
                 p.insert(
                     "filenameNormalized".into(),
-                    crate::params::normalize(f).into(),
+                    prism_core::params::normalize(f).into(),
                 );
             }
             p.insert(
@@ -714,14 +714,14 @@ pub fn path_params(
     }
 }
 
-pub use crate::params::{go_base, go_dir};
+pub use prism_core::params::{go_base, go_dir};
 
 #[cfg(test)]
 pub(crate) mod tests {
     //! Helpers for the generators' table tests.
     use super::*;
-    use crate::sources::memory::MemorySources;
-    use crate::spec::TemplateEngine;
+    use prism_core::sources::memory::MemorySources;
+    use prism_core::template::TemplateEngine;
 
     /// Expands one raw generator entry at `spec.generators[0]`; params as JSON values.
     pub fn expand_with(

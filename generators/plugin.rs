@@ -10,9 +10,9 @@
 //! Argo flattens them. Order: the plugin's.
 
 use super::{append_values, Context};
-use crate::error::{Error, ErrorKind};
-use crate::params::{flatten_value, ParamSet, ParamShape};
-use crate::sources::PluginCall;
+use prism_core::error::{Error, ErrorKind};
+use prism_core::params::{flatten_value, ParamSet, ParamShape};
+use prism_core::sources::PluginCall;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -158,13 +158,13 @@ impl super::Generate for PluginGenerator {
 
 #[cfg(test)]
 mod tests {
-    use crate::generators::tests::{expand_err, expand_with};
-    use crate::options::RenderOptions;
-    use crate::params::ParamSet;
-    use crate::sources::memory::MemorySources;
-    use crate::sources::{PluginCall, Repository, SourceError, Sources};
-    use crate::spec::TemplateEngine;
-    use crate::Cluster;
+    use crate::tests::{expand_err, expand_with};
+    use prism_core::options::RenderOptions;
+    use prism_core::params::ParamSet;
+    use prism_core::sources::memory::MemorySources;
+    use prism_core::sources::{PluginCall, Repository, SourceError, Sources};
+    use prism_core::template::TemplateEngine;
+    use prism_core::cluster::Cluster;
     use serde_json::{json, Value};
     use std::cell::RefCell;
     use std::sync::Arc;

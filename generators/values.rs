@@ -12,9 +12,9 @@
 //! templated `values`, which win.
 
 use super::{append_values, go_base, go_dir, parse_error, read_error, Context};
-use crate::error::Error;
-use crate::glob::{Dialect, Glob};
-use crate::params::{flatten_value, normalize, ParamSet, ParamShape};
+use prism_core::error::Error;
+use prism_core::glob::{Dialect, Glob};
+use prism_core::params::{flatten_value, normalize, ParamSet, ParamShape};
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashSet};
@@ -165,9 +165,9 @@ impl ValuesGenerator {
     }
 }
 
-fn parse_values(bytes: &[u8], limits: &crate::limits::Limits) -> Result<ParamSet, String> {
+fn parse_values(bytes: &[u8], limits: &prism_core::limits::Limits) -> Result<ParamSet, String> {
     let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_string())?;
-    match crate::limits::parse_yaml::<Value>(text, limits) {
+    match prism_core::limits::parse_yaml::<Value>(text, limits) {
         Ok(Value::Object(m)) => Ok(m),
         Ok(Value::Null) => Ok(ParamSet::new()),
         Ok(_) => Err("a values file must be a YAML mapping".to_string()),
@@ -229,10 +229,10 @@ impl super::Generate for ValuesGenerator {
 
 #[cfg(test)]
 mod tests {
-    use crate::generators::tests::expand_with;
-    use crate::options::RenderOptions;
-    use crate::sources::memory::{MemoryRepository, MemorySources};
-    use crate::spec::TemplateEngine;
+    use crate::tests::expand_with;
+    use prism_core::options::RenderOptions;
+    use prism_core::sources::memory::{MemoryRepository, MemorySources};
+    use prism_core::template::TemplateEngine;
     use serde_json::{json, Value};
 
     const URL: &str = "https://git.example.com/org/services.git";

@@ -10,27 +10,22 @@
 //! and files and the controller implements over the cluster API and its git cache. That keeps this
 //! crate light (its tests build in seconds) and lets both front ends share it unchanged.
 //!
-//! The generators live in the repository's top-level `generators/` folder, one file
-//! each, so a reader finds a generator by its Argo CD name; they compile into this crate.
+//! Three crates, each a layer importing only those below it: `prism-core`
+//! (`engine/core/`: parameters, limits, sources, errors, template engines) →
+//! `prism-generators` (the top-level `generators/` folder, one file per generator, so a
+//! reader finds a generator by its Argo CD name) → this crate (the ApplicationSet,
+//! render, lint, schema), which re-exports the other two under their old paths.
 
-pub mod cluster;
-pub mod error;
 pub mod fuzzing;
-pub mod glob;
-pub mod gotemplate;
-pub mod limits;
 pub mod lint;
-pub mod options;
-pub mod params;
 pub mod render;
 pub mod schema;
-pub mod selector;
-pub mod sources;
 pub mod spec;
-pub mod template;
 
-#[path = "../../generators/mod.rs"]
-pub mod generators;
+pub use prism_core::{
+    cluster, error, glob, gotemplate, limits, options, params, selector, sources, template,
+};
+pub use prism_generators as generators;
 
 pub use cluster::Cluster;
 pub use error::{Error, ErrorKind};
