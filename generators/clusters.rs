@@ -161,8 +161,8 @@ impl super::Generate for ClustersGenerator {
 
 #[cfg(test)]
 mod tests {
-    use prism_core::cluster::Cluster;
     use crate::tests::expand_with;
+    use prism_core::cluster::Cluster;
     use prism_core::options::RenderOptions;
     use prism_core::sources::memory::MemorySources;
     use prism_core::template::TemplateEngine;

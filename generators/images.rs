@@ -162,11 +162,11 @@ impl super::Generate for ImagesGenerator {
 mod tests {
     use super::*;
     use crate::tests::{expand_err, expand_with};
+    use prism_core::cluster::Cluster;
     use prism_core::options::RenderOptions;
     use prism_core::sources::memory::MemorySources;
     use prism_core::sources::{Repository, SourceError, Sources};
     use prism_core::template::TemplateEngine;
-    use prism_core::cluster::Cluster;
     use std::sync::Arc;
 
     struct Registry;

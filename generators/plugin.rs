@@ -159,12 +159,12 @@ impl super::Generate for PluginGenerator {
 #[cfg(test)]
 mod tests {
     use crate::tests::{expand_err, expand_with};
+    use prism_core::cluster::Cluster;
     use prism_core::options::RenderOptions;
     use prism_core::params::ParamSet;
     use prism_core::sources::memory::MemorySources;
     use prism_core::sources::{PluginCall, Repository, SourceError, Sources};
     use prism_core::template::TemplateEngine;
-    use prism_core::cluster::Cluster;
     use serde_json::{json, Value};
     use std::cell::RefCell;
     use std::sync::Arc;
