@@ -415,6 +415,32 @@ fn handlebars_partials_and_deep_blocks_are_refused() {
     );
     let e = r.render_str(&deep, &p).unwrap_err();
     assert!(e.ends_with(&format!("blocks {DEPTH}")), "{e:.100}");
+    let big: ParamSet = json!({"name": "x".repeat(2000)})
+        .as_object()
+        .unwrap()
+        .clone();
+    let e = r
+        .render_str(
+            &format!("{{{{replace name \"\" \"{}\"}}}}", "y".repeat(2000)),
+            &big,
+        )
+        .unwrap_err();
+    assert!(
+        e.contains(
+            "replace: the result would be over the limit of 1048576 bytes in one templated field"
+        ),
+        "{e:.300}"
+    );
+    let parens = format!(
+        "{{{{lower {}name{}}}}}",
+        "(lower ".repeat(10_000),
+        ")".repeat(10_000)
+    );
+    let e = r.render_str(&parens, &p).unwrap_err();
+    assert!(
+        e.ends_with(&format!("parentheses and brackets {DEPTH}")),
+        "{e:.100}"
+    );
 }
 
 /// A handlebars helper applying `f` to its first parameter, as Prism's own helpers do.

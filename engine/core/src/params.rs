@@ -157,6 +157,18 @@ pub fn go_dir(path: &str) -> &str {
     }
 }
 
+/// The length of `text.replace(old, new)`, without building it: an empty `old` inserts
+/// `new` around every character, so a template could otherwise ask for a quadratic string.
+pub fn replaced_len(text: &str, old: &str, new: &str) -> usize {
+    let matches = if old.is_empty() {
+        text.chars().count() + 1
+    } else {
+        text.matches(old).count()
+    };
+    (text.len() - matches.saturating_mul(old.len()).min(text.len()))
+        .saturating_add(matches.saturating_mul(new.len()))
+}
+
 /// Argo's `SanitizeName` (the `*Normalized` parameters and the `normalize` function):
 /// lowercase, anything but `[-a-z0-9.]` becomes `-`, at most 253 bytes, `-` and `.`
 /// trimmed from both ends.

@@ -53,7 +53,7 @@ impl Renderer {
         let mut missing_key_error = false;
         let handlebars = match engine {
             TemplateEngine::Fast => None,
-            TemplateEngine::Handlebars => Some(RefCell::new(new_handlebars())),
+            TemplateEngine::Handlebars => Some(RefCell::new(new_handlebars(limits))),
             TemplateEngine::Go { options } => {
                 for option in options {
                     match option.as_str() {
@@ -277,6 +277,7 @@ pub fn compile_handlebars(
     source: &str,
     limits: &Limits,
 ) -> Result<Vec<(String, handlebars::Template)>, String> {
+    check_handlebars_depth(source, limits)?;
     let b = source.as_bytes();
     let mut depth = 0usize;
     let mut cuts = vec![0];
@@ -306,6 +307,7 @@ pub fn compile_handlebars(
             let mut end = None;
             while j + 1 < b.len() {
                 match (quote, b[j]) {
+                    (Some(_), b'\\') => j += 1,
                     (Some(q), c) if c == q => quote = None,
                     (Some(_), _) => {}
                     (None, b'"' | b'\'') => quote = Some(b[j]),
@@ -330,9 +332,6 @@ pub fn compile_handlebars(
             || (tag.starts_with('^') && !tag[1..].trim_start().starts_with("}}"))
         {
             depth += 1;
-            if depth > limits.depth {
-                return Err(format!("blocks {}", Limit::Depth.exceeded(limits)));
-            }
         } else if tag.starts_with('/') {
             depth = depth.saturating_sub(1);
         }
@@ -365,6 +364,43 @@ pub fn compile_handlebars(
         pieces.push((text.to_string(), t));
     }
     Ok(pieces)
+}
+
+/// The handlebars parser recurses once per block level and per nested `(`/`[`/`{` in a
+/// tag, so both are bounded before it runs. The count ignores quoting, so it can only
+/// overestimate: every tag from `{{` to the next `}}` is read as written.
+fn check_handlebars_depth(source: &str, limits: &Limits) -> Result<(), String> {
+    let too_deep = |what: &str| Err(format!("{what} {}", Limit::Depth.exceeded(limits)));
+    let mut blocks = 0usize;
+    let mut rest = source;
+    while let Some(i) = rest.find("{{") {
+        let after = &rest[i + 2..];
+        let tag = &after[..after.find("}}").unwrap_or(after.len())];
+        let name = tag.trim_start_matches(['{', '~']);
+        if name.starts_with('#') || (name.starts_with('^') && !name[1..].trim().is_empty()) {
+            blocks += 1;
+            if blocks > limits.depth {
+                return too_deep("blocks");
+            }
+        } else if name.starts_with('/') {
+            blocks = blocks.saturating_sub(1);
+        }
+        let mut nesting = 0usize;
+        for c in tag.bytes() {
+            match c {
+                b'(' | b'[' | b'{' => {
+                    nesting += 1;
+                    if nesting > limits.depth {
+                        return too_deep("parentheses and brackets");
+                    }
+                }
+                b')' | b']' | b'}' => nesting = nesting.saturating_sub(1),
+                _ => {}
+            }
+        }
+        rest = &after[tag.len()..];
+    }
+    Ok(())
 }
 
 fn no_partials(t: &handlebars::Template) -> Result<(), String> {
@@ -511,7 +547,6 @@ mod simple_helpers {
     handlebars_helper!(normalize_helper: |s: str| normalize(s));
     handlebars_helper!(trim_prefix_helper: |s: str, prefix: str| s.strip_prefix(prefix).unwrap_or(s).to_string());
     handlebars_helper!(trim_suffix_helper: |s: str, suffix: str| s.strip_suffix(suffix).unwrap_or(s).to_string());
-    handlebars_helper!(replace_helper: |s: str, old: str, new: str| s.replace(old, new));
     handlebars_helper!(to_json_helper: |v: Json| serde_json::to_string(v).unwrap_or_default());
     handlebars_helper!(to_yaml_helper: |v: Json| {
         serde_yaml::to_string(v).map(|s| s.trim_end().to_string()).unwrap_or_default()
@@ -574,7 +609,39 @@ fn render_plain(v: &Value) -> String {
     }
 }
 
-fn new_handlebars() -> Handlebars<'static> {
+/// `replace TEXT OLD NEW`, refused when the result would outgrow one field.
+struct ReplaceHelper {
+    limits: Limits,
+}
+
+impl HelperDef for ReplaceHelper {
+    fn call<'reg: 'rc, 'rc>(
+        &self,
+        h: &Helper<'rc>,
+        _: &'reg Handlebars<'reg>,
+        _: &'rc Context,
+        _: &mut RenderContext<'reg, 'rc>,
+        out: &mut dyn Output,
+    ) -> HelperResult {
+        let arg = |i: usize| {
+            h.param(i)
+                .and_then(|p| p.value().as_str())
+                .unwrap_or_default()
+        };
+        let (text, old, new) = (arg(0), arg(1), arg(2));
+        if crate::params::replaced_len(text, old, new) > self.limits.field_bytes {
+            return Err(RenderErrorReason::Other(format!(
+                "replace: the result would be {}",
+                Limit::FieldBytes.exceeded(&self.limits)
+            ))
+            .into());
+        }
+        out.write(&text.replace(old, new))?;
+        Ok(())
+    }
+}
+
+fn new_handlebars(limits: &Limits) -> Handlebars<'static> {
     let mut hb = Handlebars::new();
     hb.set_strict_mode(true);
     hb.register_escape_fn(handlebars::no_escape);
@@ -585,7 +652,7 @@ fn new_handlebars() -> Handlebars<'static> {
     hb.register_helper("default", Box::new(DefaultHelper));
     hb.register_helper("trimPrefix", Box::new(simple_helpers::trim_prefix_helper));
     hb.register_helper("trimSuffix", Box::new(simple_helpers::trim_suffix_helper));
-    hb.register_helper("replace", Box::new(simple_helpers::replace_helper));
+    hb.register_helper("replace", Box::new(ReplaceHelper { limits: *limits }));
     hb.register_helper("toJson", Box::new(simple_helpers::to_json_helper));
     hb.register_helper("toYaml", Box::new(simple_helpers::to_yaml_helper));
     hb

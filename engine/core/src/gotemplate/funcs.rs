@@ -270,14 +270,7 @@ fn join_capped(
 /// `strings.ReplaceAll`, stopping with an error past one field's limit (an empty
 /// `old` inserts `new` between every character, so the result can be quadratic).
 fn replace_capped(name: &str, text: &str, old: &str, new: &str, budget: &Budget) -> R<String> {
-    let matches = if old.is_empty() {
-        text.chars().count() + 1
-    } else {
-        text.matches(old).count()
-    };
-    let len = (text.len() - matches.saturating_mul(old.len()).min(text.len()))
-        .saturating_add(matches.saturating_mul(new.len()));
-    fits(name, len, budget)?;
+    fits(name, crate::params::replaced_len(text, old, new), budget)?;
     Ok(text.replace(old, new))
 }
 
