@@ -196,10 +196,15 @@ pub fn check_yaml(text: &str, limits: &Limits) -> Result<(), String> {
     let mut depth = 0usize;
     let mut i = 0;
     let mut line_start = true;
+    // The last non-blank byte of the line so far (0 at its start): a quote opens a
+    // quoted scalar only where a scalar starts, as in YAML; elsewhere (`a: it's`) it is
+    // plain text, and skipping to a closing quote would hide the brackets after it.
+    let mut prev = 0u8;
     while i < b.len() {
         match b[i] {
             b'\n' => {
                 line_start = true;
+                prev = 0;
                 i += 1;
                 continue;
             }
@@ -209,18 +214,12 @@ pub fn check_yaml(text: &str, limits: &Limits) -> Result<(), String> {
                 }
                 continue;
             }
-            b'"' => {
+            q @ (b'"' | b'\'') if matches!(prev, 0 | b':' | b'-' | b'[' | b'{' | b',' | b'?') => {
                 i += 1;
-                while i < b.len() && b[i] != b'"' {
-                    if b[i] == b'\\' {
+                while i < b.len() && b[i] != q {
+                    if q == b'"' && b[i] == b'\\' {
                         i += 1;
                     }
-                    i += 1;
-                }
-            }
-            b'\'' if depth > 0 || i == 0 || !b[i - 1].is_ascii_alphanumeric() => {
-                i += 1;
-                while i < b.len() && b[i] != b'\'' {
                     i += 1;
                 }
             }
@@ -250,12 +249,14 @@ pub fn check_yaml(text: &str, limits: &Limits) -> Result<(), String> {
                     return Err(too_deep());
                 }
                 line_start = false;
+                prev = b'-';
                 i = j.max(i + 1);
                 continue;
             }
             _ => {}
         }
         line_start = false;
+        prev = b.get(i).copied().unwrap_or(0);
         i += 1;
     }
     Ok(())
@@ -311,8 +312,13 @@ mod tests {
         let seq = format!("{}x\n", "- ".repeat(5_000));
         assert!(check_yaml(&seq, &limits).is_err());
         // Real documents pass: brackets in strings and comments do not count.
-        let ok = "a: '{{{{{{'\nb: \"[[[[\"\n# {{{{{\nc: [1, {d: 2}]\n- - x\n";
+        let ok = "a: '{{{{{{'\nb: \"[[[[\"\n# {{{{{\nc: [1, {d: 2}]\n- - x\nd: ['[[[', \"{{{\"]\n";
         assert!(check_yaml(ok, &limits).is_ok());
+        // A quote inside a plain scalar opens nothing: the brackets after it count.
+        let hidden = format!("a: it's\nb: {}", "{a: ".repeat(5_000));
+        assert!(check_yaml(&hidden, &limits).is_err());
+        let hidden = format!("a: x \"y\nb: {}", "[".repeat(5_000));
+        assert!(check_yaml(&hidden, &limits).is_err());
     }
 
     #[test]
