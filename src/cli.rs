@@ -291,7 +291,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
             String::new()
         }
         Command::Lint(args) => {
-            let specs = read_specs(&args.spec, &args.namespace)?;
+            let specs = read_specs(&args.spec, &args.namespace, &Default::default())?;
             let (report, findings) = crate::lint::lint(&specs)?;
             if args.strict && findings > 0 {
                 out.write_all(report.as_bytes())
@@ -320,7 +320,11 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
 /// Renders every ApplicationSet in `args.spec`; returns the whole output.
 pub fn generate(args: &GenerateArgs) -> Result<String, CliError> {
     let _span = tracing::info_span!("generate", spec = %args.spec).entered();
-    let specs = read_specs(&args.spec, &args.sources.namespace)?;
+    let specs = read_specs(
+        &args.spec,
+        &args.sources.namespace,
+        &args.sources.engine.limits.limits(),
+    )?;
     let sources = args
         .sources
         .build(RevisionChoice::Spec, &args.sources.shared()?);
@@ -442,7 +446,7 @@ pub fn plugin_inspect(args: &PluginInspectArgs) -> Result<String, CliError> {
 
 /// Checks every ApplicationSet in `args.spec` without reading sources.
 pub fn validate(args: &ValidateArgs) -> Result<String, CliError> {
-    let specs = read_specs(&args.spec, &args.namespace)?;
+    let specs = read_specs(&args.spec, &args.namespace, &Default::default())?;
     let mut out = String::new();
     for spec in &specs {
         prism_engine::render::check(&spec.appset).map_err(|e| {

@@ -53,7 +53,11 @@ fn render_side(
     revision: RevisionChoice,
     shared: &Shared,
 ) -> Result<Side, CliError> {
-    let specs = read_specs(spec, &args.sources.namespace)?;
+    let specs = read_specs(
+        spec,
+        &args.sources.namespace,
+        &args.sources.engine.limits.limits(),
+    )?;
     let sources = args.sources.build(revision, shared);
     let results = render_specs(&specs, sources.as_ref(), &args.sources.options())?;
     let all = collect(&specs, &results)?;

@@ -5,7 +5,7 @@
 //! not ApplicationSets are skipped, so a directory of mixed manifests works.
 
 use crate::CliError;
-use prism_engine::{ApplicationSet, Cluster};
+use prism_engine::{ApplicationSet, Cluster, Limits};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -24,7 +24,11 @@ pub struct SpecDoc {
 }
 
 /// Reads every ApplicationSet named by `arg`.
-pub fn read_specs(arg: &str, default_namespace: &str) -> Result<Vec<SpecDoc>, CliError> {
+pub fn read_specs(
+    arg: &str,
+    default_namespace: &str,
+    limits: &Limits,
+) -> Result<Vec<SpecDoc>, CliError> {
     let mut sources: Vec<(String, String)> = Vec::new();
     if arg == "-" {
         let text = crate::fsread::read_stream(std::io::stdin().lock())
@@ -49,7 +53,8 @@ pub fn read_specs(arg: &str, default_namespace: &str) -> Result<Vec<SpecDoc>, Cl
     }
     let mut specs = Vec::new();
     for (file, text) in sources {
-        let docs = documents(&text).map_err(|e| CliError::Failed(format!("{file}: {e}")))?;
+        let docs =
+            documents(&text, limits).map_err(|e| CliError::Failed(format!("{file}: {e}")))?;
         let chunks = chunks(&text);
         for (i, doc) in docs.into_iter().enumerate() {
             if !ApplicationSet::is_application_set(&doc) {
@@ -85,7 +90,7 @@ pub fn read_specs(arg: &str, default_namespace: &str) -> Result<Vec<SpecDoc>, Cl
 }
 
 /// Reads every cluster Secret in the given files, in order.
-pub fn read_clusters(files: &[PathBuf]) -> Result<Vec<Cluster>, CliError> {
+pub fn read_clusters(files: &[PathBuf], limits: &Limits) -> Result<Vec<Cluster>, CliError> {
     let mut clusters = Vec::new();
     for file in files {
         let text = crate::fsread::read_to_string(file).map_err(|e| {
@@ -94,7 +99,7 @@ pub fn read_clusters(files: &[PathBuf]) -> Result<Vec<Cluster>, CliError> {
                 file.display()
             ))
         })?;
-        let found = Cluster::parse_secrets(&text)
+        let found = Cluster::parse_secrets(&text, limits)
             .map_err(|e| CliError::Failed(format!("{}: {e}", file.display())))?;
         if found.is_empty() {
             return Err(CliError::Failed(format!(
@@ -159,15 +164,7 @@ fn chunks(text: &str) -> Vec<(usize, String)> {
 }
 
 /// Splits a YAML stream into documents (empty documents dropped).
-fn documents(text: &str) -> Result<Vec<Value>, String> {
-    prism_engine::limits::check_yaml(text, &prism_engine::Limits::default())?;
-    let mut out = Vec::new();
-    for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
-        let value: Value = serde::Deserialize::deserialize(doc)
-            .map_err(|e| format!("document {}: malformed YAML: {e}", i + 1))?;
-        if !value.is_null() {
-            out.push(value);
-        }
-    }
-    Ok(out)
+fn documents(text: &str, limits: &Limits) -> Result<Vec<Value>, String> {
+    let docs = prism_engine::limits::parse_yaml_stream(text, limits)?;
+    Ok(docs.into_iter().filter(|v| !v.is_null()).collect())
 }

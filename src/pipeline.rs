@@ -187,7 +187,7 @@ pub struct Shared {
 impl SourceArgs {
     /// Reads the cluster, registry and plugin files the flags name.
     pub fn shared(&self) -> Result<Shared, CliError> {
-        let clusters = read_clusters(&self.clusters)?;
+        let clusters = read_clusters(&self.clusters, &self.engine.limits.limits())?;
         let registry = self.engine.registry()?;
         let cache = self
             .cache_dir

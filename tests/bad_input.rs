@@ -381,6 +381,16 @@ fn render_limits_name_their_flag_and_can_be_raised() {
         "3",
     ]);
     assert_eq!(stdout(&out), "b\nc\nd\n", "{}", stderr(&out));
+    // The YAML limits apply to the spec file itself.
+    let out = prism(&["generate", &file, "--max-yaml-bytes", "100"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains(
+            "over the limit of 100 bytes in one YAML document (an admin can raise it with --max-yaml-bytes)"
+        ),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// A spec ending in 100,000 unclosed flow mappings fails fast in every command.

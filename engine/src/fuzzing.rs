@@ -111,5 +111,5 @@ pub fn glob(text: &str) {
 
 /// Reads `text` as a file of Argo CD cluster Secrets.
 pub fn clusters(text: &str) {
-    let _ = crate::cluster::Cluster::parse_secrets(text);
+    let _ = crate::cluster::Cluster::parse_secrets(text, &limits());
 }

@@ -139,9 +139,11 @@ impl Cluster {
     /// Reads every cluster Secret in a YAML stream (several documents, or `kind: List`);
     /// other objects are skipped.
     /// Anything that is not a Kubernetes object is an error, never "no clusters".
-    pub fn parse_secrets(yaml: &str) -> Result<Vec<Cluster>, String> {
-        let docs = crate::limits::parse_yaml_stream(yaml, &crate::limits::Limits::default())
-            .map_err(|e| format!("not valid YAML: {e}"))?;
+    pub fn parse_secrets(
+        yaml: &str,
+        limits: &crate::limits::Limits,
+    ) -> Result<Vec<Cluster>, String> {
+        let docs = crate::limits::parse_yaml_stream(yaml, limits)?;
         let mut out = Vec::new();
         for (i, value) in docs.into_iter().enumerate() {
             let at = |e: String| format!("document {}: {e}", i + 1);
@@ -207,7 +209,7 @@ kind: Secret
 metadata: {name: repo, labels: {argocd.argoproj.io/secret-type: repository}}
 stringData: {url: https://x}
 "#;
-        let clusters = Cluster::parse_secrets(yaml).unwrap();
+        let clusters = Cluster::parse_secrets(yaml, &Default::default()).unwrap();
         assert_eq!(clusters.len(), 1);
         let c = &clusters[0];
         assert_eq!(
@@ -221,7 +223,7 @@ stringData: {url: https://x}
     #[test]
     fn bad_base64_names_the_secret_and_key() {
         let yaml = "kind: Secret\nmetadata: {name: s1, labels: {argocd.argoproj.io/secret-type: cluster}}\ndata: {server: '!!!'}\n";
-        let err = Cluster::parse_secrets(yaml).unwrap_err();
+        let err = Cluster::parse_secrets(yaml, &Default::default()).unwrap_err();
         assert!(
             err.starts_with("document 1: Secret s1: data.server is not valid base64"),
             "{err}"
@@ -232,7 +234,7 @@ stringData: {url: https://x}
     fn missing_server_is_an_error() {
         let yaml = "kind: Secret\nmetadata: {name: s1, labels: {argocd.argoproj.io/secret-type: cluster}}\nstringData: {name: a}\n";
         assert_eq!(
-            Cluster::parse_secrets(yaml).unwrap_err(),
+            Cluster::parse_secrets(yaml, &Default::default()).unwrap_err(),
             "document 1: Secret s1: a cluster Secret needs a `server` key in data or stringData"
         );
     }
@@ -263,7 +265,11 @@ stringData: {url: https://x}
             ),
         ];
         for (yaml, want) in cases {
-            assert_eq!(Cluster::parse_secrets(yaml).unwrap_err(), want, "{yaml}");
+            assert_eq!(
+                Cluster::parse_secrets(yaml, &Default::default()).unwrap_err(),
+                want,
+                "{yaml}"
+            );
         }
     }
 }

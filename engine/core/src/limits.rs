@@ -276,8 +276,8 @@ pub fn parse_yaml_stream(text: &str, limits: &Limits) -> Result<Vec<serde_json::
     check_yaml(text, limits)?;
     let mut out = Vec::new();
     for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
-        let value: serde_json::Value =
-            serde::Deserialize::deserialize(doc).map_err(|e| format!("document {}: {e}", i + 1))?;
+        let value: serde_json::Value = serde::Deserialize::deserialize(doc)
+            .map_err(|e| format!("document {}: malformed YAML: {e}", i + 1))?;
         out.push(value);
     }
     Ok(out)
