@@ -354,7 +354,7 @@ fn write_back(
                 spec.file, spec.appset.name
             ))
         };
-        let Some(wb) = crate::writeback::WriteBack::from_manifest(&spec.raw).map_err(fail)? else {
+        let Some(wb) = crate::writeback::WriteBack::of(&spec.appset.spec) else {
             continue;
         };
         let wanted = prism_engine::sources::normalize_url(&wb.repo_url);
@@ -459,7 +459,7 @@ pub fn validate(args: &ValidateArgs) -> Result<String, CliError> {
             "ok: {}: ApplicationSet {} ({} generators)\n",
             spec.file,
             spec.appset.name,
-            spec.appset.generators.len()
+            spec.appset.spec.generators.len()
         ));
     }
     Ok(out)

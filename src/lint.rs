@@ -121,7 +121,7 @@ pub fn lint(specs: &[SpecDoc]) -> Result<(String, usize), CliError> {
     let mut count = 0;
     for spec in specs {
         let lines: Vec<&str> = spec.text.lines().collect();
-        for f in prism_engine::lint::lint(&spec.appset, &spec.raw) {
+        for f in prism_engine::lint::lint(&spec.appset) {
             let (line, col) = locate(&lines, &f.path);
             out.push_str(&format!(
                 "{}:{}:{} {} {}: {}\n",

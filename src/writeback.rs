@@ -11,8 +11,6 @@
 
 use prism_engine::params::flat_view;
 use prism_engine::Rendered;
-use serde::Deserialize;
-use serde_json::Value;
 use serde_yaml::{Mapping, Value as Yaml};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -20,45 +18,17 @@ use std::process::Command;
 
 const ATTEMPTS: usize = 3;
 
-/// `spec.writeBack`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct WriteBack {
-    /// Only `git`.
-    pub method: String,
-    /// The repository holding the `.argocd-source-<app>.yaml` files.
-    #[serde(rename = "repoURL")]
-    pub repo_url: String,
-    /// Branch to commit to.
-    #[serde(default = "default_branch")]
-    pub branch: String,
-    /// Directory inside the repository (default: the root).
-    #[serde(default)]
-    pub path: String,
-    /// Helm parameter name → parameter key (`image.tag: images.api.tag`). Default: Image
-    /// Updater's `image.name`/`image.tag` for one image, `<alias>.image.name`/`.tag` for several.
-    #[serde(default)]
-    pub helm_parameters: BTreeMap<String, String>,
-    /// Commit author [default: Prism <prism@localhost>].
-    #[serde(default)]
-    pub author: Option<Author>,
-    /// Commit message [default: names the ApplicationSet].
-    #[serde(default)]
-    pub message: Option<String>,
-}
+/// `spec.writeBack` of a parsed spec (checked when the spec was read), with the git
+/// work it does.
+#[derive(Debug, Clone)]
+pub struct WriteBack(pub prism_engine::model::WriteBack);
 
-/// A commit author.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Author {
-    /// Name.
-    pub name: String,
-    /// E-mail.
-    pub email: String,
-}
+impl std::ops::Deref for WriteBack {
+    type Target = prism_engine::model::WriteBack;
 
-fn default_branch() -> String {
-    "main".into()
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
 /// What a write-back did.
@@ -76,26 +46,9 @@ pub enum Outcome {
 }
 
 impl WriteBack {
-    /// `spec.writeBack` of a manifest, if any.
-    pub fn from_manifest(raw: &Value) -> Result<Option<WriteBack>, String> {
-        let Some(v) = raw.pointer("/spec/writeBack") else {
-            return Ok(None);
-        };
-        let wb: WriteBack =
-            serde_json::from_value(v.clone()).map_err(|e| format!("spec.writeBack: {e}"))?;
-        if wb.method != "git" {
-            return Err(format!(
-                "spec.writeBack.method: {:?} is not supported; use git",
-                wb.method
-            ));
-        }
-        if wb.path.split('/').any(|s| s == "..") || wb.path.starts_with('/') {
-            return Err(format!(
-                "spec.writeBack.path: {:?} must stay inside the repository",
-                wb.path
-            ));
-        }
-        Ok(Some(wb))
+    /// The spec's `writeBack`, if any.
+    pub fn of(spec: &prism_engine::model::ApplicationSetSpec) -> Option<WriteBack> {
+        spec.write_back.clone().map(WriteBack)
     }
 
     /// The files to write: path in the repository → the helm parameters to set.

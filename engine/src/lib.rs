@@ -18,6 +18,7 @@
 
 pub mod fuzzing;
 pub mod lint;
+pub mod model;
 pub mod render;
 pub mod schema;
 pub mod spec;

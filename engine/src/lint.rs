@@ -103,8 +103,8 @@ fn strings<'a>(v: &'a Value, path: String, out: &mut Vec<(String, &'a str)>) {
 /// How a rule reports a finding: (rule, spec path, message).
 type Find<'a> = dyn FnMut(&'static str, String, String) + 'a;
 
-/// Lints a parsed spec; `raw` is the manifest as written (for fields the engine ignores).
-pub fn lint(appset: &ApplicationSet, raw: &Value) -> Vec<Finding> {
+/// Lints a parsed spec.
+pub fn lint(appset: &ApplicationSet) -> Vec<Finding> {
     let mut out = Vec::new();
     let mut find = |rule: &'static str, path: String, message: String| {
         out.push(Finding {
@@ -119,14 +119,14 @@ pub fn lint(appset: &ApplicationSet, raw: &Value) -> Vec<Finding> {
     parameter_rules(appset, &mut find);
     length_rules(appset, &mut find);
     matrix_rules(appset, &mut find);
-    policy_rule(appset, raw, &mut find);
+    policy_rule(appset, &mut find);
     duplicate_rule(appset, &mut find);
     out
 }
 
 /// `templated-project` and `template-patch-project`.
 fn project_rules(appset: &ApplicationSet, find: &mut Find) {
-    let tmpl = &appset.template;
+    let tmpl = &appset.spec.template;
     if let Some(p) = tmpl.pointer("/spec/project").and_then(Value::as_str) {
         if p.contains("{{") {
             find(
@@ -137,7 +137,7 @@ fn project_rules(appset: &ApplicationSet, find: &mut Find) {
         }
     }
 
-    if let Some(patch) = &appset.template_patch {
+    if let Some(patch) = &appset.spec.template_patch {
         let sets_project = patch.lines().any(|l| {
             let t = l.trim_start();
             t.starts_with("project:") || t.contains("\"project\":") || t.contains("{project:")
@@ -157,11 +157,11 @@ fn project_rules(appset: &ApplicationSet, find: &mut Find) {
 /// `unsupported-function`, from the Go template function table.
 fn function_rules(appset: &ApplicationSet, find: &mut Find) {
     let go = matches!(appset.engine, crate::spec::TemplateEngine::Go { .. });
-    let tmpl = &appset.template;
+    let tmpl = &appset.spec.template;
     if go {
         let mut templated = Vec::new();
         strings(tmpl, "spec.template".into(), &mut templated);
-        if let Some(p) = &appset.template_patch {
+        if let Some(p) = &appset.spec.template_patch {
             templated.push(("spec.templatePatch".into(), p.as_str()));
         }
         let limits = crate::limits::Limits::default();
@@ -198,10 +198,10 @@ fn missingkey_rule(appset: &ApplicationSet, find: &mut Find) {
 /// `unknown-parameter`: every generator must be able to emit what the template uses.
 fn parameter_rules(appset: &ApplicationSet, find: &mut Find) {
     let go = matches!(appset.engine, crate::spec::TemplateEngine::Go { .. });
-    let tmpl = &appset.template;
+    let tmpl = &appset.spec.template;
     // Parameters: every generator must be able to emit what the template uses.
     {
-        for (i, g) in appset.generators.iter().enumerate() {
+        for (i, g) in appset.spec.generators.iter().enumerate() {
             let e = emits(g);
             let template = g
                 .as_object()
@@ -230,13 +230,13 @@ fn parameter_rules(appset: &ApplicationSet, find: &mut Find) {
 /// `name-too-long`.
 fn length_rules(appset: &ApplicationSet, find: &mut Find) {
     let go = matches!(appset.engine, crate::spec::TemplateEngine::Go { .. });
-    let tmpl = &appset.template;
+    let tmpl = &appset.spec.template;
     // Name and label lengths: fixed text plus the longest value each parameter can take:
     // known for list elements, otherwise assumed to be a DNS label (63), the usual bound of
     // cluster names and service directories. Unknown parameters are reported above.
     let longest = |key: &str| -> usize {
         let mut known: Option<usize> = None;
-        for g in &appset.generators {
+        for g in &appset.spec.generators {
             for el in g
                 .pointer("/list/elements")
                 .and_then(Value::as_array)
@@ -319,23 +319,25 @@ fn matrix_rules(appset: &ApplicationSet, find: &mut Find) {
             }
         }
     }
-    for (i, g) in appset.generators.iter().enumerate() {
+    for (i, g) in appset.spec.generators.iter().enumerate() {
         walk_matrix(g, &format!("spec.generators[{i}]"), find);
     }
 }
 
 /// `policy-without-guard`.
-fn policy_rule(appset: &ApplicationSet, raw: &Value, find: &mut Find) {
-    let policy = appset.applications_sync.as_deref();
-    let guarded = raw.pointer("/spec/deletionGuard").is_some();
-    let deletes = policy
-        .and_then(|p| crate::spec::Policy::parse(p).ok())
-        .is_some_and(crate::spec::Policy::deletes);
+fn policy_rule(appset: &ApplicationSet, find: &mut Find) {
+    let policy = appset
+        .spec
+        .sync_policy
+        .as_ref()
+        .and_then(|s| s.applications_sync);
+    let guarded = appset.spec.deletion_guard.is_some();
+    let deletes = policy.is_some_and(crate::spec::Policy::deletes);
     if deletes && !guarded {
         find(
             "policy-without-guard",
             "spec.syncPolicy.applicationsSync".into(),
-            format!("applicationsSync {} deletes Applications when a generator's output shrinks; add spec.deletionGuard (prism.dev) or use create-update", policy.unwrap_or_default()),
+            format!("applicationsSync {} deletes Applications when a generator's output shrinks; add spec.deletionGuard (prism.dev) or use create-update", policy.map(crate::spec::Policy::as_str).unwrap_or_default()),
         );
     }
 }
@@ -362,7 +364,7 @@ fn duplicate_rule(appset: &ApplicationSet, find: &mut Find) {
             }
         }
     }
-    dups(&appset.generators, "spec.generators", find);
+    dups(&appset.spec.generators, "spec.generators", find);
 }
 
 fn literal_len(s: &str) -> usize {

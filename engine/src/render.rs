@@ -52,8 +52,8 @@ pub fn check(appset: &ApplicationSet) -> Result<(), Error> {
     Renderer::new(&appset.engine).map_err(|e| Error::invalid("spec.goTemplateOptions", e))?;
     if let crate::spec::TemplateEngine::Go { .. } = appset.engine {
         let mut strings = Vec::new();
-        collect_strings(&appset.template, &mut strings);
-        if let Some(p) = &appset.template_patch {
+        collect_strings(&appset.spec.template, &mut strings);
+        if let Some(p) = &appset.spec.template_patch {
             strings.push(p);
         }
         for s in strings.into_iter().filter(|s| s.contains("{{")) {
@@ -67,8 +67,8 @@ pub fn check(appset: &ApplicationSet) -> Result<(), Error> {
     }
     if appset.engine == crate::spec::TemplateEngine::Handlebars {
         let mut strings = Vec::new();
-        collect_strings(&appset.template, &mut strings);
-        if let Some(p) = &appset.template_patch {
+        collect_strings(&appset.spec.template, &mut strings);
+        if let Some(p) = &appset.spec.template_patch {
             strings.push(p);
         }
         for s in strings.into_iter().filter(|s| s.contains("{{")) {
@@ -102,8 +102,12 @@ fn named_repositories(appset: &ApplicationSet) -> Vec<String> {
         }
     }
     let mut out = std::collections::BTreeSet::new();
-    appset.generators.iter().for_each(|g| walk(g, &mut out));
-    walk(&appset.template, &mut out);
+    appset
+        .spec
+        .generators
+        .iter()
+        .for_each(|g| walk(g, &mut out));
+    walk(&appset.spec.template, &mut out);
     out.into_iter().collect()
 }
 
@@ -147,10 +151,10 @@ pub fn render(
         let template = match &node.template {
             Some(over) => {
                 let mut t = over.clone();
-                fill_zero(&mut t, &appset.template);
+                fill_zero(&mut t, &appset.spec.template);
                 t
             }
-            None => appset.template.clone(),
+            None => appset.spec.template.clone(),
         };
         let template_path = match node.template {
             Some(_) => format!("{}.template", node.path),
@@ -232,7 +236,10 @@ fn render_application(
             }
         }
     }
-    if !empty && !appset.preserve_resources_on_deletion && !metadata.contains_key("finalizers") {
+    if !empty
+        && !appset.spec.preserve_resources_on_deletion()
+        && !metadata.contains_key("finalizers")
+    {
         metadata.insert(
             "finalizers".into(),
             Value::Array(vec![RESOURCES_FINALIZER.into()]),
@@ -250,7 +257,7 @@ fn render_application(
     );
     let mut app = Value::Object(app);
 
-    if let Some(patch) = &appset.template_patch {
+    if let Some(patch) = &appset.spec.template_patch {
         let text = renderer
             .render_str(patch, &set.params)
             .map_err(|e| render_error("spec.templatePatch", e))?;

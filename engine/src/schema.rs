@@ -1,10 +1,12 @@
 //! The JSON Schema of an ApplicationSet manifest, for editors (yaml-language-server)
 //! and CI, generated from the generators' own Rust types.
 //!
-//! The generator specs are the types the engine deserializes, so the schema cannot
-//! drift from what Prism accepts; the envelope (metadata, template, spec fields the
-//! engine reads as JSON) is described by the schema-only types below.
+//! The spec is [`crate::model::ApplicationSetSpec`] and the generators are the
+//! registry's typed specs: the types the engine deserializes, so the schema cannot
+//! drift from what Prism accepts. Only the envelope (apiVersion, kind, metadata) is
+//! described by schema-only types here.
 
+use crate::model::ApplicationSetSpec;
 use schemars::JsonSchema;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -26,16 +28,6 @@ enum Kind {
     ApplicationSet,
 }
 
-#[derive(JsonSchema)]
-#[allow(dead_code)]
-#[serde(rename_all = "lowercase")]
-enum EngineName {
-    Fasttemplate,
-    Handlebars,
-    #[serde(rename = "goTemplate")]
-    GoTemplate,
-}
-
 /// Metadata of the ApplicationSet itself.
 #[derive(JsonSchema)]
 #[allow(dead_code)]
@@ -46,59 +38,6 @@ struct ObjectMeta {
     annotations: Option<BTreeMap<String, String>>,
 }
 
-/// Template metadata: what Argo copies into each Application.
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-struct TemplateMeta {
-    name: Option<String>,
-    namespace: Option<String>,
-    labels: Option<BTreeMap<String, String>>,
-    annotations: Option<BTreeMap<String, String>>,
-    finalizers: Option<Vec<String>>,
-}
-
-/// The Application template.
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-struct Template {
-    metadata: Option<TemplateMeta>,
-    /// The Application spec (Argo CD's Application CRD), with templated strings.
-    spec: Option<BTreeMap<String, Value>>,
-}
-
-#[derive(JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[allow(dead_code)]
-struct SyncPolicy {
-    applications_sync: Option<crate::spec::Policy>,
-    preserve_resources_on_deletion: Option<bool>,
-}
-
-/// `spec` of an ApplicationSet (Argo's fields; `templateEngine` is Prism's).
-#[derive(JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[allow(dead_code)]
-struct Spec {
-    generators: Vec<GeneratorEntry>,
-    template: Template,
-    go_template: Option<bool>,
-    go_template_options: Option<Vec<String>>,
-    template_patch: Option<String>,
-    sync_policy: Option<SyncPolicy>,
-    /// prism.dev/v1alpha1 only.
-    template_engine: Option<EngineName>,
-    strategy: Option<Value>,
-    preserved_fields: Option<Value>,
-    /// prism.dev/v1alpha1 only.
-    deletion_guard: Option<Value>,
-    /// prism.dev/v1alpha1 only.
-    write_back: Option<Value>,
-    ignore_application_differences: Option<Value>,
-    apply_nested_selectors: Option<bool>,
-}
-
 /// An ApplicationSet manifest, Argo's or Prism's.
 #[derive(JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -107,7 +46,7 @@ struct ApplicationSet {
     api_version: ApiVersion,
     kind: Kind,
     metadata: ObjectMeta,
-    spec: Spec,
+    spec: ApplicationSetSpec,
 }
 
 /// The JSON Schema (draft 2020-12) of an ApplicationSet manifest.

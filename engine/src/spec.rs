@@ -17,66 +17,7 @@ pub const PRISM_API_VERSION: &str = "prism.dev/v1alpha1";
 /// Namespace assumed when a manifest names none (Argo CD's usual home).
 pub const DEFAULT_NAMESPACE: &str = "argocd";
 
-/// `syncPolicy.applicationsSync`: what the controller may do to Applications.
-/// The one list of Argo's policy names: the spec, `prism schema`, the planner and the
-/// controller's `--policy` all read it.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Deserialize, schemars::JsonSchema,
-)]
-pub enum Policy {
-    /// Create only.
-    #[serde(rename = "create-only")]
-    CreateOnly,
-    /// Create and update, never delete.
-    #[serde(rename = "create-update")]
-    CreateUpdate,
-    /// Create and delete, never update.
-    #[serde(rename = "create-delete")]
-    CreateDelete,
-    /// Create, update and delete (Argo's default).
-    #[serde(rename = "sync")]
-    Sync,
-}
-
-impl Policy {
-    /// Reads Argo's spelling.
-    pub fn parse(s: &str) -> Result<Policy, String> {
-        match s {
-            "sync" => Ok(Policy::Sync),
-            "create-only" => Ok(Policy::CreateOnly),
-            "create-update" => Ok(Policy::CreateUpdate),
-            "create-delete" => Ok(Policy::CreateDelete),
-            other => Err(format!(
-                "{other:?} is not a policy; use sync, create-only, create-update or create-delete"
-            )),
-        }
-    }
-
-    /// Whether Applications may be updated.
-    pub fn updates(self) -> bool {
-        matches!(self, Policy::Sync | Policy::CreateUpdate)
-    }
-
-    /// Whether Applications may be deleted.
-    pub fn deletes(self) -> bool {
-        matches!(self, Policy::Sync | Policy::CreateDelete)
-    }
-
-    /// The spec's policy under the controller's ceiling: an action is allowed only
-    /// when both allow it (Argo's `--policy` with policy override off).
-    pub fn under(self, ceiling: Policy) -> Policy {
-        match (
-            self.updates() && ceiling.updates(),
-            self.deletes() && ceiling.deletes(),
-        ) {
-            (true, true) => Policy::Sync,
-            (true, false) => Policy::CreateUpdate,
-            (false, true) => Policy::CreateDelete,
-            (false, false) => Policy::CreateOnly,
-        }
-    }
-}
-
+pub use crate::model::{ApplicationSetSpec, Policy};
 pub use crate::template::TemplateEngine;
 
 /// A parsed ApplicationSet.
@@ -88,21 +29,13 @@ pub struct ApplicationSet {
     pub name: String,
     /// `metadata.namespace`, or the namespace the caller chose as default.
     pub namespace: String,
-    /// The template language.
+    /// The template language (from `goTemplate`, `goTemplateOptions` and `templateEngine`).
     pub engine: TemplateEngine,
-    /// `spec.generators` as written (lint reads them; a matrix re-reads its children
-    /// after templating them).
-    pub generators: Vec<Value>,
     /// `spec.generators`, parsed and checked once: what [`crate::render`] expands.
     pub nodes: std::sync::Arc<[GeneratorNode]>,
-    /// `spec.template`: `metadata` and `spec` of every Application.
-    pub template: Value,
-    /// `spec.templatePatch`: a templated YAML/JSON patch merged over each rendered Application.
-    pub template_patch: Option<String>,
-    /// `spec.syncPolicy.preserveResourcesOnDeletion`.
-    pub preserve_resources_on_deletion: bool,
-    /// `spec.syncPolicy.applicationsSync`, if set.
-    pub applications_sync: Option<String>,
+    /// The typed `spec`: the generators as written (lint reads them; a matrix re-reads
+    /// its children after templating them), the template, and every setting.
+    pub spec: ApplicationSetSpec,
 }
 
 const SPEC_FIELDS: &[&str] = &[
@@ -194,8 +127,7 @@ impl ApplicationSet {
                     "spec.generators",
                     "spec.generators is missing or not a list",
                 )
-            })?
-            .clone();
+            })?;
         if generators.is_empty() {
             return Err(Error::invalid(
                 "spec.generators",
@@ -214,32 +146,29 @@ impl ApplicationSet {
             .filter(|t| t.is_object())
             .ok_or_else(|| {
                 Error::invalid("spec.template", "spec.template is missing or not a mapping")
-            })?
-            .clone();
-        check_template(&template, "spec.template")?;
+            })?;
+        check_template(template, "spec.template")?;
 
-        let template_patch = match spec.get("templatePatch") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(_) => {
-                return Err(Error::invalid(
-                    "spec.templatePatch",
-                    "templatePatch is a string holding YAML or JSON (use a `|` block)",
-                ))
-            }
-        };
-        let sync_policy = spec.get("syncPolicy");
-        let preserve_resources_on_deletion = sync_policy
-            .and_then(|s| s.get("preserveResourcesOnDeletion"))
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
-        let applications_sync = sync_policy
+        if !matches!(
+            spec.get("templatePatch"),
+            None | Some(Value::Null | Value::String(_))
+        ) {
+            return Err(Error::invalid(
+                "spec.templatePatch",
+                "templatePatch is a string holding YAML or JSON (use a `|` block)",
+            ));
+        }
+        if let Some(policy) = spec
+            .get("syncPolicy")
             .and_then(|s| s.get("applicationsSync"))
             .and_then(Value::as_str)
-            .map(str::to_string);
-        if let Some(policy) = &applications_sync {
+        {
             Policy::parse(policy)
                 .map_err(|e| Error::invalid("spec.syncPolicy.applicationsSync", e))?;
+        }
+        let spec = typed_spec(spec)?;
+        if let Some(write_back) = &spec.write_back {
+            write_back.check()?;
         }
 
         Ok(ApplicationSet {
@@ -248,11 +177,7 @@ impl ApplicationSet {
             name,
             namespace,
             engine,
-            generators,
-            template,
-            template_patch,
-            preserve_resources_on_deletion,
-            applications_sync,
+            spec,
         })
     }
 
@@ -298,4 +223,20 @@ fn template_engine(spec: &serde_json::Map<String, Value>) -> Result<TemplateEngi
         }
     };
     Ok(engine)
+}
+
+/// The typed spec; a field of the wrong shape is named by its path
+/// (`spec.strategy.rollingSync.steps[0].maxUpdate`).
+fn typed_spec(spec: &serde_json::Map<String, Value>) -> Result<ApplicationSetSpec, Error> {
+    // Nulls mean "unset", as the API server treats them.
+    let present: serde_json::Map<String, Value> = spec
+        .iter()
+        .filter(|(_, v)| !v.is_null())
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    serde_path_to_error::deserialize(Value::Object(present)).map_err(|e| {
+        let path = e.path().to_string();
+        let message = e.inner().to_string();
+        Error::invalid(format!("spec.{path}"), message)
+    })
 }

@@ -1,112 +1,97 @@
-//! The `applicationsets.prism.dev` custom resource: the same spec the engine reads
-//! (Argo's fields plus Prism's), with a status Argo CD users recognise.
+//! The `applicationsets.prism.dev` custom resource: the engine's typed spec
+//! ([`prism_engine::model::ApplicationSetSpec`], Argo's fields plus Prism's), with a
+//! status Argo CD users recognise.
 //!
-//! Generators and the template stay free-form (`x-kubernetes-preserve-unknown-fields`):
-//! the engine checks them on every reconcile and reports a bad one by its spec
-//! path in the `ErrorOccurred` condition, the way Argo's controller does; a CRD
-//! schema for every generator would only repeat that check less precisely.
+//! The CRD's schema is generated from the same types as `prism schema` and the engine's
+//! input, so the three cannot drift. Generators and the template stay free-form here
+//! (`x-kubernetes-preserve-unknown-fields`): the engine checks them on every reconcile
+//! and reports a bad one by its spec path in the `ErrorOccurred` condition, the way
+//! Argo's controller does; a structural schema for every generator would only repeat
+//! that check less precisely.
 
-use kube::CustomResource;
+use prism_engine::model::ApplicationSetSpec;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{json, Value};
 
-/// The `spec` of a Prism ApplicationSet (`prism.dev/v1alpha1`), a superset of Argo's.
-#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, JsonSchema)]
-#[kube(
-    group = "prism.dev",
-    version = "v1alpha1",
-    kind = "ApplicationSet",
-    plural = "applicationsets",
-    shortname = "pappset",
-    namespaced,
-    status = "ApplicationSetStatus",
-    printcolumn = r#"{"name":"Applications","type":"integer","jsonPath":".status.resourcesCount"}"#,
-    printcolumn = r#"{"name":"Up-To-Date","type":"string","jsonPath":".status.conditions[?(@.type==\"ResourcesUpToDate\")].status"}"#,
-    printcolumn = r#"{"name":"Error","type":"string","jsonPath":".status.conditions[?(@.type==\"ErrorOccurred\")].status"}"#,
-    printcolumn = r#"{"name":"Held","type":"string","jsonPath":".status.conditions[?(@.type==\"DeletionHeld\")].status"}"#,
-    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
-)]
-#[serde(rename_all = "camelCase")]
-pub struct ApplicationSetSpec {
-    /// `spec.generators`: list, clusters, git, values, matrix, merge, plugin, images.
-    #[schemars(schema_with = "free_form_list")]
-    pub generators: Vec<Value>,
-    /// `spec.template`: the Application's `metadata` and `spec`.
-    #[schemars(schema_with = "free_form")]
-    pub template: Value,
-    /// `spec.goTemplate`: render with Go's text/template.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub go_template: Option<bool>,
-    /// `spec.goTemplateOptions`, e.g. `missingkey=error`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub go_template_options: Option<Vec<String>>,
-    /// `spec.templatePatch`: a templated patch merged over each Application.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub template_patch: Option<String>,
-    /// `spec.syncPolicy`: `applicationsSync`, `preserveResourcesOnDeletion`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sync_policy: Option<SyncPolicy>,
-    /// `spec.ignoreApplicationDifferences`: fields the controller leaves as they are live.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ignore_application_differences: Option<Vec<IgnoreDifference>>,
-    /// `spec.strategy` (Argo's progressive sync; accepted, not acted on).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "free_form_optional")]
-    pub strategy: Option<Value>,
-    /// `spec.preservedFields` (annotations and labels kept from the live Application).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "free_form_optional")]
-    pub preserved_fields: Option<Value>,
-    /// `spec.applyNestedSelectors` (Argo's flag; Prism always applies them).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub apply_nested_selectors: Option<bool>,
-    /// `spec.templateEngine`: `handlebars` (Prism only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub template_engine: Option<String>,
-    /// `spec.deletionGuard`: how many deletes one pass may make without confirmation.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub deletion_guard: Option<DeletionGuard>,
-    /// `spec.writeBack`: record resolved image tags in git (Prism only; `prism generate --write-back`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "free_form_optional")]
-    pub write_back: Option<Value>,
+/// The CRD's group.
+pub const GROUP: &str = "prism.dev";
+/// The CRD's one version.
+pub const VERSION: &str = "v1alpha1";
+
+/// The CustomResourceDefinition of `applicationsets.prism.dev` (`prism crd`, `deploy/crd.yaml`).
+pub fn crd() -> Value {
+    let mut spec = structural_schema::<ApplicationSetSpec>();
+    spec["properties"]["generators"] = json!({
+        "description": "`spec.generators`: one registered generator per entry (see `prism schema`).",
+        "type": "array",
+        "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}
+    });
+    spec["properties"]["template"] = json!({
+        "description": "`spec.template`: `metadata` and `spec` of every Application.",
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": true
+    });
+    let status = structural_schema::<ApplicationSetStatus>();
+    let column = |name: &str, type_: &str, path: &str| json!({"name": name, "type": type_, "jsonPath": path});
+    json!({
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": format!("applicationsets.{GROUP}")},
+        "spec": {
+            "group": GROUP,
+            "names": {
+                "kind": "ApplicationSet",
+                "plural": "applicationsets",
+                "shortNames": ["pappset"],
+                "singular": "applicationset"
+            },
+            "scope": "Namespaced",
+            "versions": [{
+                "name": VERSION,
+                "served": true,
+                "storage": true,
+                "subresources": {"status": {}},
+                "additionalPrinterColumns": [
+                    column("Applications", "integer", ".status.resourcesCount"),
+                    column("Up-To-Date", "string", ".status.conditions[?(@.type==\"ResourcesUpToDate\")].status"),
+                    column("Error", "string", ".status.conditions[?(@.type==\"ErrorOccurred\")].status"),
+                    column("Held", "string", ".status.conditions[?(@.type==\"DeletionHeld\")].status"),
+                    column("Age", "date", ".metadata.creationTimestamp"),
+                ],
+                "schema": {"openAPIV3Schema": {
+                    "description": "An ApplicationSet of Prism (prism.dev/v1alpha1): Argo CD's spec plus Prism's fields.",
+                    "type": "object",
+                    "required": ["spec"],
+                    "properties": {"spec": spec, "status": status}
+                }}
+            }]
+        }
+    })
 }
 
-/// `spec.syncPolicy`, as Argo's.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct SyncPolicy {
-    /// `sync` (default), `create-only`, `create-update` or `create-delete`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub applications_sync: Option<String>,
-    /// Drop Argo's resources finalizer before deleting an Application.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub preserve_resources_on_deletion: Option<bool>,
-}
-
-/// One `spec.ignoreApplicationDifferences` entry, as Argo's.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, JsonSchema, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct IgnoreDifference {
-    /// Only for the Application of this name (all when empty).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// RFC 6901 pointers, e.g. `/spec/source/targetRevision`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub json_pointers: Vec<String>,
-    /// jq paths; the path subset (`.a.b`, `.a["b"]`, `.a[0]`, `.a[]`) is supported.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub jq_path_expressions: Vec<String>,
-}
-
-/// `spec.deletionGuard` (Prism only).
-#[derive(Serialize, Deserialize, Clone, Debug, Default, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct DeletionGuard {
-    /// Largest share of owned Applications one pass deletes unconfirmed (default 50).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_percent: Option<i32>,
+/// `T`'s schema as the API server wants it: OpenAPI v3, inlined, structural (the
+/// settings and transforms kube-rs's `CustomResource` derive uses).
+fn structural_schema<T: JsonSchema>() -> Value {
+    let generator = schemars::generate::SchemaSettings::openapi3()
+        .with(|s| {
+            s.inline_subschemas = true;
+            s.meta_schema = None;
+        })
+        .with_transform(schemars::transform::AddNullable::default())
+        .with_transform(kube::core::schema::StructuralSchemaRewriter)
+        .with_transform(kube::core::schema::OptionalEnum)
+        .with_transform(kube::core::schema::OptionalIntOrString)
+        .into_generator();
+    let mut schema =
+        serde_json::to_value(generator.into_root_schema_for::<T>()).unwrap_or_default();
+    if let Some(obj) = schema.as_object_mut() {
+        // A root schema's own keys, which a CRD's property schema may not carry.
+        for key in ["title", "$schema", "$defs", "definitions", "components"] {
+            obj.remove(key);
+        }
+    }
+    schema
 }
 
 /// `status`: Argo's conditions and resources, plus Prism's counts.
@@ -185,35 +170,18 @@ pub struct ResourceStatus {
     pub status: String,
 }
 
-fn free_form(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-    schemars::json_schema!({"type": "object", "x-kubernetes-preserve-unknown-fields": true})
-}
-
-fn free_form_optional(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-    schemars::json_schema!({"type": "object", "nullable": true, "x-kubernetes-preserve-unknown-fields": true})
-}
-
-fn free_form_list(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-    schemars::json_schema!({
-        "type": "array",
-        "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}
-    })
-}
-
 /// The CRD manifest as YAML (`prism crd`, `deploy/crd.yaml`).
 pub fn crd_yaml() -> Result<String, String> {
-    use kube::CustomResourceExt;
-    serde_yaml::to_string(&ApplicationSet::crd()).map_err(|e| e.to_string())
+    serde_yaml::to_string(&crd()).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kube::CustomResourceExt;
 
     #[test]
     fn crd_has_status_columns_and_short_name() {
-        let crd = serde_json::to_value(ApplicationSet::crd()).unwrap();
+        let crd = crd();
         assert_eq!(crd["metadata"]["name"], "applicationsets.prism.dev");
         assert_eq!(crd["spec"]["scope"], "Namespaced");
         assert_eq!(crd["spec"]["names"]["shortNames"][0], "pappset");
@@ -253,7 +221,71 @@ mod tests {
         .unwrap();
         let value: serde_json::Value = serde_yaml::from_str(&text).unwrap();
         let spec: ApplicationSetSpec = serde_json::from_value(value["spec"].clone()).unwrap();
+        assert_eq!(spec.policy(), prism_engine::spec::Policy::Sync);
         assert!(!spec.generators.is_empty());
         assert!(spec.template["spec"].is_object());
+    }
+
+    fn spec_fields(schema: &Value) -> std::collections::BTreeSet<String> {
+        schema["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    /// One model: the CRD, `prism schema` and Argo's CRD name the same spec fields
+    /// (Prism's three are the only additions), and the settings the controller reads are
+    /// typed in the CRD, with Argo's policy names.
+    #[test]
+    fn crd_schema_and_argo_agree_on_the_spec() {
+        let ours = crd();
+        let version = &ours["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
+        let crd_spec = &version["properties"]["spec"];
+        let schema = prism_engine::schema::application_set_schema();
+        let schema_spec = &schema["$defs"]["ApplicationSetSpec"];
+        assert_eq!(spec_fields(crd_spec), spec_fields(schema_spec));
+        let argo: Value = serde_yaml::from_str(
+            &std::fs::read_to_string(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/data/crds/applicationset-crd.yaml"
+            ))
+            .unwrap(),
+        )
+        .unwrap();
+        let argo_spec =
+            &argo["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
+        let argo_fields = spec_fields(argo_spec);
+        let extra: Vec<String> = spec_fields(crd_spec)
+            .difference(&argo_fields)
+            .cloned()
+            .collect();
+        assert_eq!(extra, ["deletionGuard", "templateEngine", "writeBack"]);
+        assert!(argo_fields.is_subset(&spec_fields(crd_spec)));
+        assert_eq!(
+            crd_spec["properties"]["syncPolicy"]["properties"]["applicationsSync"]["enum"],
+            argo_spec["properties"]["syncPolicy"]["properties"]["applicationsSync"]["enum"]
+        );
+        let step = &crd_spec["properties"]["strategy"]["properties"]["rollingSync"]["properties"]
+            ["steps"]["items"];
+        assert_eq!(
+            step["properties"]["maxUpdate"]["x-kubernetes-int-or-string"],
+            true
+        );
+        assert_eq!(
+            spec_fields(&step["properties"]["matchExpressions"]["items"]),
+            spec_fields(
+                &argo_spec["properties"]["strategy"]["properties"]["rollingSync"]["properties"]
+                    ["steps"]["items"]["properties"]["matchExpressions"]["items"]
+            )
+        );
+        assert_eq!(
+            spec_fields(&crd_spec["properties"]["preservedFields"]),
+            spec_fields(&argo_spec["properties"]["preservedFields"])
+        );
+        // Structural: no references, and anyOf only where Kubernetes allows it.
+        let text = serde_json::to_string(version).unwrap();
+        assert!(!text.contains("$ref") && !text.contains("anyOf"), "{text}");
     }
 }

@@ -6,7 +6,7 @@
 //! refused with a message rather than run: a path language is what the field is
 //! for, and a jq interpreter is a large dependency for the rare filter.
 
-use crate::controller::crd::IgnoreDifference;
+use prism_engine::model::IgnoreDifference;
 use serde_json::Value;
 
 /// One step of a path.

@@ -3,12 +3,10 @@
 //! which existing Applications it owns, what status to report, when to look again,
 //! and which repositories and clusters it reads (for webhooks and watches).
 
-use crate::controller::crd::{
-    ApplicationSetStatus, Condition, Counts, DeletionGuard, IgnoreDifference, ResourceStatus,
-    SyncPolicy,
-};
+use crate::controller::crd::{ApplicationSetStatus, Condition, Counts, ResourceStatus};
 use crate::controller::ignore;
 use crate::controller::plan::{Action, Existing, Guard, Keep, Owner, Plan, Policy};
+use prism_engine::model::ApplicationSetSpec;
 use prism_engine::render::RESOURCES_FINALIZER;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -127,43 +125,28 @@ pub struct Settings {
     pub ignore: Vec<ignore::Rule>,
 }
 
-/// Reads the settings from `spec`; errors name the field.
-pub fn settings(spec: &Value, ceiling: Policy) -> Result<Settings, String> {
-    let sync: SyncPolicy = match spec.get("syncPolicy") {
-        Some(v) if !v.is_null() => {
-            serde_json::from_value(v.clone()).map_err(|e| format!("spec.syncPolicy: {e}"))?
-        }
-        _ => SyncPolicy::default(),
-    };
-    let policy = match &sync.applications_sync {
-        Some(p) => {
-            Policy::parse(p).map_err(|e| format!("spec.syncPolicy.applicationsSync: {e}"))?
-        }
-        None => Policy::Sync,
-    };
-    let guard: DeletionGuard = match spec.get("deletionGuard") {
-        Some(v) if !v.is_null() => {
-            serde_json::from_value(v.clone()).map_err(|e| format!("spec.deletionGuard: {e}"))?
-        }
-        _ => DeletionGuard::default(),
-    };
-    let max_percent = guard.max_percent.unwrap_or(50);
+/// The settings of a parsed spec under the controller's ceiling; errors name the field.
+pub fn settings(spec: &ApplicationSetSpec, ceiling: Policy) -> Result<Settings, String> {
+    let max_percent = spec
+        .deletion_guard
+        .as_ref()
+        .and_then(|g| g.max_percent)
+        .unwrap_or(50);
     let max_percent = u32::try_from(max_percent)
         .ok()
         .filter(|p| *p <= 100)
         .ok_or_else(|| {
             format!("spec.deletionGuard.maxPercent: {max_percent} is not a percentage (0 to 100)")
         })?;
-    let ignore: Vec<IgnoreDifference> = match spec.get("ignoreApplicationDifferences") {
-        Some(v) if !v.is_null() => serde_json::from_value(v.clone())
-            .map_err(|e| format!("spec.ignoreApplicationDifferences: {e}"))?,
-        _ => Vec::new(),
-    };
     // Every path parsed now, once, so a bad one is reported before anything is written.
-    let ignore = ignore::parse(&ignore)?;
+    let ignore = ignore::parse(
+        spec.ignore_application_differences
+            .as_deref()
+            .unwrap_or_default(),
+    )?;
     Ok(Settings {
-        policy: policy.under(ceiling),
-        preserve_resources_on_deletion: sync.preserve_resources_on_deletion.unwrap_or(false),
+        policy: spec.policy().under(ceiling),
+        preserve_resources_on_deletion: spec.preserve_resources_on_deletion(),
         max_percent,
         ignore,
     })
@@ -533,7 +516,7 @@ mod tests {
         let s = set();
         assert_eq!(s.key(), "argocd.shop");
         assert_eq!(s.label_value(), "argocd.shop");
-        let settings = settings(&json!({}), Policy::Sync).unwrap();
+        let settings = read_settings(json!({}), Policy::Sync).unwrap();
         assert_eq!(s.guard(&settings).allowed_generation, Some(4));
         let long = SetMeta {
             name: "x".repeat(80),
@@ -554,19 +537,33 @@ mod tests {
         assert!(e.contains("metadata.namespace"), "{e}");
     }
 
+    /// The settings of a prism.dev set with these spec fields, read as the controller does.
+    fn read_settings(fields: Value, ceiling: Policy) -> Result<Settings, String> {
+        let mut spec = json!({"generators": [{"list": {"elements": []}}],
+                              "template": {"metadata": {}, "spec": {}}});
+        for (k, v) in fields.as_object().unwrap() {
+            spec[k] = v.clone();
+        }
+        let manifest = json!({"apiVersion": "prism.dev/v1alpha1", "kind": "ApplicationSet",
+                              "metadata": {"name": "s"}, "spec": spec});
+        let set = prism_engine::ApplicationSet::from_value(&manifest, "argocd")
+            .map_err(|e| e.to_string())?;
+        settings(&set.spec, ceiling)
+    }
+
     #[test]
     fn settings_read_policy_ceiling_guard_and_ignore_rules() {
         let spec = json!({"syncPolicy": {"applicationsSync": "create-update",
                                           "preserveResourcesOnDeletion": true},
                           "deletionGuard": {"maxPercent": 20},
                           "ignoreApplicationDifferences": [{"jsonPointers": ["/spec/source/targetRevision"]}]});
-        let s = settings(&spec, Policy::Sync).unwrap();
+        let s = read_settings(spec, Policy::Sync).unwrap();
         assert_eq!(s.policy, Policy::CreateUpdate);
         assert!(s.preserve_resources_on_deletion);
         assert_eq!(s.max_percent, 20);
         assert_eq!(s.ignore.len(), 1);
         assert_eq!(
-            settings(&json!({}), Policy::CreateOnly).unwrap().policy,
+            read_settings(json!({}), Policy::CreateOnly).unwrap().policy,
             Policy::CreateOnly
         );
         for (spec, field) in [
@@ -583,7 +580,7 @@ mod tests {
                 "spec.ignoreApplicationDifferences[0].jqPathExpressions[0]",
             ),
         ] {
-            let e = settings(&spec, Policy::Sync).unwrap_err();
+            let e = read_settings(spec, Policy::Sync).unwrap_err();
             assert!(e.starts_with(field), "{e}");
         }
     }
@@ -591,7 +588,7 @@ mod tests {
     #[test]
     fn desired_objects_carry_ownership_hash_and_live_ignored_fields() {
         let s = set();
-        let rules = ignore::parse(&[IgnoreDifference {
+        let rules = ignore::parse(&[prism_engine::model::IgnoreDifference {
             name: None,
             json_pointers: vec!["/spec/source/targetRevision".into()],
             jq_path_expressions: vec![],

@@ -703,10 +703,15 @@ async fn reconcile_set(
         return Ok(Action::await_change());
     }
     let requeue = reconcile::requeue_after(generators(&object));
-    let settings = reconcile::settings(&object["spec"], ctx.config.policy);
-    let rendered = match &settings {
-        Err(e) => Err(e.clone()),
-        Ok(_) => render_set(&ctx, &object, &meta).await?,
+    let parsed = read_set(object.clone(), &meta).await?;
+    let settings = parsed
+        .as_ref()
+        .map_err(Clone::clone)
+        .and_then(|set| reconcile::settings(&set.spec, ctx.config.policy));
+    let rendered = match (parsed, &settings) {
+        (Ok(set), Ok(_)) => render_set(&ctx, set).await?,
+        (_, Err(e)) => Err(e.clone()),
+        (Err(e), _) => Err(e),
     };
     let settings = settings.unwrap_or(reconcile::Settings {
         policy: Policy::CreateOnly,
@@ -759,12 +764,30 @@ async fn reconcile_set(
     })
 }
 
+/// Reads the set into the engine's typed model on a blocking thread: the outer error
+/// is the task's, the inner one the spec's (a permanent error, reported in status).
+async fn read_set(
+    object: Value,
+    meta: &SetMeta,
+) -> Result<Result<Arc<ApplicationSet>, String>, ReconcileError> {
+    let namespace = meta.namespace.clone();
+    tokio::task::spawn_blocking(move || {
+        // Reading the spec is the render's first step, and reported as such.
+        isolated("rendering", || {
+            ApplicationSet::from_value(&object, &namespace)
+                .map(Arc::new)
+                .map_err(|e| e.to_string())
+        })
+    })
+    .await
+    .map_err(|e| ReconcileError::Transient(format!("read task: {e}")))
+}
+
 /// Renders the set's Applications on a blocking thread (git, plugins, registries):
 /// the outer error is the task's, the inner one the render's.
 async fn render_set(
     ctx: &Context,
-    object: &Value,
-    meta: &SetMeta,
+    appset: Arc<ApplicationSet>,
 ) -> Result<Result<Vec<Value>, String>, ReconcileError> {
     let sources = ControllerSources {
         git: ctx.git.clone(),
@@ -773,14 +796,11 @@ async fn render_set(
     };
     let plugins = ctx.plugins.clone();
     let options = ctx.config.render.clone();
-    let obj = object.clone();
-    let namespace = meta.namespace.clone();
     tokio::task::spawn_blocking(move || {
-        // Last line of defence behind the engine's limits: a panic while reading or
-        // rendering this set fails this pass only, as a render error (status, Event,
-        // nothing applied or deleted); the other sets go on.
+        // Last line of defence behind the engine's limits: a panic while rendering this
+        // set fails this pass only, as a render error (status, Event, nothing applied or
+        // deleted); the other sets go on.
         isolated("rendering", || {
-            let appset = ApplicationSet::from_value(&obj, &namespace).map_err(|e| e.to_string())?;
             let sources: Box<dyn Sources> = match plugins {
                 Some(host) => Box::new(PluginSources::new(Arc::new(sources), host)),
                 None => Box::new(sources),
