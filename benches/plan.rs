@@ -50,6 +50,7 @@ fn main() {
                     owner: Owner::Us,
                     live,
                     has_finalizer: true,
+                    deleting: false,
                 },
             );
         }

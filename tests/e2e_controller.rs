@@ -1,96 +1,23 @@
-//! End to end against a real cluster: runs only when `PRISM_E2E_KUBECONFIG` names a
-//! kubeconfig (kind or k3d). Installs Argo CD's Application and ApplicationSet CRDs
-//! (from `PRISM_E2E_ARGO_CRDS`, default `../shared/argo-cd-crds`) and Prism's, runs
-//! `prism controller` processes in a fresh namespace, and checks create, drift repair,
-//! policy, the deletion guard and leader failover. Argo CD itself is not needed:
-//! Applications are only objects here.
-//!
-//! ```text
-//! kind create cluster --name prism-e2e
-//! kind get kubeconfig --name prism-e2e > /tmp/prism-e2e.kubeconfig
-//! PRISM_E2E_KUBECONFIG=/tmp/prism-e2e.kubeconfig cargo test --test e2e_controller -- --nocapture
-//! ```
+//! `prism controller` end to end against a real kube-apiserver and etcd
+//! (`tests/common/control_plane.rs`: built from their Go modules, started on 127.0.0.1
+//! for this test binary). Controllers run as the `prism-controller` ServiceAccount of
+//! their namespace with `deploy/rbac.yaml` bound, so every test also proves the Role is
+//! enough. Argo CD itself is not needed: Applications are only objects here.
 
+mod common;
+
+use common::control_plane::{client_from, control_plane, resource, Tenant};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::Namespace;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{
-    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
-};
-use kube::config::{KubeConfigOptions, Kubeconfig};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::Client;
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn kubeconfig() -> Option<PathBuf> {
-    std::env::var_os("PRISM_E2E_KUBECONFIG").map(PathBuf::from)
-}
-
-async fn client(path: &Path) -> Client {
-    let config = kube::Config::from_custom_kubeconfig(
-        Kubeconfig::read_from(path).expect("PRISM_E2E_KUBECONFIG is a kubeconfig"),
-        &KubeConfigOptions::default(),
-    )
-    .await
-    .expect("kubeconfig");
-    Client::try_from(config).expect("client")
-}
-
-fn resource(group: &str, kind: &str, plural: &str) -> ApiResource {
-    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, "v1alpha1", kind), plural)
-}
-
-fn yaml_docs(path: &Path) -> Vec<Value> {
-    use serde::Deserialize;
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_yaml::Deserializer::from_str(&text)
-        .filter_map(|d| serde_yaml::Value::deserialize(d).ok())
-        .map(|v| serde_json::to_value(v).unwrap())
-        .filter(|v| !v.is_null())
-        .collect()
-}
-
-async fn install_crds(client: &Client) {
-    let argo = std::env::var_os("PRISM_E2E_ARGO_CRDS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/argo-cd-crds"));
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let files = [
-        argo.join("application-crd.yaml"),
-        argo.join("applicationset-crd.yaml"),
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/crd.yaml"),
-    ];
-    for file in files {
-        for doc in yaml_docs(&file) {
-            let name = doc["metadata"]["name"].as_str().unwrap().to_string();
-            crds.patch(
-                &name,
-                &PatchParams::apply("prism-e2e").force(),
-                &Patch::Apply(&doc),
-            )
-            .await
-            .unwrap_or_else(|e| panic!("installing CRD {name}: {e}"));
-        }
-    }
-    // Wait until the API serves them.
-    for name in ["applications.argoproj.io", "applicationsets.prism.dev"] {
-        eventually(Duration::from_secs(30), || async {
-            let crd = crds.get(name).await.ok()?;
-            let established = crd
-                .status?
-                .conditions?
-                .iter()
-                .any(|c| c.type_ == "Established" && c.status == "True");
-            established.then_some(())
-        })
-        .await;
-    }
-}
-
 /// Polls `f` until it returns `Some` or `limit` passes.
-async fn eventually<T, F, Fut>(limit: Duration, mut f: F) -> T
+async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut f: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
@@ -100,30 +27,45 @@ where
         if let Some(v) = f().await {
             return v;
         }
-        assert!(
-            start.elapsed() < limit,
-            "condition not met within {limit:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
 /// A `prism controller` process, killed when dropped.
-struct Controller(Child);
+struct Controller {
+    child: Child,
+    port: u16,
+}
 
 impl Drop for Controller {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
-fn start_controller(kubeconfig: &Path, ns: &str, identity: &str, cache: &Path) -> Controller {
+impl Controller {
+    /// Kills the process at once (a crash, not a SIGTERM).
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_controller(tenant: &Tenant, identity: &str, cache: &Path, extra: &[&str]) -> Controller {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
+    let ns = tenant.namespace.as_str();
+    let log = std::fs::File::create(
+        control_plane()
+            .dir
+            .join(format!("controller-{ns}-{identity}.log")),
+    )
+    .unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_prism"))
         .args([
             "controller",
@@ -138,12 +80,15 @@ fn start_controller(kubeconfig: &Path, ns: &str, identity: &str, cache: &Path) -
             "--cache-dir",
         ])
         .arg(cache)
-        .env("KUBECONFIG", kubeconfig)
+        .args(extra)
+        .env("KUBECONFIG", &tenant.kubeconfig)
         .env("POD_NAME", identity)
+        .env("RUST_LOG", "info")
         .stdout(Stdio::null())
+        .stderr(log)
         .spawn()
         .expect("starting prism controller");
-    Controller(child)
+    Controller { child, port }
 }
 
 fn appset(ns: &str, elements: Value, sync: &str) -> Value {
@@ -164,111 +109,130 @@ fn appset(ns: &str, elements: Value, sync: &str) -> Value {
     })
 }
 
-#[tokio::test]
-async fn controller_converges_repairs_respects_policy_guards_deletes_and_fails_over() {
-    let Some(path) = kubeconfig() else {
-        eprintln!("PRISM_E2E_KUBECONFIG is not set: the end-to-end suite did not run");
-        return;
-    };
-    let client = client(&path).await;
-    install_crds(&client).await;
-    let ns = format!("prism-e2e-{}", std::process::id());
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    namespaces
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap(),
+/// The admin's handles on one tenant's Applications and ApplicationSets.
+struct Apis {
+    admin: Client,
+    apps: Api<DynamicObject>,
+    sets: Api<DynamicObject>,
+    argo_sets: Api<DynamicObject>,
+}
+
+impl Apis {
+    async fn new(tenant: &Tenant) -> Apis {
+        let admin = control_plane().admin().await;
+        let ns = &tenant.namespace;
+        Apis {
+            apps: Api::namespaced_with(
+                admin.clone(),
+                ns,
+                &resource("argoproj.io", "Application", "applications"),
+            ),
+            sets: Api::namespaced_with(
+                admin.clone(),
+                ns,
+                &resource("prism.dev", "ApplicationSet", "applicationsets"),
+            ),
+            argo_sets: Api::namespaced_with(
+                admin.clone(),
+                ns,
+                &resource("argoproj.io", "ApplicationSet", "applicationsets"),
+            ),
+            admin,
+        }
+    }
+
+    async fn apply(&self, set: Value) -> DynamicObject {
+        let api = if set["apiVersion"] == "argoproj.io/v1alpha1" {
+            &self.argo_sets
+        } else {
+            &self.sets
+        };
+        let name = set["metadata"]["name"].as_str().unwrap().to_string();
+        api.patch(
+            &name,
+            &PatchParams::apply("e2e").force(),
+            &Patch::Apply(&set),
         )
         .await
-        .expect("namespace");
-    let cache = tempfile::tempdir().unwrap();
-    let apps: Api<DynamicObject> = Api::namespaced_with(
-        client.clone(),
-        &ns,
-        &resource("argoproj.io", "Application", "applications"),
-    );
-    let sets: Api<DynamicObject> = Api::namespaced_with(
-        client.clone(),
-        &ns,
-        &resource("prism.dev", "ApplicationSet", "applicationsets"),
-    );
-    let apply = |v: Value| {
-        let sets = sets.clone();
-        async move {
-            sets.patch("e2e", &PatchParams::apply("e2e").force(), &Patch::Apply(&v))
-                .await
-                .expect("applying the ApplicationSet")
-        }
-    };
-    let names = || {
-        let apps = apps.clone();
-        async move {
-            let mut n: Vec<String> = apps
-                .list(&Default::default())
-                .await
-                .map(|l| {
-                    l.items
-                        .into_iter()
-                        .filter_map(|a| a.metadata.name)
-                        .collect()
-                })
-                .unwrap_or_default();
-            n.sort();
-            n
-        }
-    };
+        .expect("applying the ApplicationSet")
+    }
 
-    let first = start_controller(&path, &ns, "replica-a", cache.path());
-    let second = start_controller(&path, &ns, "replica-b", &cache.path().join("b"));
+    async fn names(&self) -> Vec<String> {
+        let mut n: Vec<String> = self
+            .apps
+            .list(&ListParams::default())
+            .await
+            .map(|l| {
+                l.items
+                    .into_iter()
+                    .filter_map(|a| a.metadata.name)
+                    .collect()
+            })
+            .unwrap_or_default();
+        n.sort();
+        n
+    }
+}
+
+#[tokio::test]
+async fn controller_converges_repairs_respects_policy_guards_deletes_and_fails_over() {
+    let tenant = control_plane().tenant().await;
+    let ns = tenant.namespace.clone();
+    let api = Apis::new(&tenant).await;
+    let cache = tempfile::tempdir().unwrap();
+
+    let first = start_controller(&tenant, "replica-a", cache.path(), &[]);
+    let second = start_controller(&tenant, "replica-b", &cache.path().join("b"), &[]);
 
     // Create.
-    apply(appset(
+    api.apply(appset(
         &ns,
         json!([{"name": "a"}, {"name": "b"}, {"name": "c"}]),
         "sync",
     ))
     .await;
-    eventually(Duration::from_secs(60), || async {
-        (names().await == ["e2e-a", "e2e-b", "e2e-c"]).then_some(())
+    eventually(Duration::from_secs(60), "three Applications", || async {
+        (api.names().await == ["e2e-a", "e2e-b", "e2e-c"]).then_some(())
     })
     .await;
 
     // Drift repair: a hand edit is put back.
-    apps.patch(
-        "e2e-a",
-        &PatchParams::apply("someone").force(),
-        &Patch::Apply(
-            json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
-                             "spec": {"source": {"targetRevision": "hand-edited"}}}),
-        ),
-    )
-    .await
-    .expect("hand edit");
-    eventually(Duration::from_secs(60), || async {
-        let a = apps.get("e2e-a").await.ok()?;
+    api.apps
+        .patch(
+            "e2e-a",
+            &PatchParams::apply("someone").force(),
+            &Patch::Apply(
+                json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+                                 "spec": {"source": {"targetRevision": "hand-edited"}}}),
+            ),
+        )
+        .await
+        .expect("hand edit");
+    eventually(Duration::from_secs(60), "drift repaired", || async {
+        let a = api.apps.get("e2e-a").await.ok()?;
         (a.data["spec"]["source"]["targetRevision"] == "main").then_some(())
     })
     .await;
 
     // Policy: create-only neither deletes nor updates.
-    apply(appset(
+    api.apply(appset(
         &ns,
         json!([{"name": "a"}, {"name": "b"}]),
         "create-only",
     ))
     .await;
-    tokio::time::sleep(Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!(
-        names().await,
+        api.names().await,
         ["e2e-a", "e2e-b", "e2e-c"],
         "create-only deleted an Application"
     );
 
     // Deletion guard: removing every element is held until confirmed for that generation.
-    let set = apply(appset(&ns, json!([]), "sync")).await;
+    let set = api.apply(appset(&ns, json!([]), "sync")).await;
     let generation = set.metadata.generation.expect("generation");
-    eventually(Duration::from_secs(60), || async {
-        let s = sets.get("e2e").await.ok()?;
+    eventually(Duration::from_secs(60), "DeletionHeld", || async {
+        let s = api.sets.get("e2e").await.ok()?;
         let held = s.data["status"]["conditions"]
             .as_array()?
             .iter()
@@ -276,21 +240,42 @@ async fn controller_converges_repairs_respects_policy_guards_deletes_and_fails_o
         held.then_some(())
     })
     .await;
-    assert_eq!(names().await.len(), 3, "held deletes ran");
-    sets.patch(
-        "e2e",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"metadata": {"annotations": {"prism.dev/allow-mass-delete": generation.to_string()}}})),
-    )
-    .await
-    .expect("annotate");
-    eventually(Duration::from_secs(60), || async {
-        names().await.is_empty().then_some(())
+    assert_eq!(api.names().await.len(), 3, "held deletes ran");
+    api.sets
+        .patch(
+            "e2e",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"prism.dev/allow-mass-delete": generation.to_string()}}})),
+        )
+        .await
+        .expect("annotate");
+    // Deleted: each is gone or waits (deletionTimestamp set) for Argo CD to remove the
+    // resources finalizer Prism's Applications carry. Argo CD is not here: do its part.
+    eventually(Duration::from_secs(60), "confirmed deletes", || async {
+        let list = api.apps.list(&ListParams::default()).await.ok()?;
+        list.items
+            .iter()
+            .all(|a| a.metadata.deletion_timestamp.is_some())
+            .then_some(())
+    })
+    .await;
+    for name in api.names().await {
+        api.apps
+            .patch(
+                &name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+            )
+            .await
+            .expect("removing the finalizer as Argo CD would");
+    }
+    eventually(Duration::from_secs(30), "the Applications go", || async {
+        api.names().await.is_empty().then_some(())
     })
     .await;
 
     // Leader failover: kill the leader; the other replica takes over within the lease.
-    let leases: Api<Lease> = Api::namespaced(client.clone(), &ns);
+    let leases: Api<Lease> = Api::namespaced(api.admin.clone(), &ns);
     let holder = || async {
         leases
             .get("prism-controller")
@@ -305,11 +290,12 @@ async fn controller_converges_repairs_respects_policy_guards_deletes_and_fails_o
     } else {
         (second, first)
     };
-    drop(gone);
+    gone.kill();
     let took_over = Instant::now();
-    apply(appset(&ns, json!([{"name": "after-failover"}]), "sync")).await;
-    eventually(Duration::from_secs(60), || async {
-        (names().await == ["e2e-after-failover"]).then_some(())
+    api.apply(appset(&ns, json!([{"name": "after-failover"}]), "sync"))
+        .await;
+    eventually(Duration::from_secs(60), "the standby converges", || async {
+        (api.names().await == ["e2e-after-failover"]).then_some(())
     })
     .await;
     eprintln!(
@@ -318,5 +304,381 @@ async fn controller_converges_repairs_respects_policy_guards_deletes_and_fails_o
     );
     assert_ne!(holder().await.as_deref(), Some(leader.as_str()));
     drop(standby);
-    let _ = namespaces.delete(&ns, &DeleteParams::default()).await;
+}
+
+/// The Role in `deploy/rbac.yaml` is enough (every other test runs the controller with
+/// it) and no broader: the controller's identity cannot write Secrets or ApplicationSets,
+/// nor read another namespace.
+#[tokio::test]
+async fn the_role_grants_what_the_controller_needs_and_no_more() {
+    let tenant = control_plane().tenant().await;
+    let other = control_plane().tenant().await;
+    let me = client_from(&tenant.kubeconfig).await;
+    let ns = tenant.namespace.as_str();
+    let forbidden = |e: kube::Error| match e {
+        kube::Error::Api(s) => s.code == 403,
+        _ => false,
+    };
+
+    let apps: Api<DynamicObject> = Api::namespaced_with(
+        me.clone(),
+        ns,
+        &resource("argoproj.io", "Application", "applications"),
+    );
+    apps.list(&ListParams::default())
+        .await
+        .expect("the Role lets the controller list Applications");
+    let secrets: Api<Secret> = Api::namespaced(me.clone(), ns);
+    secrets
+        .list(&ListParams::default())
+        .await
+        .expect("the Role lets the controller read cluster Secrets");
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "stolen"}, "stringData": {"k": "v"}
+    }))
+    .unwrap();
+    let e = secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect_err("creating a Secret must be refused");
+    assert!(forbidden(e), "creating a Secret: expected 403");
+
+    let sets: Api<DynamicObject> = Api::namespaced_with(
+        me.clone(),
+        ns,
+        &resource("prism.dev", "ApplicationSet", "applicationsets"),
+    );
+    let set: DynamicObject = serde_json::from_value(appset(ns, json!([]), "sync")).unwrap();
+    let e = sets
+        .create(&PostParams::default(), &set)
+        .await
+        .expect_err("creating an ApplicationSet must be refused");
+    assert!(forbidden(e), "creating an ApplicationSet: expected 403");
+
+    let elsewhere: Api<DynamicObject> = Api::namespaced_with(
+        me.clone(),
+        &other.namespace,
+        &resource("argoproj.io", "Application", "applications"),
+    );
+    let e = elsewhere
+        .list(&ListParams::default())
+        .await
+        .expect_err("another namespace must be refused");
+    assert!(forbidden(e), "listing another namespace: expected 403");
+    let everywhere: Api<Secret> = Api::all(me.clone());
+    let e = everywhere
+        .list(&ListParams::default())
+        .await
+        .expect_err("Secrets of every namespace must be refused");
+    assert!(forbidden(e), "listing all Secrets: expected 403");
+}
+
+/// Server-side apply with a second field manager, as documented in the README: Prism
+/// applies with `force` as field manager `prism`, so a field it renders that a person
+/// changed goes back and back to Prism's ownership; a field only the person set stays,
+/// owned by them, and is not drift.
+#[tokio::test]
+async fn a_second_field_manager_keeps_its_own_fields_and_loses_prisms() {
+    let tenant = control_plane().tenant().await;
+    let ns = tenant.namespace.clone();
+    let api = Apis::new(&tenant).await;
+    let cache = tempfile::tempdir().unwrap();
+    let _controller = start_controller(&tenant, "solo", cache.path(), &["--no-leader-election"]);
+    api.apply(appset(&ns, json!([{"name": "a"}]), "sync")).await;
+    eventually(Duration::from_secs(60), "the Application", || async {
+        api.apps.get("e2e-a").await.ok()
+    })
+    .await;
+
+    // As `kubectl apply --server-side --field-manager=human --force-conflicts`.
+    api.apps
+        .patch(
+            "e2e-a",
+            &PatchParams::apply("human").force(),
+            &Patch::Apply(json!({
+                "apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+                "metadata": {"annotations": {"team.example.com/owner": "payments"}},
+                "spec": {"source": {"targetRevision": "hotfix"}}
+            })),
+        )
+        .await
+        .expect("the human's apply");
+    let app = eventually(
+        Duration::from_secs(60),
+        "Prism takes its field back",
+        || async {
+            let a = api.apps.get("e2e-a").await.ok()?;
+            (a.data["spec"]["source"]["targetRevision"] == "main").then_some(a)
+        },
+    )
+    .await;
+    assert_eq!(
+        app.metadata.annotations.as_ref().unwrap()["team.example.com/owner"],
+        "payments",
+        "the human's own field stays"
+    );
+    let managers = app.metadata.managed_fields.clone().unwrap_or_default();
+    let owns = |manager: &str, field: &str| {
+        managers.iter().any(|m| {
+            m.manager.as_deref() == Some(manager)
+                && m.fields_v1
+                    .as_ref()
+                    .is_some_and(|f| f.0.to_string().contains(field))
+        })
+    };
+    assert!(owns("prism", "f:targetRevision"), "{managers:?}");
+    assert!(!owns("human", "f:targetRevision"), "{managers:?}");
+    assert!(owns("human", "f:team.example.com/owner"), "{managers:?}");
+
+    // The person's field is not drift: a later pass leaves the Application alone.
+    let version = app.metadata.resource_version.clone();
+    api.apply(appset(&ns, json!([{"name": "a"}, {"name": "b"}]), "sync"))
+        .await;
+    eventually(
+        Duration::from_secs(60),
+        "the second Application",
+        || async { (api.names().await == ["e2e-a", "e2e-b"]).then_some(()) },
+    )
+    .await;
+    let again = api.apps.get("e2e-a").await.unwrap();
+    assert_eq!(
+        again.metadata.resource_version, version,
+        "e2e-a was rewritten"
+    );
+}
+
+/// `--watch-argo-applicationsets`: an `argoproj.io` set gets its Applications with an
+/// ownerReference to it (Argo's `controller: true`, `blockOwnerDeletion: true`), and a
+/// status that Argo's CRD keeps (its schema prunes what it does not know).
+#[tokio::test]
+async fn argo_application_sets_are_reconciled_with_argos_owner_reference_and_status() {
+    let tenant = control_plane().tenant().await;
+    let ns = tenant.namespace.clone();
+    let api = Apis::new(&tenant).await;
+    let cache = tempfile::tempdir().unwrap();
+    let _controller = start_controller(
+        &tenant,
+        "solo",
+        cache.path(),
+        &["--no-leader-election", "--watch-argo-applicationsets"],
+    );
+    let mut spec = appset(&ns, json!([{"name": "x"}, {"name": "y"}]), "sync");
+    spec["apiVersion"] = json!("argoproj.io/v1alpha1");
+    spec["spec"].as_object_mut().unwrap().remove("syncPolicy");
+    spec["metadata"]["name"] = json!("argo");
+    let set = api.apply(spec).await;
+    let uid = set.metadata.uid.clone().unwrap();
+    eventually(Duration::from_secs(60), "two Applications", || async {
+        (api.names().await == ["e2e-x", "e2e-y"]).then_some(())
+    })
+    .await;
+    let app = api.apps.get("e2e-x").await.unwrap();
+    let owner = &app.metadata.owner_references.as_ref().unwrap()[0];
+    assert_eq!(owner.api_version, "argoproj.io/v1alpha1");
+    assert_eq!(owner.kind, "ApplicationSet");
+    assert_eq!(owner.name, "argo");
+    assert_eq!(owner.uid, uid);
+    assert_eq!(owner.controller, Some(true));
+    assert_eq!(owner.block_owner_deletion, Some(true));
+
+    let status = eventually(Duration::from_secs(60), "Argo's status", || async {
+        let s = api.argo_sets.get("argo").await.ok()?;
+        let conditions = s.data["status"]["conditions"].as_array()?.clone();
+        conditions
+            .iter()
+            .any(|c| c["type"] == "ResourcesUpToDate" && c["status"] == "True")
+            .then_some(s.data["status"].clone())
+    })
+    .await;
+    for c in status["conditions"].as_array().unwrap() {
+        for field in ["type", "status", "reason", "message"] {
+            assert!(c[field].is_string(), "{field} missing in {c}");
+        }
+    }
+    let resources = status["resources"].as_array().expect("status.resources");
+    let names: Vec<&str> = resources
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["e2e-x", "e2e-y"]);
+    assert_eq!(resources[0]["kind"], "Application");
+
+    // The set goes: with Foreground propagation the API server marks it deleting until
+    // its dependents go; Prism leaves Applications of a deleting set alone.
+    api.argo_sets
+        .delete("argo", &DeleteParams::default())
+        .await
+        .expect("deleting the set");
+    eventually(Duration::from_secs(30), "the set is gone", || async {
+        api.argo_sets.get("argo").await.is_err().then_some(())
+    })
+    .await;
+}
+
+/// Restart safety: the leader is killed while it applies 2,000 Applications; the standby
+/// takes the Lease and converges with every Application once, and none of those already
+/// written is deleted (their uids survive).
+#[tokio::test]
+async fn a_leader_killed_mid_apply_is_replaced_without_duplicates_or_deletes() {
+    const COUNT: usize = 2000;
+    let tenant = control_plane().tenant().await;
+    let ns = tenant.namespace.clone();
+    let api = Apis::new(&tenant).await;
+    let cache = tempfile::tempdir().unwrap();
+    let first = start_controller(&tenant, "replica-a", cache.path(), &[]);
+    let second = start_controller(&tenant, "replica-b", &cache.path().join("b"), &[]);
+    let leases: Api<Lease> = Api::namespaced(api.admin.clone(), &ns);
+    let leader = eventually(Duration::from_secs(60), "a leader", || async {
+        leases
+            .get("prism-controller")
+            .await
+            .ok()?
+            .spec?
+            .holder_identity
+    })
+    .await;
+
+    let elements: Vec<Value> = (0..COUNT)
+        .map(|i| json!({"name": format!("s{i:04}")}))
+        .collect();
+    api.apply(appset(&ns, json!(elements), "sync")).await;
+    let uids = |list: kube::core::ObjectList<DynamicObject>| {
+        list.items
+            .into_iter()
+            .map(|a| (a.metadata.name.unwrap(), a.metadata.uid.unwrap()))
+            .collect::<std::collections::BTreeMap<String, String>>()
+    };
+    let before = eventually(Duration::from_secs(120), "200 Applications", || async {
+        let list = api.apps.list(&ListParams::default()).await.ok()?;
+        (list.items.len() >= 200).then(|| uids(list))
+    })
+    .await;
+    let (gone, standby) = if leader == "replica-a" {
+        (first, second)
+    } else {
+        (second, first)
+    };
+    gone.kill();
+    let written = api.apps.list(&ListParams::default()).await.unwrap();
+    let at_kill = uids(written);
+    assert!(
+        at_kill.len() < COUNT,
+        "the leader finished before it was killed; nothing was proven"
+    );
+    eprintln!(
+        "leader killed after {} of {COUNT} Applications",
+        at_kill.len()
+    );
+
+    let after = eventually(
+        Duration::from_secs(180),
+        "the standby converges",
+        || async {
+            let list = api.apps.list(&ListParams::default()).await.ok()?;
+            (list.items.len() == COUNT).then(|| uids(list))
+        },
+    )
+    .await;
+    let expected: Vec<String> = (0..COUNT).map(|i| format!("e2e-s{i:04}")).collect();
+    assert_eq!(after.keys().cloned().collect::<Vec<_>>(), expected);
+    for (name, uid) in before.iter().chain(at_kill.iter()) {
+        assert_eq!(
+            after.get(name),
+            Some(uid),
+            "{name} was deleted and recreated"
+        );
+    }
+    drop(standby);
+}
+
+/// The webhook end to end: a signed GitHub push for a repository served by `git daemon`
+/// re-renders the set that reads it, long before the periodic refresh (an hour here).
+#[tokio::test]
+async fn a_signed_github_push_re_renders_the_set_that_reads_the_repository() {
+    let tenant = control_plane().tenant().await;
+    let ns = tenant.namespace.clone();
+    let api = Apis::new(&tenant).await;
+    let work = common::TestRepo::new();
+    work.commit(&[("apps/a/config.yaml", Some("x: 1\n"))], "a");
+    let served = tempfile::tempdir().unwrap();
+    let bare = common::githttp::bare_clone(work.path(), served.path(), "services");
+    let daemon = common::githttp::serve_daemon(served.path());
+    let url = format!("git://127.0.0.1:{}/services.git", daemon.port);
+
+    let secrets = tempfile::tempdir().unwrap();
+    std::fs::write(secrets.path().join("github"), "e2e-secret\n").unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let secrets_dir = secrets.path().display().to_string();
+    let controller = start_controller(
+        &tenant,
+        "solo",
+        cache.path(),
+        &[
+            "--no-leader-election",
+            "--git-refresh-seconds",
+            "3600",
+            "--webhook-secrets",
+            &secrets_dir,
+        ],
+    );
+    api.apply(json!({
+        "apiVersion": "prism.dev/v1alpha1", "kind": "ApplicationSet",
+        "metadata": {"name": "e2e", "namespace": ns},
+        "spec": {
+            "generators": [{"git": {"repoURL": url, "revision": "main",
+                                    "directories": [{"path": "apps/*"}]}}],
+            "template": {
+                "metadata": {"name": "e2e-{{path.basename}}"},
+                "spec": {"project": "default",
+                         "source": {"repoURL": url, "path": "{{path}}", "targetRevision": "main"},
+                         "destination": {"server": "https://kubernetes.default.svc", "namespace": "x"}}
+            }
+        }
+    }))
+    .await;
+    eventually(Duration::from_secs(60), "the first Application", || async {
+        (api.names().await == ["e2e-a"]).then_some(())
+    })
+    .await;
+
+    work.commit(&[("apps/b/config.yaml", Some("x: 2\n"))], "b");
+    let pushed = Command::new("git")
+        .current_dir(work.path())
+        .arg("push")
+        .arg("--quiet")
+        .arg(&bare)
+        .arg("main")
+        .status()
+        .unwrap();
+    assert!(pushed.success());
+    let body = json!({"ref": "refs/heads/main",
+                      "repository": {"clone_url": url, "html_url": url, "default_branch": "main"}})
+    .to_string();
+    let signature = format!(
+        "sha256={}",
+        prism::digest::hex(&prism::controller::webhook::hmac_sha256(
+            b"e2e-secret",
+            body.as_bytes()
+        ))
+    );
+    let sent = Instant::now();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let answer = agent
+        .post(&format!("http://127.0.0.1:{}/api/webhook", controller.port))
+        .header("X-GitHub-Event", "push")
+        .header("X-Hub-Signature-256", &signature)
+        .header("Content-Type", "application/json")
+        .send(body.as_bytes())
+        .expect("POST /api/webhook");
+    assert_eq!(answer.status(), 200);
+    eventually(
+        Duration::from_secs(20),
+        "the pushed Application",
+        || async { (api.names().await == ["e2e-a", "e2e-b"]).then_some(()) },
+    )
+    .await;
+    eprintln!("push to Application: {:?}", sent.elapsed());
 }

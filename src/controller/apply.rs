@@ -298,6 +298,7 @@ mod tests {
         Existing {
             owner: Owner::Us,
             has_finalizer: true,
+            deleting: false,
             live,
         }
     }

@@ -34,6 +34,9 @@ pub struct Existing {
     pub live: Value,
     /// Whether it carries Argo's resources finalizer.
     pub has_finalizer: bool,
+    /// Whether it is already being deleted (`metadata.deletionTimestamp` set; Argo CD
+    /// removes its finalizer once the Application's resources are gone).
+    pub deleting: bool,
 }
 
 /// The deletion guard's settings for one pass.
@@ -105,6 +108,8 @@ pub enum Keep {
     GeneratorError,
     /// The deletion guard holds this delete.
     DeletionHeld,
+    /// No longer desired and already being deleted: nothing to send again.
+    Deleting,
 }
 
 /// The outcome of planning.
@@ -164,16 +169,23 @@ pub fn plan(input: &Input) -> Plan {
         };
         actions.push(action);
     }
+    // Applications already being deleted are neither deleted again nor counted by the guard.
     let owned = input
         .existing
         .values()
-        .filter(|e| e.owner == Owner::Us)
+        .filter(|e| e.owner == Owner::Us && !e.deleting)
         .count();
-    let stale: Vec<(&String, &Existing)> = input
+    type Named<'a> = Vec<(&'a String, &'a Existing)>;
+    let (going, stale): (Named, Named) = input
         .existing
         .iter()
         .filter(|(n, e)| e.owner == Owner::Us && !desired.contains_key(*n))
-        .collect();
+        .partition(|(_, e)| e.deleting);
+    actions.extend(
+        going
+            .into_iter()
+            .map(|(name, _)| Action::Keep(name.clone(), Keep::Deleting)),
+    );
     let mut held = None;
     let deleting = input.policy.deletes() && !stale.is_empty();
     if deleting {
@@ -282,6 +294,7 @@ mod tests {
                     owner: Owner::Us,
                     live: app("v1"),
                     has_finalizer: false,
+                    deleting: false,
                 },
             );
         }
@@ -289,6 +302,7 @@ mod tests {
             owner: Owner::Us,
             live,
             has_finalizer: true,
+            deleting: false,
         };
         match state {
             State::Missing => {
@@ -317,6 +331,7 @@ mod tests {
                         },
                         live: app("v1"),
                         has_finalizer: false,
+                        deleting: false,
                     },
                 );
             }
@@ -437,6 +452,7 @@ mod tests {
                     owner: Owner::Us,
                     live: app("v1"),
                     has_finalizer: false,
+                    deleting: false,
                 },
             );
         }
@@ -460,6 +476,32 @@ mod tests {
             ..Guard::default()
         };
         assert_eq!(plan(&i).writes(), 3);
+    }
+
+    /// Found on a real API server: a deleted Application stays, with a deletionTimestamp,
+    /// until Argo CD removes its resources finalizer. The next pass must not delete it again
+    /// (a request per pass for as long as Argo CD takes), count it for the guard, or list it.
+    #[test]
+    fn applications_already_being_deleted_are_left_to_finish() {
+        let mut i = input(State::Extra, Policy::Sync, 1, false);
+        for n in ["b", "c"] {
+            i.existing.insert(
+                n.into(),
+                Existing {
+                    owner: Owner::Us,
+                    live: app("v1"),
+                    has_finalizer: true,
+                    deleting: true,
+                },
+            );
+        }
+        // "a" is stale; "b" and "c" are going already: 1 delete of 2 owned, 50 %, not held.
+        let p = plan(&i);
+        assert_eq!(p.held, None);
+        assert_eq!(p.writes(), 1);
+        for n in ["b", "c"] {
+            assert!(p.actions.contains(&Action::Keep(n.into(), Keep::Deleting)));
+        }
     }
 
     #[test]

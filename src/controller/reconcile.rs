@@ -231,12 +231,14 @@ pub fn existing(
                     .is_some_and(|s| s.starts_with(RESOURCES_FINALIZER))
             })
         });
+        let deleting = live["metadata"]["deletionTimestamp"].is_string();
         out.insert(
             name.to_string(),
             Existing {
                 owner,
                 live,
                 has_finalizer,
+                deleting,
             },
         );
     }
@@ -291,7 +293,7 @@ pub fn status(
         .iter()
         .filter_map(|a| match a {
             Action::Delete { .. } => None,
-            Action::Keep(_, Keep::ForeignOwner) => None,
+            Action::Keep(_, Keep::ForeignOwner | Keep::Deleting) => None,
             Action::Create(n) | Action::Update(n) | Action::Keep(n, _) => Some(n.as_str()),
         })
         .collect();

@@ -1,6 +1,7 @@
 //! Shared test helpers: real git repositories built with git2, and the real `prism` binary.
 #![allow(dead_code)]
 
+pub mod control_plane;
 pub mod githttp;
 pub mod http;
 pub mod plugins;

@@ -8,15 +8,18 @@ here="$(cd "$(dirname "$0")" && pwd)"
 key="$(cat "$here/go.mod" "$here/go.sum" "$here/etcd/main.go" | sha256sum | cut -c1-12)"
 version="$(awk '$1=="k8s.io/kubernetes" {print $2; exit}' "$here/go.mod")"
 cache="${PRISM_K8S_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/prism/control-plane}/$version-$key"
+mkdir -p "$cache"
+# One build at a time (test binaries start in parallel); the others wait and reuse it.
+exec 9>"$cache/.lock"
+flock 9
 if [ -x "$cache/kube-apiserver" ] && [ -x "$cache/etcd" ]; then
     echo "$cache"
     exit 0
 fi
-mkdir -p "$cache"
 tmp="$(mktemp -d "$cache/.build.XXXXXX")"
 trap 'rm -rf "$tmp"' EXIT
 cd "$here"
-export CGO_ENABLED=0 GOFLAGS=-mod=mod
+export CGO_ENABLED=0 GOFLAGS=-mod=readonly
 start=$(date +%s)
 echo "building kube-apiserver $version and etcd into $cache (once per pin; minutes)" >&2
 go build -trimpath -ldflags='-s -w' -o "$tmp/etcd" ./etcd >&2

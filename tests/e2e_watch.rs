@@ -1,0 +1,138 @@
+//! A watch that expires is resumed: kube-apiserver is restarted after etcd's history is
+//! compacted past every resourceVersion the controller has seen, so each of its watches
+//! comes back to `410 Gone` and must list again. A test binary of its own, because it
+//! restarts the API server under its control plane (`tests/common/control_plane.rs`).
+
+mod common;
+
+use common::control_plane::{control_plane, resource};
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use serde_json::{json, Value};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn appset(ns: &str, names: &[&str]) -> Value {
+    let elements: Vec<Value> = names.iter().map(|n| json!({"name": n})).collect();
+    json!({
+        "apiVersion": "prism.dev/v1alpha1", "kind": "ApplicationSet",
+        "metadata": {"name": "watch", "namespace": ns},
+        "spec": {
+            "generators": [{"list": {"elements": elements}}],
+            "template": {
+                "metadata": {"name": "w-{{name}}"},
+                "spec": {"project": "default",
+                         "source": {"repoURL": "https://github.com/example-org/services.git",
+                                    "path": "{{name}}", "targetRevision": "main"},
+                         "destination": {"server": "https://kubernetes.default.svc", "namespace": "{{name}}"}}
+            }
+        }
+    })
+}
+
+async fn until<T, Fut: std::future::Future<Output = Option<T>>>(
+    what: &str,
+    mut f: impl FnMut() -> Fut,
+) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "{what}: not within 90 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn watches_resume_after_410_gone() {
+    let plane = control_plane();
+    let tenant = plane.tenant().await;
+    let ns = tenant.namespace.clone();
+    let admin = plane.admin().await;
+    let apps: Api<DynamicObject> = Api::namespaced_with(
+        admin.clone(),
+        &ns,
+        &resource("argoproj.io", "Application", "applications"),
+    );
+    let sets: Api<DynamicObject> = Api::namespaced_with(
+        admin.clone(),
+        &ns,
+        &resource("prism.dev", "ApplicationSet", "applicationsets"),
+    );
+    let cache = tempfile::tempdir().unwrap();
+    let log = std::fs::File::create(plane.dir.join("controller-watch.log")).unwrap();
+    let mut controller = Command::new(env!("CARGO_BIN_EXE_prism"))
+        .args(["controller", "--no-leader-election", "--namespace", &ns])
+        .args([
+            "--argocd-namespace",
+            &ns,
+            "--listen",
+            "127.0.0.1:0",
+            "--cache-dir",
+        ])
+        .arg(cache.path())
+        .env("KUBECONFIG", &tenant.kubeconfig)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("prism controller");
+    let apply = |set: Value| {
+        let sets = sets.clone();
+        async move {
+            sets.patch(
+                "watch",
+                &PatchParams::apply("e2e").force(),
+                &Patch::Apply(&set),
+            )
+            .await
+            .expect("apply")
+        }
+    };
+    apply(appset(&ns, &["a"])).await;
+    let seen = until("w-a", || async { apps.get("w-a").await.ok() }).await;
+    let seen_version: i64 = seen.metadata.resource_version.unwrap().parse().unwrap();
+
+    let mut compacted = 0;
+    plane
+        .restart_apiserver(|| compacted = plane.compact_etcd())
+        .await;
+    assert!(
+        compacted > seen_version,
+        "the compaction ({compacted}) must pass what the controller saw ({seen_version})"
+    );
+
+    // The ApplicationSet watch resumed: a change to the set is acted on.
+    apply(appset(&ns, &["a", "b"])).await;
+    until("w-b after the restart", || async {
+        apps.get("w-b").await.ok()
+    })
+    .await;
+    // The Application watch resumed: a hand edit is repaired.
+    apps.patch(
+        "w-a",
+        &PatchParams::apply("someone").force(),
+        &Patch::Apply(
+            json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+                             "spec": {"source": {"targetRevision": "hand-edited"}}}),
+        ),
+    )
+    .await
+    .expect("hand edit");
+    until("w-a repaired", || async {
+        let a = apps.get("w-a").await.ok()?;
+        (a.data["spec"]["source"]["targetRevision"] == "main").then_some(())
+    })
+    .await;
+    let _ = controller.kill();
+    let _ = controller.wait();
+    // The watches did come back to 410 Gone (kube-rs logs it, then lists again).
+    let log = std::fs::read_to_string(plane.dir.join("controller-watch.log")).unwrap();
+    assert!(
+        log.contains("watching Applications: error returned by apiserver during watch: too old resource version"),
+        "{log}"
+    );
+}
