@@ -448,8 +448,9 @@ async fn a_second_field_manager_keeps_its_own_fields_and_loses_prisms() {
 }
 
 /// `--watch-argo-applicationsets`: an `argoproj.io` set gets its Applications with an
-/// ownerReference to it (Argo's `controller: true`, `blockOwnerDeletion: true`), and a
-/// status that Argo's CRD keeps (its schema prunes what it does not know).
+/// ownerReference to it (Argo's `controller: true`, `blockOwnerDeletion: true`), a status
+/// that Argo's CRD keeps (its schema prunes what it does not know), and its Applications
+/// are garbage-collected when it is deleted.
 #[tokio::test]
 async fn argo_application_sets_are_reconciled_with_argos_owner_reference_and_status() {
     let tenant = control_plane().tenant().await;
@@ -503,14 +504,18 @@ async fn argo_application_sets_are_reconciled_with_argos_owner_reference_and_sta
     assert_eq!(names, ["e2e-x", "e2e-y"]);
     assert_eq!(resources[0]["kind"], "Application");
 
-    // The set goes: with Foreground propagation the API server marks it deleting until
-    // its dependents go; Prism leaves Applications of a deleting set alone.
+    // The set goes, and Kubernetes' garbage collector deletes its Applications by their
+    // ownerReferences (they wait, terminating, for Argo CD to remove their finalizer).
     api.argo_sets
         .delete("argo", &DeleteParams::default())
         .await
         .expect("deleting the set");
-    eventually(Duration::from_secs(30), "the set is gone", || async {
-        api.argo_sets.get("argo").await.is_err().then_some(())
+    eventually(Duration::from_secs(90), "garbage collection", || async {
+        let list = api.apps.list(&ListParams::default()).await.ok()?;
+        list.items
+            .iter()
+            .all(|a| a.metadata.deletion_timestamp.is_some())
+            .then_some(())
     })
     .await;
 }

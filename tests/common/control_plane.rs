@@ -1,5 +1,5 @@
 //! A real Kubernetes control plane on 127.0.0.1 for the controller's end-to-end tests:
-//! `etcd` and `kube-apiserver`, built from their Go modules by `tests/k8s/build.sh`
+//! `etcd`, `kube-apiserver` and `kube-controller-manager` (its garbage collector only), built from their Go modules by `tests/k8s/build.sh`
 //! (pinned in `tests/k8s/go.mod`, cached outside `target/`), started once per test
 //! binary with generated certificates, a service-account signing key, static tokens and
 //! `--authorization-mode=RBAC`. Argo CD's CRDs and Prism's are installed before the
@@ -43,7 +43,7 @@ pub struct ControlPlane {
     pub etcd: String,
     /// A kubeconfig for the admin (`system:masters`).
     pub admin_kubeconfig: PathBuf,
-    /// The directory holding the built `etcd` and `kube-apiserver`.
+    /// The directory holding the built `etcd`, `kube-apiserver` and `kube-controller-manager`.
     pub bin: PathBuf,
     next_tenant: AtomicUsize,
     api_args: Vec<String>,
@@ -394,6 +394,22 @@ fn start() -> Result<ControlPlane, String> {
             .join()
             .unwrap_or_else(|_| Err("the start-up thread panicked".into()))
     })?;
+    // Only its garbage collector: what deletes an ApplicationSet's Applications by their
+    // ownerReferences.
+    let kcm_args: Vec<String> = vec![
+        format!("--kubeconfig={}", plane.admin_kubeconfig.display()),
+        "--controllers=garbagecollector".into(),
+        "--leader-elect=false".into(),
+        "--secure-port=0".into(),
+        "--v=1".into(),
+    ];
+    let kcm_log = plane.dir.join("kube-controller-manager.log");
+    spawn(
+        &plane.bin.join("kube-controller-manager"),
+        &kcm_args,
+        &plane.dir,
+        &kcm_log,
+    )?;
     eprintln!(
         "control plane at {} ready in {:?} ({})",
         plane.server,
