@@ -698,3 +698,89 @@ fn plugin_inspect_and_run_on_the_command_line() {
         stderr(&out)
     );
 }
+
+/// FNV-1a, 32 bits: the Go plugin's wave assignment, computed independently here.
+fn fnv1a(s: &str) -> u32 {
+    s.bytes().fold(0x811c_9dc5, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    })
+}
+
+/// A plugin written in Go (`plugins/examples/go-command`, `GOOS=wasip1`), as the README
+/// promises any WASI language can: run by `prism generate` in a matrix, with the earlier
+/// child's parameters passed through, and its error message reaching the user.
+#[test]
+fn a_go_plugin_runs_as_a_wasi_command_module() {
+    let wasm = common::plugins::go_command();
+    let out = prism(&["plugin", "inspect", "--json", wasm.to_str().unwrap()]);
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        report["abi"],
+        "WASI command module (wasip1: stdin → stdout)"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write(
+        dir.path(),
+        "appset.yaml",
+        r#"
+apiVersion: prism.dev/v1alpha1
+kind: ApplicationSet
+metadata: {name: waves, namespace: argocd}
+spec:
+  generators:
+  - matrix:
+      generators:
+      - list: {elements: [{region: eu}]}
+      - plugin:
+          configMapRef: {name: go-waves}
+          input:
+            parameters: {services: [web, api, db, cart], waves: 3}
+  template:
+    metadata:
+      name: '{{service}}-{{region}}'
+      annotations: {argocd.argoproj.io/sync-wave: '{{syncWave}}'}
+    spec:
+      project: default
+      source: {repoURL: https://git.example/services.git, targetRevision: HEAD, path: '{{service}}'}
+      destination: {server: https://kubernetes.default.svc, namespace: 'wave-{{wave}}'}
+"#,
+    );
+    let plugins = plugins_file(dir.path(), &[("go-waves", wasm, "")]);
+    let out = generate_with(&spec, &plugins, &["-o", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let list: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let items = list["items"].as_array().unwrap();
+    let names: Vec<&str> = items
+        .iter()
+        .map(|a| a["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["api-eu", "cart-eu", "db-eu", "web-eu"]);
+    for app in items {
+        let service = app["spec"]["source"]["path"].as_str().unwrap();
+        let wave = fnv1a(service) % 3;
+        assert_eq!(
+            app["spec"]["destination"]["namespace"],
+            format!("wave-{wave}"),
+            "{service}"
+        );
+        assert_eq!(
+            app["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"],
+            (wave * 10).to_string()
+        );
+    }
+
+    // The Go program's own error message, on stderr with exit status 1, reaches the user.
+    let bad = std::fs::read_to_string(&spec)
+        .unwrap()
+        .replace("waves: 3", "waves: 0");
+    let bad = write(dir.path(), "bad.yaml", &bad);
+    let out = generate_with(&bad, &plugins, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stdout(&out), "");
+    assert!(
+        stderr(&out).contains("plugin \"go-waves\": the plugin exited with status 1: input.parameters.waves: 0 is not between 1 and 100"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -364,7 +364,9 @@ impl wasmtime_wasi::HostMonotonicClock for StillClock {
         1_000_000_000
     }
     fn now(&self) -> u64 {
-        0
+        // Still, but not zero: Go's runtime refuses a monotonic clock that reads 0
+        // ("fatal error: nanotime returning zero").
+        1_000_000_000
     }
 }
 
@@ -402,15 +404,23 @@ fn root_cause(e: &wasmtime::Error) -> String {
     }
 }
 
-/// The last lines of stderr, if any (a Rust panic message is there).
+/// What stderr says went wrong, if anything: a Go runtime's `panic:` or `fatal error:`
+/// line with the one after it (its goroutine trace follows, and is not the message), or
+/// else the last lines (a Rust panic message, or a plugin's own error, is there).
 fn stderr_tail(stderr: &MemoryOutputPipe) -> Option<String> {
     let text = String::from_utf8_lossy(&stderr.contents()).into_owned();
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     if lines.is_empty() {
         return None;
     }
-    let tail = lines[lines.len().saturating_sub(3)..].join(" ");
-    Some(super::truncate(&tail, 1000).to_string())
+    let go_panic = lines
+        .iter()
+        .position(|l| l.starts_with("panic: ") || l.starts_with("fatal error: "));
+    let summary = match go_panic {
+        Some(i) => lines[i..(i + 2).min(lines.len())].join(" "),
+        None => lines[lines.len().saturating_sub(3)..].join(" "),
+    };
+    Some(super::truncate(&summary, 1000).to_string())
 }
 
 fn log_stderr(plugin: &str, stderr: &MemoryOutputPipe) {

@@ -107,6 +107,35 @@ fn build(target_dir: &Path, target: &str, packages: &[&str]) {
     );
 }
 
+/// `plugins/examples/go-command`, a Go WASI command module, built with the Go toolchain
+/// (`GOOS=wasip1 GOARCH=wasm`, standard library only) into `target/plugins/go/`.
+pub fn go_command() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let out = root().join("target/plugins/go/go-command.wasm");
+        let status = Command::new("go")
+            .args(["build", "-trimpath", "-o"])
+            .arg(&out)
+            .arg(".")
+            .current_dir(root().join("plugins/examples/go-command"))
+            .env("GOOS", "wasip1")
+            .env("GOARCH", "wasm")
+            .env("CGO_ENABLED", "0")
+            .status()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "the Go plugin test builds plugins/examples/go-command with Go, and `go` \
+                     could not run ({e}): install Go 1.26 or newer (https://go.dev/doc/install)"
+                )
+            });
+        assert!(
+            status.success(),
+            "go build of plugins/examples/go-command failed"
+        );
+        out
+    })
+}
+
 /// Hex SHA-256 of a file.
 pub fn sha256(path: &Path) -> String {
     prism::digest::sha256_hex(&std::fs::read(path).unwrap())
