@@ -127,6 +127,7 @@ fn start_controller(tenant: &Tenant, cache: &Path, secrets: &Path, log: &str) ->
     let child = Command::new(env!("CARGO_BIN_EXE_prism"))
         .args(["controller", "--no-leader-election", "--namespace", ns])
         .args(["--argocd-namespace", ns, "--git-refresh-seconds", "3600"])
+        .arg("--allow-insecure-repos")
         .args(["--listen", &format!("127.0.0.1:{port}"), "--cache-dir"])
         .arg(cache)
         .arg("--webhook-secrets")

@@ -101,6 +101,9 @@ pub struct ControllerArgs {
     /// Plugins, registries and render options, as `prism generate` takes them.
     #[command(flatten)]
     pub engine: EngineArgs,
+    /// Repository URL policy (always remote repositories only in the controller).
+    #[command(flatten)]
+    pub repo_policy: crate::pipeline::RepoPolicyArgs,
 }
 
 fn parse_policy(s: &str) -> Result<crate::controller::plan::Policy, String> {
@@ -154,6 +157,7 @@ pub fn controller(args: &ControllerArgs) -> Result<(), CliError> {
         cache_dir,
         resource_cap: args.status_resource_cap,
         render: args.engine.options(),
+        repo_policy: args.repo_policy.policy(true)?,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -191,6 +195,10 @@ pub struct LintArgs {
     /// Treat findings as errors (exit status 1).
     #[arg(long)]
     pub strict: bool,
+    /// Accepted as `generate --untrusted` takes it: lint reads no repository and runs no
+    /// plugin, at the default limits, so every spec is already read as untrusted.
+    #[arg(long)]
+    pub untrusted: bool,
     /// Namespace of ApplicationSets whose manifest names none.
     #[arg(long, default_value = prism_engine::spec::DEFAULT_NAMESPACE)]
     pub namespace: String,
@@ -201,6 +209,10 @@ pub struct LintArgs {
 pub struct ValidateArgs {
     /// An ApplicationSet file, a directory of them, or - for stdin.
     pub spec: String,
+    /// Accepted as `generate --untrusted` takes it: validate reads no repository and runs
+    /// no plugin, at the default limits, so every spec is already read as untrusted.
+    #[arg(long)]
+    pub untrusted: bool,
     /// Namespace of ApplicationSets whose manifest names none.
     #[arg(long, default_value = prism_engine::spec::DEFAULT_NAMESPACE)]
     pub namespace: String,
@@ -333,7 +345,8 @@ pub fn generate(args: &GenerateArgs) -> Result<String, CliError> {
     let text = output::format(&all, args.output, args.explain);
     drop(all);
     if args.write_back {
-        write_back(&specs, &results, &args.sources.repo)?;
+        let policy = args.sources.repo_policy.policy(args.sources.untrusted)?;
+        write_back(&specs, &results, &args.sources.repo, &policy)?;
     }
     // The process ends right after printing: freeing a fleet's worth of small
     // allocations one by one would cost more than rendering them (benches/scale.rs).
@@ -346,6 +359,7 @@ fn write_back(
     specs: &[SpecDoc],
     results: &[Rendered],
     repo_map: &[(String, PathBuf)],
+    policy: &crate::repo_policy::RepoPolicy,
 ) -> Result<(), CliError> {
     for (spec, rendered) in specs.iter().zip(results) {
         let fail = |e: String| {
@@ -361,8 +375,9 @@ fn write_back(
         let source = repo_map
             .iter()
             .find(|(url, _)| prism_engine::sources::normalize_url(url) == wanted)
-            .map(|(_, path)| path.display().to_string())
-            .unwrap_or_else(|| wb.repo_url.clone());
+            .map(|(_, path)| Ok(path.display().to_string()))
+            .unwrap_or_else(|| policy.check(&wb.repo_url).map(|_| wb.repo_url.clone()))
+            .map_err(fail)?;
         match wb.run(&source, &spec.appset.name, rendered).map_err(fail)? {
             crate::writeback::Outcome::Unchanged => eprintln!(
                 "write-back: ApplicationSet {}: {} {} is up to date",
@@ -390,6 +405,25 @@ pub fn plugin_run(args: &PluginRunArgs) -> Result<String, CliError> {
     let parameters = json("parameters", &args.parameters)?;
     let bytes = crate::fsread::read(&args.file)
         .map_err(|e| CliError::Failed(format!("cannot read {}: {e}", args.file.display())))?;
+    for (flag, value, max) in [
+        (
+            "--timeout-ms",
+            args.timeout_ms,
+            crate::plugin::config::MAX_TIMEOUT_MS,
+        ),
+        ("--memory-mib", args.memory_mib, 4096),
+        (
+            "--max-output-bytes",
+            args.max_output_bytes as u64,
+            crate::plugin::config::MAX_BYTES,
+        ),
+    ] {
+        if value == 0 || value > max {
+            return Err(CliError::Usage(format!(
+                "{flag}: {value} is not between 1 and the maximum {max}"
+            )));
+        }
+    }
     let mut def = PluginDefinition::for_file(&args.file, crate::digest::sha256_hex(&bytes));
     def.memory_mib = args.memory_mib;
     def.timeout_ms = args.timeout_ms;

@@ -42,11 +42,17 @@ impl GitSource {
     /// credential helpers, SSH configuration, proxies and CA settings apply unchanged;
     /// reading stays in git2. (libgit2's own HTTPS support would also cost every run
     /// ~50 ms of OpenSSL start-up.)
+    ///
+    /// `policy` is checked before anything else: a refused URL creates no directory and
+    /// runs no git. Every `git` runs with `GIT_ALLOW_PROTOCOL` set from the policy, no
+    /// hooks, no submodules, and `--` before the URL.
     pub fn fetch_into_cache(
         url: &str,
         cache_dir: &Path,
         credentials: &crate::credentials::Credentials,
+        policy: &crate::repo_policy::RepoPolicy,
     ) -> Result<GitSource, SourceError> {
+        policy.check(url).map_err(SourceError::Other)?;
         let dir = cache_dir.join(cache_key(url));
         std::fs::create_dir_all(&dir).map_err(|e| {
             SourceError::Other(format!(
@@ -71,7 +77,16 @@ impl GitSource {
         };
         let git = |args: &[&str], progress: bool| {
             let mut cmd = std::process::Command::new("git");
-            cmd.arg("--git-dir").arg(&dir).args(args);
+            cmd.args([
+                "-c",
+                "core.hooksPath=/dev/null",
+                "-c",
+                "submodule.recurse=false",
+            ])
+            .arg("--git-dir")
+            .arg(&dir)
+            .args(args)
+            .env("GIT_ALLOW_PROTOCOL", policy.git_allow_protocol());
             // Held until the command has run: it owns the key and certificate files.
             let _auth = credentials
                 .apply(url, &mut cmd)
@@ -90,6 +105,8 @@ impl GitSource {
                 if tty { "--progress" } else { "--quiet" },
                 "--prune",
                 "--force",
+                "--no-recurse-submodules",
+                "--",
                 url,
                 "+refs/heads/*:refs/heads/*",
                 "+refs/tags/*:refs/tags/*",
@@ -98,7 +115,7 @@ impl GitSource {
         )
         .map_err(|e| fail("git fetch", e))?;
         // Point the cache's HEAD at the remote's default branch.
-        let symref = git(&["ls-remote", "--symref", url, "HEAD"], false)
+        let symref = git(&["ls-remote", "--symref", "--", url, "HEAD"], false)
             .map_err(|e| fail("git ls-remote", e))?;
         if let Some(head) = symref.lines().find_map(|l| {
             l.strip_prefix("ref: ")

@@ -21,6 +21,7 @@ pub mod output;
 pub mod pipeline;
 pub mod plugin;
 pub mod registry;
+pub mod repo_policy;
 pub mod sources;
 pub mod workdir;
 pub mod writeback;

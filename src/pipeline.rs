@@ -9,6 +9,7 @@ use crate::output;
 use crate::plugin::config::PluginDefinitions;
 use crate::plugin::{PluginHost, PluginSources};
 use crate::registry::{RegistryClient, RegistrySettings};
+use crate::repo_policy::RepoPolicy;
 use crate::sources::{LocalSources, RevisionChoice};
 use crate::CliError;
 use clap::{Args, ValueEnum};
@@ -78,6 +79,31 @@ pub struct LimitArgs {
 }
 
 impl LimitArgs {
+    /// The `--max-*` flags set above their defaults (`--untrusted` refuses them).
+    pub fn raised(&self) -> Vec<&'static str> {
+        let d = Limits::default();
+        let l = self.limits();
+        [
+            ("--max-field-bytes", l.field_bytes > d.field_bytes),
+            (
+                "--max-application-bytes",
+                l.application_bytes > d.application_bytes,
+            ),
+            ("--max-template-steps", l.steps > d.steps),
+            ("--max-parameter-sets", l.parameter_sets > d.parameter_sets),
+            ("--max-template-depth", l.depth > d.depth),
+            ("--max-regex-bytes", l.regex_bytes > d.regex_bytes),
+            ("--max-template-count", l.count > d.count),
+            ("--max-yaml-bytes", l.yaml_bytes > d.yaml_bytes),
+            ("--max-yaml-depth", l.yaml_depth > d.yaml_depth),
+            ("--max-file-bytes", l.file_bytes > d.file_bytes),
+        ]
+        .into_iter()
+        .filter(|(_, raised)| *raised)
+        .map(|(flag, _)| flag)
+        .collect()
+    }
+
     /// The limits the flags set.
     pub fn limits(&self) -> Limits {
         Limits {
@@ -148,6 +174,32 @@ pub fn new_plugin_host(
     })
 }
 
+/// Which repository URLs may be read (`--allow-insecure-repos`, `--allowed-repo-hosts`).
+#[derive(Debug, Args, Clone, Default)]
+pub struct RepoPolicyArgs {
+    /// Also read unencrypted http:// and git:// repositories.
+    #[arg(long)]
+    pub allow_insecure_repos: bool,
+    /// Read repositories only from hosts matching these globs (e.g. git.example.com,
+    /// *.corp.example; comma-separated or repeated) [default: any host].
+    #[arg(long, value_name = "GLOB", value_delimiter = ',')]
+    pub allowed_repo_hosts: Vec<String>,
+}
+
+impl RepoPolicyArgs {
+    /// The policy: remote repositories only when `remote_only` (the controller,
+    /// `--untrusted`), else local paths too.
+    pub fn policy(&self, remote_only: bool) -> Result<RepoPolicy, CliError> {
+        let base = if remote_only {
+            RepoPolicy::remote_only(self.allow_insecure_repos)
+        } else {
+            RepoPolicy::local()
+        };
+        base.with_allowed_hosts(&self.allowed_repo_hosts)
+            .map_err(CliError::Usage)
+    }
+}
+
 /// Where sources come from; shared by `generate` and `diff`.
 #[derive(Debug, Args)]
 pub struct SourceArgs {
@@ -173,6 +225,14 @@ pub struct SourceArgs {
     /// The time plugins are told, RFC 3339 in UTC (e.g. 2026-01-01T00:00:00Z) [default: now].
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
     pub now: Option<i64>,
+    /// Treat the specs as untrusted (say, from a pull request): read only remote
+    /// repositories and the --repo mappings, never local paths or file://, and keep every
+    /// render limit at its default.
+    #[arg(long)]
+    pub untrusted: bool,
+    /// Repository URL policy.
+    #[command(flatten)]
+    pub repo_policy: RepoPolicyArgs,
 }
 
 /// What every render of one run shares, read once: the cluster list, the registry
@@ -182,11 +242,22 @@ pub struct Shared {
     registry: Arc<RegistryClient>,
     plugins: Option<Arc<PluginHost>>,
     credentials: Arc<crate::credentials::Credentials>,
+    policy: RepoPolicy,
 }
 
 impl SourceArgs {
     /// Reads the cluster, registry and plugin files the flags name.
     pub fn shared(&self) -> Result<Shared, CliError> {
+        if self.untrusted {
+            let raised = self.engine.limits.raised();
+            if !raised.is_empty() {
+                return Err(CliError::Usage(format!(
+                    "--untrusted keeps every render limit at its default; drop {}",
+                    raised.join(", ")
+                )));
+            }
+        }
+        let policy = self.repo_policy.policy(self.untrusted)?;
         let clusters = read_clusters(&self.clusters, &self.engine.limits.limits())?;
         let registry = self.engine.registry()?;
         let cache = self
@@ -203,6 +274,7 @@ impl SourceArgs {
             registry,
             plugins,
             credentials: Arc::new(credentials),
+            policy,
         })
     }
 
@@ -218,6 +290,7 @@ impl SourceArgs {
         .with_revision(revision)
         .with_registry(shared.registry.clone())
         .with_credentials(shared.credentials.clone())
+        .with_policy(shared.policy.clone())
     }
 
     /// Sources as the engine sees them: the local sources, plus the plugin host when

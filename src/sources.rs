@@ -33,6 +33,7 @@ pub struct LocalSources {
     snapshots: Mutex<HashMap<(String, String), Arc<dyn Repository>>>,
     registry: Option<Arc<crate::registry::RegistryClient>>,
     credentials: Arc<crate::credentials::Credentials>,
+    policy: crate::repo_policy::RepoPolicy,
 }
 
 impl LocalSources {
@@ -51,7 +52,15 @@ impl LocalSources {
             snapshots: Mutex::new(HashMap::new()),
             registry: None,
             credentials: Arc::default(),
+            policy: crate::repo_policy::RepoPolicy::local(),
         }
+    }
+
+    /// Reads only the repository URLs `policy` allows (`--repo` mappings always: the
+    /// person running the command chose them).
+    pub fn with_policy(mut self, policy: crate::repo_policy::RepoPolicy) -> Self {
+        self.policy = policy;
+        self
     }
 
     /// Fetches remote repositories with these credentials (`--repo-creds`).
@@ -82,6 +91,7 @@ impl LocalSources {
         {
             return Ok(Some(path.clone()));
         }
+        self.policy.check(repo_url).map_err(SourceError::Other)?;
         if let Some(path) = repo_url.strip_prefix("file://") {
             return Ok(Some(PathBuf::from(path)));
         }
@@ -147,9 +157,12 @@ impl LocalSources {
                             }
                         }
                     }
-                    None => {
-                        GitSource::fetch_into_cache(repo_url, &self.cache_dir, &self.credentials)?
-                    }
+                    None => GitSource::fetch_into_cache(
+                        repo_url,
+                        &self.cache_dir,
+                        &self.credentials,
+                        &self.policy,
+                    )?,
                 };
                 let source = Arc::new(source);
                 if let Ok(mut g) = self.git.lock() {

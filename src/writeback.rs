@@ -114,6 +114,7 @@ impl WriteBack {
                 "--single-branch",
                 "--branch",
                 &self.branch,
+                "--",
                 source,
                 "repo",
             ],

@@ -620,6 +620,8 @@ async fn a_signed_github_push_re_renders_the_set_that_reads_the_repository() {
         cache.path(),
         &[
             "--no-leader-election",
+            // `git daemon` serves git://, which the controller reads only when allowed.
+            "--allow-insecure-repos",
             "--git-refresh-seconds",
             "3600",
             "--webhook-secrets",
@@ -686,4 +688,58 @@ async fn a_signed_github_push_re_renders_the_set_that_reads_the_repository() {
     )
     .await;
     eprintln!("push to Application: {:?}", sent.elapsed());
+}
+
+/// The controller reads only remote repositories: a set that names a local path or a
+/// transport helper fails its render with the rule in its status, and none of its
+/// Applications is deleted.
+#[tokio::test]
+async fn a_set_naming_a_local_repository_is_refused_and_deletes_nothing() {
+    let tenant = control_plane().tenant().await;
+    let ns = tenant.namespace.clone();
+    let api = Apis::new(&tenant).await;
+    let cache = tempfile::tempdir().unwrap();
+    let _controller = start_controller(&tenant, "solo", cache.path(), &["--no-leader-election"]);
+    api.apply(appset(&ns, json!([{"name": "a"}]), "sync")).await;
+    eventually(Duration::from_secs(60), "the Application", || async {
+        (api.names().await == ["e2e-a"]).then_some(())
+    })
+    .await;
+    for (url, rule) in [
+        (
+            "file:///var/run/secrets/kubernetes.io/serviceaccount",
+            "file:// reads the local machine",
+        ),
+        (
+            "ext::sh -c touch% /tmp/prism-e2e-pwned",
+            "ext:: is a git transport helper",
+        ),
+    ] {
+        let mut set = appset(&ns, json!([{"name": "a"}]), "sync");
+        set["spec"]["generators"] = json!([{"matrix": {"generators": [
+            {"list": {"elements": [{"name": "a"}]}},
+            {"git": {"repoURL": url, "revision": "HEAD", "files": [{"path": "*"}]}}
+        ]}}]);
+        api.apply(set).await;
+        let message = eventually(Duration::from_secs(60), "ErrorOccurred", || async {
+            let s = api.sets.get("e2e").await.ok()?;
+            s.data["status"]["conditions"]
+                .as_array()?
+                .iter()
+                .find(|c| c["type"] == "ErrorOccurred" && c["status"] == "True")
+                .and_then(|c| c["message"].as_str().map(str::to_string))
+                .filter(|m| m.contains(url))
+        })
+        .await;
+        assert!(
+            message.contains(&format!("{url:?} is refused: {rule}")),
+            "{message}"
+        );
+        assert_eq!(
+            api.names().await,
+            ["e2e-a"],
+            "a refused render deleted an Application"
+        );
+    }
+    assert!(!Path::new("/tmp/prism-e2e-pwned").exists());
 }

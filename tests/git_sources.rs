@@ -157,7 +157,13 @@ fn remote_fetch_into_cache_and_refetch() {
     let (r, _, _) = repo_with_history();
     let cache = tempfile::tempdir().unwrap();
     let url = format!("file://{}", r.path().display());
-    let source = GitSource::fetch_into_cache(&url, cache.path(), &Default::default()).unwrap();
+    let source = GitSource::fetch_into_cache(
+        &url,
+        cache.path(),
+        &Default::default(),
+        &prism::repo_policy::RepoPolicy::local(),
+    )
+    .unwrap();
     let snap = source.snapshot("main").unwrap();
     assert!(snap.files().contains(&"apps/web/k.yaml".to_string()));
     assert_eq!(source.snapshot("HEAD").unwrap().commit(), snap.commit());
@@ -165,7 +171,13 @@ fn remote_fetch_into_cache_and_refetch() {
 
     // A new commit upstream is seen on the next fetch into the same cache directory.
     let third = r.commit(&[("apps/new/k.yaml", Some("n"))], "third");
-    let again = GitSource::fetch_into_cache(&url, cache.path(), &Default::default()).unwrap();
+    let again = GitSource::fetch_into_cache(
+        &url,
+        cache.path(),
+        &Default::default(),
+        &prism::repo_policy::RepoPolicy::local(),
+    )
+    .unwrap();
     assert_eq!(
         again.snapshot("main").unwrap().commit(),
         Some(third.to_string().as_str())

@@ -8,6 +8,7 @@
 
 use crate::credentials::Credentials;
 use crate::git::{GitSnapshot, GitSource};
+use crate::repo_policy::RepoPolicy;
 use prism_engine::generators::images::{ImageQuery, ResolvedImage};
 use prism_engine::sources::normalize_url;
 use prism_engine::{Cluster, GitRef, Repository, SourceError, Sources};
@@ -27,6 +28,8 @@ pub struct GitCache {
     on_fetch: Option<Box<dyn Fn(Duration) + Send + Sync>>,
     /// Repository credentials, replaced when Argo CD's repository Secrets change.
     credentials: RwLock<Arc<Credentials>>,
+    /// Which repository URLs may be read at all.
+    policy: RepoPolicy,
 }
 
 #[derive(Default)]
@@ -51,7 +54,14 @@ impl GitCache {
             fetches: AtomicU64::new(0),
             on_fetch: None,
             credentials: RwLock::default(),
+            policy: RepoPolicy::remote_only(false),
         }
+    }
+
+    /// Reads only the repositories `policy` allows (remote https/ssh by default).
+    pub fn with_policy(mut self, policy: RepoPolicy) -> GitCache {
+        self.policy = policy;
+        self
     }
 
     /// Uses `credentials` from the next fetch on.
@@ -89,12 +99,14 @@ impl GitCache {
         Ok(repos.entry(normalize_url(repo_url)).or_default().clone())
     }
 
-    /// Runs `f` on the fresh fetch of `repo_url` (fetching first when due).
+    /// Runs `f` on the fresh fetch of `repo_url` (fetching first when due). A URL the
+    /// policy refuses gets no cache entry, no directory and no git run.
     fn with_fetched<T>(
         &self,
         repo_url: &str,
         f: impl FnOnce(&mut Fetched) -> Result<T, SourceError>,
     ) -> Result<T, SourceError> {
+        self.policy.check(repo_url).map_err(SourceError::Other)?;
         let entry = self.entry(repo_url)?;
         let mut state = entry
             .state
@@ -112,7 +124,8 @@ impl GitCache {
                 .read()
                 .map(|c| c.clone())
                 .unwrap_or_default();
-            let fetched = GitSource::fetch_into_cache(repo_url, &self.dir, &credentials);
+            let fetched =
+                GitSource::fetch_into_cache(repo_url, &self.dir, &credentials, &self.policy);
             self.fetches.fetch_add(1, Ordering::Relaxed);
             if let Some(cb) = &self.on_fetch {
                 cb(started.elapsed());
@@ -226,7 +239,8 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let repo = origin(&tmp.path().join("origin"), "a.yaml");
         let url = tmp.path().join("origin").display().to_string();
-        let cache = GitCache::new(tmp.path().join("cache"), Duration::from_secs(3600));
+        let cache = GitCache::new(tmp.path().join("cache"), Duration::from_secs(3600))
+            .with_policy(RepoPolicy::local());
         // Many ApplicationSets reading the same repository, in any URL spelling.
         for spelling in [url.clone(), format!("{url}/")] {
             let s = cache.snapshot(&spelling, "HEAD").unwrap();
@@ -244,7 +258,8 @@ mod tests {
         );
         assert_eq!(cache.fetches(), 2);
 
-        let always = GitCache::new(tmp.path().join("cache2"), Duration::ZERO);
+        let always = GitCache::new(tmp.path().join("cache2"), Duration::ZERO)
+            .with_policy(RepoPolicy::local());
         always.snapshot(&url, "HEAD").unwrap();
         always.snapshot(&url, "HEAD").unwrap();
         assert_eq!(always.fetches(), 2);
@@ -253,12 +268,56 @@ mod tests {
     #[test]
     fn a_failed_fetch_is_an_error_naming_the_repository() {
         let tmp = tempfile::tempdir().unwrap();
-        let cache = GitCache::new(tmp.path().join("cache"), Duration::from_secs(60));
+        let cache = GitCache::new(tmp.path().join("cache"), Duration::from_secs(60))
+            .with_policy(RepoPolicy::local());
         let missing = tmp.path().join("nowhere").display().to_string();
         let e = match cache.snapshot(&missing, "HEAD") {
             Err(e) => e.to_string(),
             Ok(_) => panic!("fetched a repository that does not exist"),
         };
         assert!(e.contains(&missing), "{e}");
+    }
+
+    /// The controller's default policy refuses every local or helper form before any
+    /// fetch: no git runs (the fetch counter stays at 0), no cache directory appears, and
+    /// the command a helper URL carries never runs.
+    #[test]
+    fn refused_urls_run_no_git_and_create_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache_dir = tmp.path().join("cache");
+        let cache = GitCache::new(cache_dir.clone(), Duration::from_secs(60));
+        let pwned = tmp.path().join("pwned");
+        let other = cache_dir.join("github.com_org_private");
+        for (url, rule) in [
+            ("file:///etc".to_string(), "file:// reads the local machine"),
+            (
+                "/var/run/secrets/kubernetes.io/serviceaccount".to_string(),
+                "it is a local path",
+            ),
+            (other.display().to_string(), "it is a local path"),
+            (
+                format!("ext::sh -c touch% {}", pwned.display()),
+                "ext:: is a git transport helper",
+            ),
+            ("-uexploit".to_string(), "it starts with '-'"),
+            (
+                format!("--upload-pack=touch {}", pwned.display()),
+                "it starts with '-'",
+            ),
+            ("fd::17".to_string(), "fd:: is a git transport helper"),
+        ] {
+            let e = match cache.snapshot(&url, "HEAD") {
+                Err(e) => e.to_string(),
+                Ok(_) => panic!("{url} was read"),
+            };
+            assert!(e.contains(&format!("{url:?} is refused: {rule}")), "{e}");
+            assert!(cache.refs(&url).is_err());
+        }
+        assert_eq!(cache.fetches(), 0);
+        assert!(
+            !cache_dir.exists(),
+            "a refused URL created the cache directory"
+        );
+        assert!(!pwned.exists());
     }
 }

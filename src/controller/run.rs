@@ -69,6 +69,8 @@ pub struct Config {
     pub resource_cap: usize,
     /// Render options (in-cluster, git file globbing).
     pub render: RenderOptions,
+    /// Which repository URLs a spec may name (remote only; the admin's flags).
+    pub repo_policy: crate::repo_policy::RepoPolicy,
 }
 
 /// What every reconcile shares.
@@ -219,6 +221,7 @@ pub async fn run(
         let m = metrics.clone();
         Arc::new(
             GitCache::new(config.cache_dir.join("git"), config.git_refresh)
+                .with_policy(config.repo_policy.clone())
                 .on_fetch(move |d| m.git_fetch.observe(d)),
         )
     };
@@ -1108,6 +1111,7 @@ mod tests {
                 cache_dir: dir.to_path_buf(),
                 resource_cap: 5000,
                 render: RenderOptions::default(),
+                repo_policy: crate::repo_policy::RepoPolicy::remote_only(false),
             },
             git: Arc::new(GitCache::new(dir.join("git"), Duration::from_secs(60))),
             apps: writer.as_reader(),

@@ -49,6 +49,15 @@ pub struct PluginDefinition {
     pub http_cache_seconds: u64,
 }
 
+/// The largest `timeoutMs` (and `--timeout-ms`): 10 minutes.
+pub const MAX_TIMEOUT_MS: u64 = 600_000;
+/// The largest `maxOutputBytes` and `httpMaxBytes`: 256 MiB.
+pub const MAX_BYTES: u64 = 256 << 20;
+/// The largest `maxParameterSets`.
+pub const MAX_PARAMETER_SETS: u64 = 1_000_000;
+/// The largest `httpCacheSeconds`: a day.
+pub const MAX_HTTP_CACHE_SECONDS: u64 = 86_400;
+
 mod defaults {
     pub fn memory_mib() -> u64 {
         64
@@ -90,8 +99,9 @@ impl PluginDefinition {
         }
     }
 
-    /// Checks what serde cannot; `at` is the entry's path in the file.
-    fn check(&self, at: &str) -> Result<(), String> {
+    /// Checks what serde cannot; `at` is where the definition came from (the entry's
+    /// path in the file, or `the command line`).
+    pub fn check(&self, at: &str) -> Result<(), String> {
         if self.name.is_empty() {
             return Err(format!("{at}.name: must not be empty"));
         }
@@ -120,6 +130,27 @@ impl PluginDefinition {
                 "{at}.memoryMiB: {} is over 4096, the most a 32-bit plugin can address",
                 self.memory_mib
             ));
+        }
+        // An admin's limit is a limit too: a value so large it means "never" would let a
+        // looping plugin hold a reconcile worker forever.
+        for (field, value, max) in [
+            ("timeoutMs", self.timeout_ms, MAX_TIMEOUT_MS),
+            ("maxOutputBytes", self.max_output_bytes as u64, MAX_BYTES),
+            (
+                "maxParameterSets",
+                self.max_parameter_sets as u64,
+                MAX_PARAMETER_SETS,
+            ),
+            ("httpMaxBytes", self.http_max_bytes as u64, MAX_BYTES),
+            (
+                "httpCacheSeconds",
+                self.http_cache_seconds,
+                MAX_HTTP_CACHE_SECONDS,
+            ),
+        ] {
+            if value > max {
+                return Err(format!("{at}.{field}: {value} is over the maximum {max}"));
+            }
         }
         for (i, h) in self.allowed_hosts.iter().enumerate() {
             let host = h.strip_prefix("*.").unwrap_or(h);
@@ -243,5 +274,29 @@ mod tests {
             "plugins:\n- name: t\n  path: a.wasm\n  sha256: {SHA}\n  memoryMib: 3\n"
         ))
         .contains("unknown field `memoryMib`"));
+    }
+
+    /// An admin's limit has a ceiling: "never time out" is not a timeout.
+    #[test]
+    fn limits_over_their_maximum_are_refused() {
+        let err =
+            |text: &str| PluginDefinitions::parse(text, "p.yaml", Path::new(".")).unwrap_err();
+        for (field, value, max) in [
+            ("timeoutMs", "18446744073709551615", "600000"),
+            ("maxOutputBytes", "268435457", "268435456"),
+            ("maxParameterSets", "1000001", "1000000"),
+            ("httpMaxBytes", "1000000000", "268435456"),
+            ("httpCacheSeconds", "86401", "86400"),
+        ] {
+            let e = err(&format!(
+                "plugins:\n- name: t\n  path: a.wasm\n  sha256: {SHA}\n  {field}: {value}\n"
+            ));
+            assert!(
+                e.contains(&format!(
+                    "plugins[0].{field}: {value} is over the maximum {max}"
+                )),
+                "{e}"
+            );
+        }
     }
 }

@@ -609,8 +609,9 @@ impl ControlPlane {
             .unwrap_or_else(|e| panic!("{e}\n{}", tail(&self.dir.join("kube-apiserver.log"))));
     }
 
-    /// Compacts etcd's history up to its current revision (through its JSON gateway), so a
-    /// watch from any older resourceVersion gets `410 Gone`. Returns that revision.
+    /// Writes a key of its own to etcd and compacts the history up to that revision
+    /// (through etcd's JSON gateway), so a watch from any resourceVersion a client has
+    /// seen gets `410 Gone`. Returns that revision.
     pub fn compact_etcd(&self) -> i64 {
         let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
         let post = |path: &str, body: Value| -> Value {
@@ -622,12 +623,16 @@ impl ControlPlane {
                 .read_json()
                 .unwrap_or_else(|e| panic!("etcd {path}: {e}"))
         };
-        // Any key: the answer's header carries the store's revision.
-        let range = post("/v3/kv/range", json!({"key": "Lw==", "limit": 1}));
-        let revision: i64 = range["header"]["revision"]
+        // A write of our own first (a key outside the API server's prefix), so the
+        // revision compacted to is past anything a client of the API server has seen.
+        let put = post(
+            "/v3/kv/put",
+            json!({"key": "L3ByaXNtLWUyZS9idW1w", "value": "MQ=="}),
+        );
+        let revision: i64 = put["header"]["revision"]
             .as_str()
             .and_then(|r| r.parse().ok())
-            .unwrap_or_else(|| panic!("no revision in {range}"));
+            .unwrap_or_else(|| panic!("no revision in {put}"));
         post(
             "/v3/kv/compaction",
             json!({"revision": revision.to_string(), "physical": true}),
