@@ -35,6 +35,39 @@ pub struct RepoCredential {
     pub insecure: bool,
     /// The Secret it came from, for messages.
     pub secret: String,
+    /// The Argo CD project it is scoped to (the Secret's `project` key), if any.
+    pub project: Option<String>,
+}
+
+/// Which credentials a reader may use: Argo CD's project scoping, and Prism's rule for
+/// ApplicationSets outside the Argo CD namespace.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub enum Access {
+    /// Any credential for the URL (`prism generate`: the person running it chose them).
+    #[default]
+    Any,
+    /// A set of this project (its template's `spec.project`; `None` when templated):
+    /// credentials scoped to that project, else unscoped ones unless `scoped_only` (a set
+    /// outside the Argo CD namespace). Never another project's.
+    Project {
+        /// The project, when the template names one plainly.
+        name: Option<String>,
+        /// Only credentials scoped to `name`.
+        scoped_only: bool,
+    },
+}
+
+impl Access {
+    fn allows(&self, c: &RepoCredential) -> bool {
+        match self {
+            Access::Any => true,
+            Access::Project { name, scoped_only } => match (&c.project, name) {
+                (Some(scope), Some(name)) => scope == name,
+                (Some(_), None) => false,
+                (None, _) => !scoped_only,
+            },
+        }
+    }
 }
 
 impl std::fmt::Debug for RepoCredential {
@@ -118,6 +151,7 @@ impl Credentials {
                         tls_client_cert_key: get("tlsClientCertKey")?,
                         insecure: get("insecure")?.is_some_and(|v| v == "true"),
                         secret: name.to_string(),
+                        project: get("project")?.filter(|p| !p.is_empty()),
                     });
                 }
                 _ => {}
@@ -151,28 +185,52 @@ impl Credentials {
         Credentials::from_objects(&objects).map_err(|e| format!("{}: {e}", path.display()))
     }
 
-    /// The credential for `url`: a `repository` entry of the same URL, else the
-    /// `repo-creds` template with the longest matching prefix (as Argo CD chooses).
-    pub fn for_url(&self, url: &str) -> Option<&RepoCredential> {
+    /// The credential `access` may use for `url`: a `repository` entry of the same URL
+    /// (one scoped to the reader's project before an unscoped one, as Argo CD chooses),
+    /// else the `repo-creds` template with the longest matching prefix.
+    pub fn for_url(&self, url: &str, access: &Access) -> Option<&RepoCredential> {
         let wanted = normalize_url(url);
-        self.repos
+        let exact: Vec<&RepoCredential> = self
+            .repos
             .iter()
-            .find(|c| !c.template && normalize_url(&c.url) == wanted)
+            .filter(|c| !c.template && access.allows(c) && normalize_url(&c.url) == wanted)
+            .collect();
+        exact
+            .iter()
+            .find(|c| c.project.is_some())
+            .or(exact.first())
+            .copied()
             .or_else(|| {
                 let lower = url.to_lowercase();
                 self.repos
                     .iter()
-                    .filter(|c| c.template && lower.starts_with(&c.url.to_lowercase()))
-                    .max_by_key(|c| c.url.len())
+                    .filter(|c| {
+                        c.template && access.allows(c) && lower.starts_with(&c.url.to_lowercase())
+                    })
+                    .max_by_key(|c| (c.url.len(), c.project.is_some()))
             })
+    }
+
+    /// Which credential `access` fetches `url` with: its Secret's name, or empty for
+    /// none. Fetches with different credentials never share a cache entry, so no reader
+    /// sees what another's credential fetched.
+    pub fn identity(&self, url: &str, access: &Access) -> String {
+        self.for_url(url, access)
+            .map(|c| c.secret.clone())
+            .unwrap_or_default()
     }
 
     /// Prepares `cmd` (a `git` command that talks to `url`) with what it needs to
     /// authenticate; the returned guard owns the temporary files and must live until
     /// the command has run.
-    pub fn apply(&self, url: &str, cmd: &mut Command) -> Result<Option<tempfile::TempDir>, String> {
+    pub fn apply(
+        &self,
+        url: &str,
+        access: &Access,
+        cmd: &mut Command,
+    ) -> Result<Option<tempfile::TempDir>, String> {
         let host = host_of(url);
-        let cred = self.for_url(url);
+        let cred = self.for_url(url, access);
         let ca = host.as_deref().and_then(|h| self.tls_certs.get(h));
         if cred.is_none() && ca.is_none() {
             return Ok(None);
@@ -326,7 +384,11 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(creds.repos.len(), 3);
-        let user = |u: &str| creds.for_url(u).and_then(|c| c.username.clone());
+        let user = |u: &str| {
+            creds
+                .for_url(u, &Access::Any)
+                .and_then(|c| c.username.clone())
+        };
         assert_eq!(user("https://git.example/org/team/APP"), Some("one".into()));
         assert_eq!(
             user("https://git.example/org/team/other.git"),
@@ -334,6 +396,55 @@ mod tests {
         );
         assert_eq!(user("https://git.example/org/x.git"), Some("org".into()));
         assert_eq!(user("https://elsewhere/org/x.git"), None);
+    }
+
+    /// Argo CD's `getRepositorySecret` (util/db/repository_secrets.go): the Secret scoped to
+    /// the reader's project wins, an unscoped one is the fallback, another project's is
+    /// never used. Prism's rule beyond Argo: a set outside the Argo CD namespace gets only
+    /// its own project's.
+    #[test]
+    fn project_scoped_credentials_stay_with_their_project() {
+        let url = "https://git.example/team/app.git";
+        let creds = Credentials::from_objects(&[
+            secret(
+                "open",
+                "repository",
+                json!({"url": url, "username": "open"}),
+            ),
+            secret(
+                "a",
+                "repository",
+                json!({"url": url, "username": "a", "project": "team-a"}),
+            ),
+            secret(
+                "b",
+                "repository",
+                json!({"url": url, "username": "b", "project": "team-b"}),
+            ),
+            secret(
+                "b-all",
+                "repo-creds",
+                json!({"url": "https://git.example/", "username": "b-all", "project": "team-b"}),
+            ),
+        ])
+        .unwrap();
+        let user = |access: Access| creds.for_url(url, &access).and_then(|c| c.username.clone());
+        let project = |name: Option<&str>, scoped_only| Access::Project {
+            name: name.map(str::to_string),
+            scoped_only,
+        };
+        assert_eq!(user(project(Some("team-a"), false)), Some("a".into()));
+        assert_eq!(user(project(Some("team-c"), false)), Some("open".into()));
+        assert_eq!(user(project(None, false)), Some("open".into()));
+        assert_eq!(user(project(Some("team-a"), true)), Some("a".into()));
+        assert_eq!(user(project(Some("team-c"), true)), None);
+        // A template scoped to team-b serves team-b's other repositories only.
+        let other = "https://git.example/team/other.git";
+        let templ = |access: Access| creds.for_url(other, &access).map(|c| c.secret.clone());
+        assert_eq!(templ(project(Some("team-b"), true)), Some("b-all".into()));
+        assert_eq!(templ(project(Some("team-a"), false)), None);
+        assert_eq!(creds.identity(url, &project(Some("team-c"), true)), "");
+        assert_eq!(creds.identity(url, &project(Some("team-b"), true)), "b");
     }
 
     #[test]
@@ -383,7 +494,7 @@ mod tests {
         };
         let mut cmd = Command::new("git");
         let guard = creds
-            .apply("https://git.example/org/app.git", &mut cmd)
+            .apply("https://git.example/org/app.git", &Access::Any, &mut cmd)
             .unwrap()
             .unwrap();
         let env: BTreeMap<String, String> = cmd
@@ -417,7 +528,7 @@ mod tests {
 
         let mut cmd = Command::new("git");
         let _guard = creds
-            .apply("git@git.example:org/ssh.git", &mut cmd)
+            .apply("git@git.example:org/ssh.git", &Access::Any, &mut cmd)
             .unwrap()
             .unwrap();
         let ssh = cmd
@@ -433,7 +544,7 @@ mod tests {
 
         let mut cmd = Command::new("git");
         assert!(creds
-            .apply("https://other.example/x.git", &mut cmd)
+            .apply("https://other.example/x.git", &Access::Any, &mut cmd)
             .unwrap()
             .is_none());
         assert_eq!(cmd.get_envs().count(), 0);

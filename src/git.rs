@@ -46,14 +46,28 @@ impl GitSource {
     /// `policy` is checked before anything else: a refused URL creates no directory and
     /// runs no git. Every `git` runs with `GIT_ALLOW_PROTOCOL` set from the policy, no
     /// hooks, no submodules, and `--` before the URL.
+    ///
+    /// A fetch with a credential goes to a directory of its own (the cache key plus the
+    /// Secret's name), so what one credential fetched is never read under another.
     pub fn fetch_into_cache(
         url: &str,
         cache_dir: &Path,
         credentials: &crate::credentials::Credentials,
+        access: &crate::credentials::Access,
         policy: &crate::repo_policy::RepoPolicy,
     ) -> Result<GitSource, SourceError> {
         policy.check(url).map_err(SourceError::Other)?;
-        let dir = cache_dir.join(cache_key(url));
+        let identity = credentials.identity(url, access);
+        let dir = match identity.as_str() {
+            "" => cache_dir.join(cache_key(url)),
+            // A hash, not the Secret's name: paths show up in logs and errors.
+            secret => cache_dir.join(format!("{}@{:016x}", cache_key(url), {
+                use std::hash::Hasher;
+                let mut h = crate::digest::Fnv::default();
+                h.write(secret.as_bytes());
+                h.finish()
+            })),
+        };
         std::fs::create_dir_all(&dir).map_err(|e| {
             SourceError::Other(format!(
                 "cannot create cache directory {}: {e}",
@@ -89,7 +103,7 @@ impl GitSource {
             .env("GIT_ALLOW_PROTOCOL", policy.git_allow_protocol());
             // Held until the command has run: it owns the key and certificate files.
             let _auth = credentials
-                .apply(url, &mut cmd)
+                .apply(url, access, &mut cmd)
                 .map_err(|e| format!("preparing credentials: {e}"))?;
             if progress {
                 run_git_with_progress(&mut cmd)

@@ -161,6 +161,7 @@ impl LocalSources {
                         repo_url,
                         &self.cache_dir,
                         &self.credentials,
+                        &crate::credentials::Access::Any,
                         &self.policy,
                     )?,
                 };

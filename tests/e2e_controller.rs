@@ -54,34 +54,47 @@ impl Controller {
 }
 
 fn start_controller(tenant: &Tenant, identity: &str, cache: &Path, extra: &[&str]) -> Controller {
+    let ns = tenant.namespace.as_str();
+    let mut args = vec![
+        "--namespace",
+        ns,
+        "--argocd-namespace",
+        ns,
+        "--lease-namespace",
+        ns,
+    ];
+    args.extend_from_slice(extra);
+    spawn_controller(
+        &tenant.kubeconfig,
+        identity,
+        &format!("{ns}-{identity}"),
+        cache,
+        &args,
+    )
+}
+
+/// `prism controller ARGS` as `identity` with this kubeconfig, logging to
+/// `controller-NAME.log` in the control plane's directory.
+fn spawn_controller(
+    kubeconfig: &Path,
+    identity: &str,
+    name: &str,
+    cache: &Path,
+    args: &[&str],
+) -> Controller {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let ns = tenant.namespace.as_str();
-    let log = std::fs::File::create(
-        control_plane()
-            .dir
-            .join(format!("controller-{ns}-{identity}.log")),
-    )
-    .unwrap();
+    let log =
+        std::fs::File::create(control_plane().dir.join(format!("controller-{name}.log"))).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_prism"))
-        .args([
-            "controller",
-            "--namespace",
-            ns,
-            "--argocd-namespace",
-            ns,
-            "--lease-namespace",
-            ns,
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--cache-dir",
-        ])
+        .arg("controller")
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--cache-dir"])
         .arg(cache)
-        .args(extra)
-        .env("KUBECONFIG", &tenant.kubeconfig)
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
         .env("POD_NAME", identity)
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
@@ -742,4 +755,149 @@ async fn a_set_naming_a_local_repository_is_refused_and_deletes_nothing() {
         );
     }
     assert!(!Path::new("/tmp/prism-e2e-pwned").exists());
+}
+
+/// The ErrorOccurred message of a set once it mentions `needle`.
+async fn error_of(api: &Api<DynamicObject>, name: &str, needle: &str) -> String {
+    eventually(Duration::from_secs(60), "ErrorOccurred", || async {
+        let s = api.get(name).await.ok()?;
+        s.data["status"]["conditions"]
+            .as_array()?
+            .iter()
+            .find(|c| c["type"] == "ErrorOccurred" && c["status"] == "True")
+            .and_then(|c| c["message"].as_str().map(str::to_string))
+            .filter(|m| m.contains(needle))
+    })
+    .await
+}
+
+fn git_set(ns: &str, name: &str, project: &str, url: &str) -> Value {
+    json!({
+        "apiVersion": "prism.dev/v1alpha1", "kind": "ApplicationSet",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {
+            "generators": [{"git": {"repoURL": url, "revision": "main",
+                                    "directories": [{"path": "apps/*"}]}}],
+            "template": {
+                "metadata": {"name": format!("{name}-{{{{path.basename}}}}")},
+                "spec": {"project": project,
+                         "source": {"repoURL": url, "path": "{{path}}", "targetRevision": "main"},
+                         "destination": {"server": "https://kubernetes.default.svc", "namespace": "x"}}
+            }
+        }
+    })
+}
+
+/// Apps in any namespace: a set outside the Argo CD namespace reads only what its
+/// AppProject's `sourceRepos` allow, and must name its project plainly.
+#[tokio::test]
+async fn a_set_outside_the_argo_cd_namespace_reads_only_its_projects_repositories() {
+    let home = control_plane().tenant().await;
+    let away = control_plane().tenant().await;
+    let admin = control_plane().admin().await;
+    let projects: Api<DynamicObject> = Api::namespaced_with(
+        admin.clone(),
+        &home.namespace,
+        &resource("argoproj.io", "AppProject", "appprojects"),
+    );
+    projects
+        .patch(
+            "team",
+            &PatchParams::apply("e2e").force(),
+            &Patch::Apply(
+                json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "AppProject",
+                                 "metadata": {"name": "team"},
+                                 "spec": {"sourceRepos": ["https://git.example/allowed/*"]}}),
+            ),
+        )
+        .await
+        .expect("AppProject");
+    let sets: Api<DynamicObject> = Api::namespaced_with(
+        admin.clone(),
+        &away.namespace,
+        &resource("prism.dev", "ApplicationSet", "applicationsets"),
+    );
+    let cache = tempfile::tempdir().unwrap();
+    // Every namespace: a ClusterRole's worth of rights, so the admin's identity here.
+    let _controller = spawn_controller(
+        &control_plane().admin_kubeconfig,
+        "any",
+        &format!("{}-any", home.namespace),
+        cache.path(),
+        &[
+            "--no-leader-election",
+            "--argocd-namespace",
+            &home.namespace,
+        ],
+    );
+    let forbidden = "https://git.example/forbidden/app.git";
+    for (name, project, needle) in [
+        (
+            "forbidden",
+            "team",
+            "is not permitted by AppProject team's sourceRepos",
+        ),
+        (
+            "templated",
+            "{{path.basename}}",
+            "must name its AppProject plainly",
+        ),
+        ("missing", "nobody", "AppProject nobody does not exist"),
+    ] {
+        sets.patch(
+            name,
+            &PatchParams::apply("e2e").force(),
+            &Patch::Apply(git_set(&away.namespace, name, project, forbidden)),
+        )
+        .await
+        .expect("apply");
+        let message = error_of(&sets, name, needle).await;
+        assert!(message.contains(needle), "{message}");
+    }
+}
+
+/// Credentials stay with their owners: a repository Secret scoped to project team-b
+/// lets team-b's set read the private repository; team-a's set, in the same namespace and
+/// the same controller (whose cache already holds team-b's fetch), is refused by the
+/// server, because nothing fetched with team-b's credential is read for team-a.
+#[tokio::test]
+async fn a_project_scoped_credential_serves_its_project_only() {
+    let tenant = control_plane().tenant().await;
+    let ns = tenant.namespace.clone();
+    let api = Apis::new(&tenant).await;
+    let work = common::TestRepo::new();
+    work.commit(&[("apps/web/config.yaml", Some("x: 1\n"))], "web");
+    let served = tempfile::tempdir().unwrap();
+    common::githttp::bare_clone(work.path(), served.path(), "private");
+    let port = common::githttp::serve_http(served.path(), "team-b", "s3cret");
+    let url = format!("http://127.0.0.1:{port}/private.git");
+    let secrets: Api<Secret> = Api::namespaced(api.admin.clone(), &ns);
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "private-repo", "labels": {"argocd.argoproj.io/secret-type": "repository"}},
+        "stringData": {"url": url, "username": "team-b", "password": "s3cret", "project": "team-b"}
+    }))
+    .unwrap();
+    secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("repository Secret");
+    let cache = tempfile::tempdir().unwrap();
+    let _controller = start_controller(
+        &tenant,
+        "solo",
+        cache.path(),
+        &["--no-leader-election", "--allow-insecure-repos"],
+    );
+    api.apply(git_set(&ns, "b", "team-b", &url)).await;
+    eventually(Duration::from_secs(60), "team-b's Application", || async {
+        (api.names().await == ["b-web"]).then_some(())
+    })
+    .await;
+    api.apply(git_set(&ns, "a", "team-a", &url)).await;
+    let message = error_of(&api.sets, "a", &url).await;
+    assert!(
+        message.contains("authentication failed") || message.contains("asks for credentials"),
+        "{message}"
+    );
+    assert_eq!(api.names().await, ["b-web"]);
 }

@@ -161,6 +161,7 @@ fn remote_fetch_into_cache_and_refetch() {
         &url,
         cache.path(),
         &Default::default(),
+        &prism::credentials::Access::Any,
         &prism::repo_policy::RepoPolicy::local(),
     )
     .unwrap();
@@ -175,6 +176,7 @@ fn remote_fetch_into_cache_and_refetch() {
         &url,
         cache.path(),
         &Default::default(),
+        &prism::credentials::Access::Any,
         &prism::repo_policy::RepoPolicy::local(),
     )
     .unwrap();

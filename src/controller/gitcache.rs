@@ -6,7 +6,7 @@
 //! interval or a webhook marked it stale. Concurrent readers of one repository wait
 //! for the fetch in progress instead of starting their own.
 
-use crate::credentials::Credentials;
+use crate::credentials::{Access, Credentials};
 use crate::git::{GitSnapshot, GitSource};
 use crate::repo_policy::RepoPolicy;
 use prism_engine::generators::images::{ImageQuery, ResolvedImage};
@@ -22,7 +22,9 @@ use std::time::{Duration, Instant};
 pub struct GitCache {
     dir: PathBuf,
     refresh: Duration,
-    repos: Mutex<HashMap<String, Arc<Entry>>>,
+    /// By (normalized URL, the credential it is fetched with): readers with different
+    /// credentials never share a fetch.
+    repos: Mutex<HashMap<(String, String), Arc<Entry>>>,
     fetches: AtomicU64,
     /// Called with each fetch's duration (the metrics' histogram).
     on_fetch: Option<Box<dyn Fn(Duration) + Send + Sync>>,
@@ -82,32 +84,49 @@ impl GitCache {
         self.fetches.load(Ordering::Relaxed)
     }
 
-    /// Makes the next read of `repo_url` fetch (a push arrived).
+    /// Makes the next read of `repo_url` fetch (a push arrived), whatever credential
+    /// reads it.
     pub fn mark_stale(&self, repo_url: &str) {
+        let wanted = normalize_url(repo_url);
         if let Ok(repos) = self.repos.lock() {
-            if let Some(e) = repos.get(&normalize_url(repo_url)) {
-                e.stale.store(true, Ordering::Relaxed);
+            for ((url, _), e) in repos.iter() {
+                if *url == wanted {
+                    e.stale.store(true, Ordering::Relaxed);
+                }
             }
         }
     }
 
-    fn entry(&self, repo_url: &str) -> Result<Arc<Entry>, SourceError> {
+    fn entry(&self, repo_url: &str, identity: String) -> Result<Arc<Entry>, SourceError> {
         let mut repos = self
             .repos
             .lock()
             .map_err(|_| SourceError::Other("git cache lock poisoned".into()))?;
-        Ok(repos.entry(normalize_url(repo_url)).or_default().clone())
+        Ok(repos
+            .entry((normalize_url(repo_url), identity))
+            .or_default()
+            .clone())
     }
 
-    /// Runs `f` on the fresh fetch of `repo_url` (fetching first when due). A URL the
-    /// policy refuses gets no cache entry, no directory and no git run.
+    fn credentials(&self) -> Arc<Credentials> {
+        self.credentials
+            .read()
+            .map(|c| c.clone())
+            .unwrap_or_default()
+    }
+
+    /// Runs `f` on the fresh fetch of `repo_url` with the credential `access` may use
+    /// (fetching first when due). A URL the policy refuses gets no cache entry, no
+    /// directory and no git run.
     fn with_fetched<T>(
         &self,
         repo_url: &str,
+        access: &Access,
         f: impl FnOnce(&mut Fetched) -> Result<T, SourceError>,
     ) -> Result<T, SourceError> {
         self.policy.check(repo_url).map_err(SourceError::Other)?;
-        let entry = self.entry(repo_url)?;
+        let credentials = self.credentials();
+        let entry = self.entry(repo_url, credentials.identity(repo_url, access))?;
         let mut state = entry
             .state
             .lock()
@@ -119,13 +138,13 @@ impl GitCache {
         if due {
             entry.stale.store(false, Ordering::Relaxed);
             let started = Instant::now();
-            let credentials = self
-                .credentials
-                .read()
-                .map(|c| c.clone())
-                .unwrap_or_default();
-            let fetched =
-                GitSource::fetch_into_cache(repo_url, &self.dir, &credentials, &self.policy);
+            let fetched = GitSource::fetch_into_cache(
+                repo_url,
+                &self.dir,
+                &credentials,
+                access,
+                &self.policy,
+            );
             self.fetches.fetch_add(1, Ordering::Relaxed);
             if let Some(cb) = &self.on_fetch {
                 cb(started.elapsed());
@@ -157,8 +176,9 @@ impl GitCache {
         &self,
         repo_url: &str,
         revision: &str,
+        access: &Access,
     ) -> Result<Arc<GitSnapshot>, SourceError> {
-        self.with_fetched(repo_url, |fetched| {
+        self.with_fetched(repo_url, access, |fetched| {
             if let Some(s) = fetched.snapshots.get(revision) {
                 return Ok(s.clone());
             }
@@ -171,9 +191,73 @@ impl GitCache {
     }
 
     /// Branches and tags of `repo_url`, from the current fetch.
-    pub fn refs(&self, repo_url: &str) -> Result<Vec<GitRef>, SourceError> {
-        self.with_fetched(repo_url, |fetched| fetched.source.refs())
+    pub fn refs(&self, repo_url: &str, access: &Access) -> Result<Vec<GitRef>, SourceError> {
+        self.with_fetched(repo_url, access, |fetched| fetched.source.refs())
     }
+}
+
+/// Who reads, for one ApplicationSet's render: which credentials it may use, and which
+/// repositories its AppProject allows (for a set outside the Argo CD namespace).
+#[derive(Debug, Clone, Default)]
+pub struct Reader {
+    /// The credentials it may use.
+    pub access: Access,
+    /// `(project, sourceRepos)` of its AppProject, when that restricts it.
+    pub source_repos: Option<(String, Vec<String>)>,
+}
+
+impl Reader {
+    /// Whether the AppProject allows `repo_url`, as Argo CD's `IsSourcePermitted`:
+    /// normalized URLs, `*` globs, `!` patterns that deny.
+    pub fn permits(&self, repo_url: &str) -> Result<(), SourceError> {
+        let Some((project, patterns)) = &self.source_repos else {
+            return Ok(());
+        };
+        let url = normalize_url(repo_url);
+        let mut matched = false;
+        for pattern in patterns {
+            match pattern.strip_prefix('!') {
+                Some(deny) if wildcard(&normalize_url(deny), &url) => {
+                    matched = false;
+                    break;
+                }
+                Some(_) => {}
+                None => matched |= pattern == "*" || wildcard(&normalize_url(pattern), &url),
+            }
+        }
+        if matched {
+            Ok(())
+        } else {
+            Err(SourceError::Other(format!(
+                "repository {repo_url} is not permitted by AppProject {project}'s sourceRepos; \
+                 an ApplicationSet outside the Argo CD namespace reads only those"
+            )))
+        }
+    }
+}
+
+/// `*` (any run, `/` included) and `?` (one character) over the whole text; linear in
+/// practice, and the URL policy bounds both sides.
+fn wildcard(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let (mut i, mut j, mut star, mut mark) = (0, 0, None, 0);
+    while j < t.len() {
+        if i < p.len() && (p[i] == '?' || p[i] == t[j]) {
+            i += 1;
+            j += 1;
+        } else if i < p.len() && p[i] == '*' {
+            star = Some(i);
+            mark = j;
+            i += 1;
+        } else if let Some(s) = star {
+            i = s + 1;
+            mark += 1;
+            j = mark;
+        } else {
+            return false;
+        }
+    }
+    p[i..].iter().all(|c| *c == '*')
 }
 
 /// What one reconcile's render reads: the shared git cache, the cluster list as the
@@ -185,6 +269,8 @@ pub struct ControllerSources {
     pub clusters: Arc<[Cluster]>,
     /// The registry client for `images` generators.
     pub registry: Option<Arc<crate::registry::RegistryClient>>,
+    /// The set that reads: its credentials and allowed repositories.
+    pub reader: Reader,
 }
 
 impl Sources for ControllerSources {
@@ -193,7 +279,8 @@ impl Sources for ControllerSources {
         repo_url: &str,
         revision: &str,
     ) -> Result<Arc<dyn Repository>, SourceError> {
-        Ok(self.git.snapshot(repo_url, revision)?)
+        self.reader.permits(repo_url)?;
+        Ok(self.git.snapshot(repo_url, revision, &self.reader.access)?)
     }
 
     fn clusters(&self) -> Result<Arc<[Cluster]>, SourceError> {
@@ -201,7 +288,8 @@ impl Sources for ControllerSources {
     }
 
     fn refs(&self, repo_url: &str) -> Result<Vec<GitRef>, SourceError> {
-        self.git.refs(repo_url)
+        self.reader.permits(repo_url)?;
+        self.git.refs(repo_url, &self.reader.access)
     }
 
     fn image(&self, query: &ImageQuery) -> Result<ResolvedImage, String> {
@@ -243,25 +331,28 @@ mod tests {
             .with_policy(RepoPolicy::local());
         // Many ApplicationSets reading the same repository, in any URL spelling.
         for spelling in [url.clone(), format!("{url}/")] {
-            let s = cache.snapshot(&spelling, "HEAD").unwrap();
+            let s = cache.snapshot(&spelling, "HEAD", &Access::Any).unwrap();
             assert_eq!(s.files(), ["a.yaml"]);
         }
-        cache.refs(&url).unwrap();
+        cache.refs(&url, &Access::Any).unwrap();
         assert_eq!(cache.fetches(), 1);
 
         commit(&repo, "b.yaml");
-        assert_eq!(cache.snapshot(&url, "HEAD").unwrap().files(), ["a.yaml"]);
+        assert_eq!(
+            cache.snapshot(&url, "HEAD", &Access::Any).unwrap().files(),
+            ["a.yaml"]
+        );
         cache.mark_stale(&url);
         assert_eq!(
-            cache.snapshot(&url, "HEAD").unwrap().files(),
+            cache.snapshot(&url, "HEAD", &Access::Any).unwrap().files(),
             ["a.yaml", "b.yaml"]
         );
         assert_eq!(cache.fetches(), 2);
 
         let always = GitCache::new(tmp.path().join("cache2"), Duration::ZERO)
             .with_policy(RepoPolicy::local());
-        always.snapshot(&url, "HEAD").unwrap();
-        always.snapshot(&url, "HEAD").unwrap();
+        always.snapshot(&url, "HEAD", &Access::Any).unwrap();
+        always.snapshot(&url, "HEAD", &Access::Any).unwrap();
         assert_eq!(always.fetches(), 2);
     }
 
@@ -271,7 +362,7 @@ mod tests {
         let cache = GitCache::new(tmp.path().join("cache"), Duration::from_secs(60))
             .with_policy(RepoPolicy::local());
         let missing = tmp.path().join("nowhere").display().to_string();
-        let e = match cache.snapshot(&missing, "HEAD") {
+        let e = match cache.snapshot(&missing, "HEAD", &Access::Any) {
             Err(e) => e.to_string(),
             Ok(_) => panic!("fetched a repository that does not exist"),
         };
@@ -306,12 +397,12 @@ mod tests {
             ),
             ("fd::17".to_string(), "fd:: is a git transport helper"),
         ] {
-            let e = match cache.snapshot(&url, "HEAD") {
+            let e = match cache.snapshot(&url, "HEAD", &Access::Any) {
                 Err(e) => e.to_string(),
                 Ok(_) => panic!("{url} was read"),
             };
             assert!(e.contains(&format!("{url:?} is refused: {rule}")), "{e}");
-            assert!(cache.refs(&url).is_err());
+            assert!(cache.refs(&url, &Access::Any).is_err());
         }
         assert_eq!(cache.fetches(), 0);
         assert!(
@@ -319,5 +410,47 @@ mod tests {
             "a refused URL created the cache directory"
         );
         assert!(!pwned.exists());
+    }
+
+    /// Argo CD's `IsSourcePermitted` (pkg/apis/application/v1alpha1/app_project_types.go):
+    /// `*` any repository, globs over normalized URLs, `!` patterns deny.
+    #[test]
+    fn an_app_project_permits_its_source_repos_only() {
+        let reader = |repos: &[&str]| Reader {
+            access: Access::Any,
+            source_repos: Some(("team".into(), repos.iter().map(|r| r.to_string()).collect())),
+        };
+        let ok = |repos: &[&str], url: &str| reader(repos).permits(url).is_ok();
+        assert!(ok(&["*"], "https://git.example/any/thing.git"));
+        assert!(ok(
+            &["https://git.example/team/*"],
+            "https://git.example/team/app.git"
+        ));
+        assert!(ok(
+            &["https://git.example/team/*"],
+            "https://GIT.example/team/app"
+        ));
+        assert!(!ok(
+            &["https://git.example/team/*"],
+            "https://git.example/other/app.git"
+        ));
+        assert!(!ok(
+            &["https://git.example/*", "!https://git.example/secret/*"],
+            "https://git.example/secret/keys.git"
+        ));
+        assert!(ok(
+            &["https://git.example/*", "!https://git.example/secret/*"],
+            "https://git.example/team/app.git"
+        ));
+        assert!(!ok(&[], "https://git.example/team/app.git"));
+        let e = reader(&["https://git.example/team/*"])
+            .permits("https://git.example/other/app.git")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("is not permitted by AppProject team's sourceRepos"),
+            "{e}"
+        );
+        assert!(Reader::default().permits("https://anything/x.git").is_ok());
     }
 }

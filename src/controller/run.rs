@@ -10,19 +10,20 @@
 
 use crate::controller::application::CachedApplication;
 use crate::controller::apply::{self, application_set_resource};
-use crate::controller::gitcache::{ControllerSources, GitCache};
+use crate::controller::gitcache::{ControllerSources, GitCache, Reader};
 use crate::controller::lease::Elector;
 use crate::controller::metrics::Metrics;
 use crate::controller::plan::{self, Action as Step, Input, Keep, Policy};
 use crate::controller::reconcile::{self, SetMeta, OWNER_LABEL};
 use crate::controller::server::{self, Endpoints};
 use crate::controller::webhook::{self, Push, Secrets};
+use crate::credentials::Access;
 use crate::plugin::{PluginHost, PluginSources};
 use crate::registry::RegistryClient;
 use futures::channel::mpsc;
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
-use kube::api::{Api, ApiResource, DynamicObject, ResourceExt};
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ResourceExt};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -461,8 +462,7 @@ fn watch_argo_secrets(
                 .labels("argocd.argoproj.io/secret-type in (cluster,repository,repo-creds)"),
         )
         .default_backoff(),
-    )
-    .touched_objects();
+    );
     let known: Arc<Mutex<Vec<Value>>> = Arc::default();
     {
         let (triggers, git, store, known) = (
@@ -473,14 +473,21 @@ fn watch_argo_secrets(
         );
         tokio::spawn(secret_stream.for_each(move |event| {
             match event {
-                Ok(secret) => match secret.labels().get(SECRET_TYPE).map(String::as_str) {
-                    Some("cluster") => {
-                        if let Some(t) = triggers.get() {
-                            t.clusters_changed();
+                Ok(watcher::Event::Apply(secret) | watcher::Event::Delete(secret)) => {
+                    match secret.labels().get(SECRET_TYPE).map(String::as_str) {
+                        Some("cluster") => {
+                            if let Some(t) = triggers.get() {
+                                t.clusters_changed();
+                            }
                         }
+                        _ => refresh_credentials(&git, &store, &known),
                     }
-                    _ => refresh_credentials(&git, &store, &known),
-                },
+                }
+                // The store holds a (re)list's Secrets only once it is done: read the
+                // credentials then (found on a real API server: Secrets that existed at
+                // start-up were never read, the list's objects arriving before the store had them).
+                Ok(watcher::Event::InitDone) => refresh_credentials(&git, &store, &known),
+                Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => {}
                 Err(e) => tracing::warn!("watching Argo CD Secrets: {e}"),
             }
             futures::future::ready(())
@@ -786,16 +793,85 @@ async fn read_set(
     .map_err(|e| ReconcileError::Transient(format!("read task: {e}")))
 }
 
+/// Who the set reads as: the credentials of its project (only those, outside the Argo
+/// CD namespace), and there also only what its AppProject's `sourceRepos` allow. The
+/// outer error is the API's, the inner one the set's.
+async fn reader_of(
+    ctx: &Context,
+    appset: &ApplicationSet,
+) -> Result<Result<Reader, String>, ReconcileError> {
+    let project = appset.spec.template["spec"]["project"]
+        .as_str()
+        .filter(|p| !p.is_empty() && !p.contains("{{"))
+        .map(str::to_string);
+    let argocd = &ctx.config.argocd_namespace;
+    let outside = appset.namespace != *argocd;
+    let access = Access::Project {
+        name: project.clone(),
+        scoped_only: outside,
+    };
+    if !outside {
+        return Ok(Ok(Reader {
+            access,
+            source_repos: None,
+        }));
+    }
+    let Some(project) = project else {
+        return Ok(Err(format!(
+            "spec.template.spec.project: an ApplicationSet outside the Argo CD namespace ({argocd}) \
+             must name its AppProject plainly (not templated): it decides which repositories it reads"
+        )));
+    };
+    let projects: Api<DynamicObject> = Api::namespaced_with(
+        ctx.client.clone(),
+        argocd,
+        &ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("argoproj.io", "v1alpha1", "AppProject"),
+            "appprojects",
+        ),
+    );
+    let found = match projects.get_opt(&project).await {
+        Ok(found) => found,
+        Err(e) => {
+            return Err(ReconcileError::Transient(format!(
+                "reading AppProject {project}: {e}"
+            )))
+        }
+    };
+    let Some(found) = found else {
+        return Ok(Err(format!(
+            "spec.template.spec.project: AppProject {project} does not exist in {argocd}"
+        )));
+    };
+    let repos = found.data["spec"]["sourceRepos"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Ok(Reader {
+        access,
+        source_repos: Some((project, repos)),
+    }))
+}
+
 /// Renders the set's Applications on a blocking thread (git, plugins, registries):
 /// the outer error is the task's, the inner one the render's.
 async fn render_set(
     ctx: &Context,
     appset: Arc<ApplicationSet>,
 ) -> Result<Result<Vec<Value>, String>, ReconcileError> {
+    let reader = match reader_of(ctx, &appset).await? {
+        Ok(reader) => reader,
+        Err(e) => return Ok(Err(e)),
+    };
     let sources = ControllerSources {
         git: ctx.git.clone(),
         clusters: clusters(&ctx.secrets),
         registry: Some(ctx.registry.clone()),
+        reader,
     };
     let plugins = ctx.plugins.clone();
     let options = ctx.config.render.clone();

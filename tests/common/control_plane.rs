@@ -453,6 +453,7 @@ async fn install_crds(client: &Client) -> Result<(), String> {
     let files = [
         root.join("tests/data/crds/application-crd.yaml"),
         root.join("tests/data/crds/applicationset-crd.yaml"),
+        root.join("tests/data/crds/appproject-crd.yaml"),
         root.join("deploy/crd.yaml"),
     ];
     let mut names = Vec::new();
