@@ -18,11 +18,12 @@
 mod common;
 
 use common::control_plane::{control_plane, resource, Tenant};
+use common::controller::{spawn_controller, Controller};
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const SETS: usize = 1000;
@@ -104,41 +105,27 @@ fn memory(pid: u32) -> (f64, f64) {
     (field("VmHWM:"), field("VmRSS:"))
 }
 
-struct Controller {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Controller {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_controller(tenant: &Tenant, cache: &Path, secrets: &Path, log: &str) -> Controller {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+fn start(tenant: &Tenant, cache: &Path, secrets: &Path, name: &str) -> Controller {
     let ns = tenant.namespace.as_str();
-    let log = std::fs::File::create(control_plane().dir.join(log)).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_prism"))
-        .args(["controller", "--no-leader-election", "--namespace", ns])
-        .args(["--argocd-namespace", ns, "--git-refresh-seconds", "3600"])
-        .arg("--allow-insecure-repos")
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--cache-dir"])
-        .arg(cache)
-        .arg("--webhook-secrets")
-        .arg(secrets)
-        .env("KUBECONFIG", &tenant.kubeconfig)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("prism controller");
-    Controller { child, port }
+    let secrets = secrets.display().to_string();
+    spawn_controller(
+        &tenant.kubeconfig,
+        name,
+        name,
+        cache,
+        &[
+            "--no-leader-election",
+            "--namespace",
+            ns,
+            "--argocd-namespace",
+            ns,
+            "--git-refresh-seconds",
+            "3600",
+            "--allow-insecure-repos",
+            "--webhook-secrets",
+            &secrets,
+        ],
+    )
 }
 
 /// The controller's own count of finished reconcile passes.
@@ -239,7 +226,7 @@ async fn main() {
     let cache = tempfile::tempdir().unwrap();
     let before = requests(&plane.metrics().await);
     let t0 = Instant::now();
-    let controller = start_controller(&tenant, cache.path(), secrets.path(), "bench-1.log");
+    let controller = start(&tenant, cache.path(), secrets.path(), "bench-1");
     loop {
         if count().await == APPS {
             break;
@@ -266,7 +253,7 @@ async fn main() {
     // No-change resync: a fresh process reconciles every set again.
     let before = requests(&plane.metrics().await);
     let t1 = Instant::now();
-    let controller = start_controller(&tenant, cache.path(), secrets.path(), "bench-2.log");
+    let controller = start(&tenant, cache.path(), secrets.path(), "bench-2");
     while passes(controller.port) < SETS as u64 {
         assert!(
             t1.elapsed() < Duration::from_secs(600),
@@ -299,26 +286,9 @@ async fn main() {
         .status()
         .unwrap();
     assert!(pushed.success());
-    let body = json!({"ref": "refs/heads/main",
-                      "repository": {"clone_url": url, "html_url": url, "default_branch": "main"}})
-    .to_string();
-    let signature = format!(
-        "sha256={}",
-        prism::digest::hex(&prism::controller::webhook::hmac_sha256(
-            b"bench-secret",
-            body.as_bytes()
-        ))
-    );
     let before = requests(&plane.metrics().await);
     let t2 = Instant::now();
-    let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
-    agent
-        .post(&format!("http://127.0.0.1:{}/api/webhook", controller.port))
-        .header("X-GitHub-Event", "push")
-        .header("X-Hub-Signature-256", &signature)
-        .header("Content-Type", "application/json")
-        .send(body.as_bytes())
-        .expect("POST /api/webhook");
+    assert_eq!(controller.github_push(&url, "main", b"bench-secret"), 200);
     loop {
         let list = apps.list(&ListParams::default()).await.expect("list");
         let done = list

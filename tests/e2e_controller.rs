@@ -7,102 +7,15 @@
 mod common;
 
 use common::control_plane::{client_from, control_plane, resource, Tenant};
+use common::controller::{eventually, spawn_controller, start_controller};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::Client;
 use serde_json::{json, Value};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
-
-/// Polls `f` until it returns `Some` or `limit` passes.
-async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// A `prism controller` process, killed when dropped.
-struct Controller {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Controller {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Controller {
-    /// Kills the process at once (a crash, not a SIGTERM).
-    fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_controller(tenant: &Tenant, identity: &str, cache: &Path, extra: &[&str]) -> Controller {
-    let ns = tenant.namespace.as_str();
-    let mut args = vec![
-        "--namespace",
-        ns,
-        "--argocd-namespace",
-        ns,
-        "--lease-namespace",
-        ns,
-    ];
-    args.extend_from_slice(extra);
-    spawn_controller(
-        &tenant.kubeconfig,
-        identity,
-        &format!("{ns}-{identity}"),
-        cache,
-        &args,
-    )
-}
-
-/// `prism controller ARGS` as `identity` with this kubeconfig, logging to
-/// `controller-NAME.log` in the control plane's directory.
-fn spawn_controller(
-    kubeconfig: &Path,
-    identity: &str,
-    name: &str,
-    cache: &Path,
-    args: &[&str],
-) -> Controller {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let log =
-        std::fs::File::create(control_plane().dir.join(format!("controller-{name}.log"))).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_prism"))
-        .arg("controller")
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--cache-dir"])
-        .arg(cache)
-        .args(args)
-        .env("KUBECONFIG", kubeconfig)
-        .env("POD_NAME", identity)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("starting prism controller");
-    Controller { child, port }
-}
 
 fn appset(ns: &str, elements: Value, sync: &str) -> Value {
     json!({
@@ -671,29 +584,8 @@ async fn a_signed_github_push_re_renders_the_set_that_reads_the_repository() {
         .status()
         .unwrap();
     assert!(pushed.success());
-    let body = json!({"ref": "refs/heads/main",
-                      "repository": {"clone_url": url, "html_url": url, "default_branch": "main"}})
-    .to_string();
-    let signature = format!(
-        "sha256={}",
-        prism::digest::hex(&prism::controller::webhook::hmac_sha256(
-            b"e2e-secret",
-            body.as_bytes()
-        ))
-    );
     let sent = Instant::now();
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let answer = agent
-        .post(&format!("http://127.0.0.1:{}/api/webhook", controller.port))
-        .header("X-GitHub-Event", "push")
-        .header("X-Hub-Signature-256", &signature)
-        .header("Content-Type", "application/json")
-        .send(body.as_bytes())
-        .expect("POST /api/webhook");
-    assert_eq!(answer.status(), 200);
+    assert_eq!(controller.github_push(&url, "main", b"e2e-secret"), 200);
     eventually(
         Duration::from_secs(20),
         "the pushed Application",

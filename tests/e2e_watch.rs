@@ -6,9 +6,9 @@
 mod common;
 
 use common::control_plane::{control_plane, resource};
+use common::controller::start_controller;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde_json::{json, Value};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn appset(ns: &str, names: &[&str]) -> Value {
@@ -63,23 +63,7 @@ async fn watches_resume_after_410_gone() {
         &resource("prism.dev", "ApplicationSet", "applicationsets"),
     );
     let cache = tempfile::tempdir().unwrap();
-    let log = std::fs::File::create(plane.dir.join("controller-watch.log")).unwrap();
-    let mut controller = Command::new(env!("CARGO_BIN_EXE_prism"))
-        .args(["controller", "--no-leader-election", "--namespace", &ns])
-        .args([
-            "--argocd-namespace",
-            &ns,
-            "--listen",
-            "127.0.0.1:0",
-            "--cache-dir",
-        ])
-        .arg(cache.path())
-        .env("KUBECONFIG", &tenant.kubeconfig)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("prism controller");
+    let controller = start_controller(&tenant, "watch", cache.path(), &["--no-leader-election"]);
     let apply = |set: Value| {
         let sets = sets.clone();
         async move {
@@ -127,10 +111,10 @@ async fn watches_resume_after_410_gone() {
         (a.data["spec"]["source"]["targetRevision"] == "main").then_some(())
     })
     .await;
-    let _ = controller.kill();
-    let _ = controller.wait();
+    drop(controller);
     // The watches did come back to 410 Gone (kube-rs logs it, then lists again).
-    let log = std::fs::read_to_string(plane.dir.join("controller-watch.log")).unwrap();
+    let log =
+        std::fs::read_to_string(plane.dir.join(format!("controller-{ns}-watch.log"))).unwrap();
     assert!(
         log.contains("watching Applications: error returned by apiserver during watch: too old resource version"),
         "{log}"

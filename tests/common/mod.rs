@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod control_plane;
+pub mod controller;
 pub mod githttp;
 pub mod http;
 pub mod plugins;

@@ -1,0 +1,137 @@
+//! `prism controller` processes against the test control plane, and what the end-to-end
+//! tests and the fleet benchmark do to them: wait for a condition, post a signed GitHub
+//! push.
+#![allow(dead_code)]
+
+use super::control_plane::{control_plane, Tenant};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Polls `f` until it returns `Some`; panics naming `what` after `limit`.
+pub async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A `prism controller` process, killed when dropped.
+pub struct Controller {
+    /// The process.
+    pub child: Child,
+    /// Its webhook, metrics and health port on 127.0.0.1.
+    pub port: u16,
+}
+
+impl Drop for Controller {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Controller {
+    /// Kills the process at once (a crash, not a SIGTERM).
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Posts a GitHub push of `branch` of `repo_url`, signed with `secret`, to its
+    /// webhook; returns the HTTP status.
+    pub fn github_push(&self, repo_url: &str, branch: &str, secret: &[u8]) -> u16 {
+        let body = serde_json::json!({"ref": format!("refs/heads/{branch}"),
+            "repository": {"clone_url": repo_url, "html_url": repo_url, "default_branch": branch}})
+        .to_string();
+        let signature = format!(
+            "sha256={}",
+            prism::digest::hex(&prism::controller::webhook::hmac_sha256(
+                secret,
+                body.as_bytes()
+            ))
+        );
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        agent
+            .post(&format!("http://127.0.0.1:{}/api/webhook", self.port))
+            .header("X-GitHub-Event", "push")
+            .header("X-Hub-Signature-256", &signature)
+            .header("Content-Type", "application/json")
+            .send(body.as_bytes())
+            .expect("POST /api/webhook")
+            .status()
+            .as_u16()
+    }
+}
+
+/// `prism controller` for one tenant: its namespace for everything, its ServiceAccount's
+/// identity (the Role of `deploy/rbac.yaml`), the Lease there too.
+pub fn start_controller(
+    tenant: &Tenant,
+    identity: &str,
+    cache: &Path,
+    extra: &[&str],
+) -> Controller {
+    let ns = tenant.namespace.as_str();
+    let mut args = vec![
+        "--namespace",
+        ns,
+        "--argocd-namespace",
+        ns,
+        "--lease-namespace",
+        ns,
+    ];
+    args.extend_from_slice(extra);
+    spawn_controller(
+        &tenant.kubeconfig,
+        identity,
+        &format!("{ns}-{identity}"),
+        cache,
+        &args,
+    )
+}
+
+/// `prism controller ARGS` as `identity` with this kubeconfig, logging to
+/// `controller-NAME.log` in the control plane's directory.
+pub fn spawn_controller(
+    kubeconfig: &Path,
+    identity: &str,
+    name: &str,
+    cache: &Path,
+    args: &[&str],
+) -> Controller {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let log =
+        std::fs::File::create(control_plane().dir.join(format!("controller-{name}.log"))).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_prism"))
+        .arg("controller")
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--cache-dir"])
+        .arg(cache)
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .env("POD_NAME", identity)
+        .env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("starting prism controller");
+    Controller { child, port }
+}
