@@ -17,9 +17,9 @@
 #[allow(unused_imports, missing_docs)]
 mod common;
 
-use common::control_plane::{control_plane, resource, Tenant};
-use common::controller::{spawn_controller, Controller};
-use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
+use common::control_plane::{control_plane, Tenant};
+use common::controller::{spawn_controller, Apis, Controller};
+use kube::api::{ListParams, Patch, PatchParams};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -161,17 +161,8 @@ async fn main() {
     let plane = control_plane();
     let tenant = plane.tenant().await;
     let ns = tenant.namespace.clone();
-    let admin = plane.admin().await;
-    let apps: Api<DynamicObject> = Api::namespaced_with(
-        admin.clone(),
-        &ns,
-        &resource("argoproj.io", "Application", "applications"),
-    );
-    let sets: Api<DynamicObject> = Api::namespaced_with(
-        admin.clone(),
-        &ns,
-        &resource("prism.dev", "ApplicationSet", "applicationsets"),
-    );
+    let api = Apis::new(&tenant).await;
+    let (apps, sets) = (&api.apps, &api.sets);
 
     let work = common::TestRepo::new();
     let files = env_files("v1");

@@ -6,12 +6,11 @@
 
 mod common;
 
-use common::control_plane::{client_from, control_plane, resource, Tenant};
-use common::controller::{eventually, spawn_controller, start_controller};
+use common::control_plane::{client_from, control_plane, resource};
+use common::controller::{eventually, spawn_controller, start_controller, Apis};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
-use kube::Client;
 use serde_json::{json, Value};
 use std::path::Path;
 use std::process::Command;
@@ -33,71 +32,6 @@ fn appset(ns: &str, elements: Value, sync: &str) -> Value {
             }
         }
     })
-}
-
-/// The admin's handles on one tenant's Applications and ApplicationSets.
-struct Apis {
-    admin: Client,
-    apps: Api<DynamicObject>,
-    sets: Api<DynamicObject>,
-    argo_sets: Api<DynamicObject>,
-}
-
-impl Apis {
-    async fn new(tenant: &Tenant) -> Apis {
-        let admin = control_plane().admin().await;
-        let ns = &tenant.namespace;
-        Apis {
-            apps: Api::namespaced_with(
-                admin.clone(),
-                ns,
-                &resource("argoproj.io", "Application", "applications"),
-            ),
-            sets: Api::namespaced_with(
-                admin.clone(),
-                ns,
-                &resource("prism.dev", "ApplicationSet", "applicationsets"),
-            ),
-            argo_sets: Api::namespaced_with(
-                admin.clone(),
-                ns,
-                &resource("argoproj.io", "ApplicationSet", "applicationsets"),
-            ),
-            admin,
-        }
-    }
-
-    async fn apply(&self, set: Value) -> DynamicObject {
-        let api = if set["apiVersion"] == "argoproj.io/v1alpha1" {
-            &self.argo_sets
-        } else {
-            &self.sets
-        };
-        let name = set["metadata"]["name"].as_str().unwrap().to_string();
-        api.patch(
-            &name,
-            &PatchParams::apply("e2e").force(),
-            &Patch::Apply(&set),
-        )
-        .await
-        .expect("applying the ApplicationSet")
-    }
-
-    async fn names(&self) -> Vec<String> {
-        let mut n: Vec<String> = self
-            .apps
-            .list(&ListParams::default())
-            .await
-            .map(|l| {
-                l.items
-                    .into_iter()
-                    .filter_map(|a| a.metadata.name)
-                    .collect()
-            })
-            .unwrap_or_default();
-        n.sort();
-        n
-    }
 }
 
 #[tokio::test]
@@ -178,11 +112,7 @@ async fn controller_converges_repairs_respects_policy_guards_deletes_and_fails_o
     // Deleted: each is gone or waits (deletionTimestamp set) for Argo CD to remove the
     // resources finalizer Prism's Applications carry. Argo CD is not here: do its part.
     eventually(Duration::from_secs(60), "confirmed deletes", || async {
-        let list = api.apps.list(&ListParams::default()).await.ok()?;
-        list.items
-            .iter()
-            .all(|a| a.metadata.deletion_timestamp.is_some())
-            .then_some(())
+        api.all_terminating().await.then_some(())
     })
     .await;
     for name in api.names().await {
@@ -437,11 +367,7 @@ async fn argo_application_sets_are_reconciled_with_argos_owner_reference_and_sta
         .await
         .expect("deleting the set");
     eventually(Duration::from_secs(90), "garbage collection", || async {
-        let list = api.apps.list(&ListParams::default()).await.ok()?;
-        list.items
-            .iter()
-            .all(|a| a.metadata.deletion_timestamp.is_some())
-            .then_some(())
+        api.all_terminating().await.then_some(())
     })
     .await;
 }

@@ -5,11 +5,13 @@
 
 mod common;
 
-use common::control_plane::{control_plane, resource};
-use common::controller::start_controller;
-use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use common::control_plane::control_plane;
+use common::controller::{eventually, start_controller, Apis};
+use kube::api::{Patch, PatchParams};
 use serde_json::{json, Value};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+const LIMIT: Duration = Duration::from_secs(90);
 
 fn appset(ns: &str, names: &[&str]) -> Value {
     let elements: Vec<Value> = names.iter().map(|n| json!({"name": n})).collect();
@@ -29,39 +31,13 @@ fn appset(ns: &str, names: &[&str]) -> Value {
     })
 }
 
-async fn until<T, Fut: std::future::Future<Output = Option<T>>>(
-    what: &str,
-    mut f: impl FnMut() -> Fut,
-) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(90),
-            "{what}: not within 90 s"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 #[tokio::test]
 async fn watches_resume_after_410_gone() {
     let plane = control_plane();
     let tenant = plane.tenant().await;
     let ns = tenant.namespace.clone();
-    let admin = plane.admin().await;
-    let apps: Api<DynamicObject> = Api::namespaced_with(
-        admin.clone(),
-        &ns,
-        &resource("argoproj.io", "Application", "applications"),
-    );
-    let sets: Api<DynamicObject> = Api::namespaced_with(
-        admin.clone(),
-        &ns,
-        &resource("prism.dev", "ApplicationSet", "applicationsets"),
-    );
+    let api = Apis::new(&tenant).await;
+    let (apps, sets) = (api.apps.clone(), api.sets.clone());
     let cache = tempfile::tempdir().unwrap();
     let controller = start_controller(&tenant, "watch", cache.path(), &["--no-leader-election"]);
     let apply = |set: Value| {
@@ -77,7 +53,7 @@ async fn watches_resume_after_410_gone() {
         }
     };
     apply(appset(&ns, &["a"])).await;
-    let seen = until("w-a", || async { apps.get("w-a").await.ok() }).await;
+    let seen = eventually(LIMIT, "w-a", || async { apps.get("w-a").await.ok() }).await;
     let seen_version: i64 = seen.metadata.resource_version.unwrap().parse().unwrap();
 
     let mut compacted = 0;
@@ -91,7 +67,7 @@ async fn watches_resume_after_410_gone() {
 
     // The ApplicationSet watch resumed: a change to the set is acted on.
     apply(appset(&ns, &["a", "b"])).await;
-    until("w-b after the restart", || async {
+    eventually(LIMIT, "w-b after the restart", || async {
         apps.get("w-b").await.ok()
     })
     .await;
@@ -106,7 +82,7 @@ async fn watches_resume_after_410_gone() {
     )
     .await
     .expect("hand edit");
-    until("w-a repaired", || async {
+    eventually(LIMIT, "w-a repaired", || async {
         let a = apps.get("w-a").await.ok()?;
         (a.data["spec"]["source"]["targetRevision"] == "main").then_some(())
     })

@@ -3,7 +3,10 @@
 //! push.
 #![allow(dead_code)]
 
-use super::control_plane::{control_plane, Tenant};
+use super::control_plane::{control_plane, resource, Tenant};
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
+use kube::Client;
+use serde_json::Value;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -134,4 +137,86 @@ pub fn spawn_controller(
         .spawn()
         .expect("starting prism controller");
     Controller { child, port }
+}
+
+/// The admin's handles on one tenant's Applications and ApplicationSets.
+pub struct Apis {
+    /// The admin's client.
+    pub admin: Client,
+    /// Applications.
+    pub apps: Api<DynamicObject>,
+    /// `prism.dev` ApplicationSets.
+    pub sets: Api<DynamicObject>,
+    /// `argoproj.io` ApplicationSets.
+    pub argo_sets: Api<DynamicObject>,
+}
+
+impl Apis {
+    /// Handles in `tenant`'s namespace.
+    pub async fn new(tenant: &Tenant) -> Apis {
+        let admin = control_plane().admin().await;
+        let ns = &tenant.namespace;
+        Apis {
+            apps: Api::namespaced_with(
+                admin.clone(),
+                ns,
+                &resource("argoproj.io", "Application", "applications"),
+            ),
+            sets: Api::namespaced_with(
+                admin.clone(),
+                ns,
+                &resource("prism.dev", "ApplicationSet", "applicationsets"),
+            ),
+            argo_sets: Api::namespaced_with(
+                admin.clone(),
+                ns,
+                &resource("argoproj.io", "ApplicationSet", "applicationsets"),
+            ),
+            admin,
+        }
+    }
+
+    /// Applies an ApplicationSet of either API (server-side, as `e2e`).
+    pub async fn apply(&self, set: Value) -> DynamicObject {
+        let api = if set["apiVersion"] == "argoproj.io/v1alpha1" {
+            &self.argo_sets
+        } else {
+            &self.sets
+        };
+        let name = set["metadata"]["name"].as_str().unwrap().to_string();
+        api.patch(
+            &name,
+            &PatchParams::apply("e2e").force(),
+            &Patch::Apply(&set),
+        )
+        .await
+        .expect("applying the ApplicationSet")
+    }
+
+    /// The Applications' names, sorted.
+    pub async fn names(&self) -> Vec<String> {
+        let mut n: Vec<String> = self
+            .apps
+            .list(&ListParams::default())
+            .await
+            .map(|l| {
+                l.items
+                    .into_iter()
+                    .filter_map(|a| a.metadata.name)
+                    .collect()
+            })
+            .unwrap_or_default();
+        n.sort();
+        n
+    }
+
+    /// Whether every Application is being deleted (they wait for Argo CD, which is not
+    /// here, to remove the resources finalizer).
+    pub async fn all_terminating(&self) -> bool {
+        self.apps.list(&ListParams::default()).await.is_ok_and(|l| {
+            l.items
+                .iter()
+                .all(|a| a.metadata.deletion_timestamp.is_some())
+        })
+    }
 }
