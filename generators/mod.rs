@@ -19,6 +19,7 @@ pub mod list;
 pub mod matrix;
 pub mod merge;
 pub mod plugin;
+pub mod pull_request;
 pub mod values;
 
 use prism_core::error::{Error, ErrorKind};
@@ -33,7 +34,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-const ARGO_UNSUPPORTED: &[&str] = &["scmProvider", "pullRequest", "clusterDecisionResource"];
+const ARGO_UNSUPPORTED: &[&str] = &["scmProvider", "clusterDecisionResource"];
 
 /// What generators read and write while expanding one ApplicationSet.
 pub struct Context<'a> {
@@ -163,6 +164,7 @@ pub const REGISTRY: &[&dyn GeneratorKind] = &[
     &matrix::Matrix,
     &merge::Merge,
     &plugin::Plugin,
+    &pull_request::PullRequests,
     &values::Values,
     &images::Images,
 ];
@@ -806,7 +808,7 @@ mod registry_tests {
         }
         assert_eq!(
             known_generators(),
-            "list, clusters, git, matrix, merge, plugin, values and images (prism.dev only)"
+            "list, clusters, git, matrix, merge, plugin, pullRequest, values and images (prism.dev only)"
         );
     }
 

@@ -105,6 +105,15 @@ pub enum ErrorKind {
         /// Why, naming the filters.
         message: String,
     },
+    /// A `pullRequest` generator's provider could not list pull requests (auth, rate
+    /// limit, server error, malformed answer): nothing is applied or deleted.
+    #[error("listing pull requests from {provider}: {message}")]
+    PullRequests {
+        /// `github`, `gitlab`, …
+        provider: String,
+        /// What went wrong, naming the repository and the HTTP status.
+        message: String,
+    },
     /// A plugin generator's plugin failed or answered something unusable.
     #[error("plugin {name:?}: {message}")]
     Plugin {

@@ -76,6 +76,18 @@ pub trait Sources {
         ))
     }
 
+    /// The open pull requests a `pullRequest` generator's provider block names, after
+    /// the provider's own label filter. Sources without an SCM client refuse.
+    fn pull_requests(
+        &self,
+        query: &PullRequestQuery<'_>,
+    ) -> Result<Vec<PullRequest>, PullRequestError> {
+        Err(PullRequestError::Other(format!(
+            "listing pull requests from {} is not available here yet",
+            query.provider
+        )))
+    }
+
     /// Runs the plugin a `plugin` generator names and returns its parameter sets.
     /// Sources without plugin definitions refuse, saying how to provide them.
     fn plugin(&self, call: &PluginCall<'_>) -> Result<Vec<ParamSet>, String> {
@@ -85,6 +97,49 @@ pub trait Sources {
             call.name
         ))
     }
+}
+
+/// One open pull (or merge) request, as every provider of the `pullRequest` generator
+/// reports it (Argo CD's `pullrequest.PullRequest`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PullRequest {
+    /// Its number (GitHub's, GitLab's `iid`, …).
+    pub number: i64,
+    /// Its title.
+    pub title: String,
+    /// The head (source) branch.
+    pub branch: String,
+    /// The base (target) branch.
+    pub target_branch: String,
+    /// The head commit.
+    pub head_sha: String,
+    /// Who opened it (login).
+    pub author: String,
+    /// Its labels.
+    pub labels: Vec<String>,
+}
+
+/// What a `pullRequest` generator asks for: its provider's block as written.
+#[derive(Debug)]
+pub struct PullRequestQuery<'a> {
+    /// `github`, `gitlab`, `gitea`, `bitbucketServer`, `bitbucket` or `azuredevops`.
+    pub provider: &'a str,
+    /// The provider's block (`owner`, `repo`, `api`, `tokenRef`, `labels`, …).
+    pub config: &'a serde_json::Value,
+    /// Spec path of the generator, for messages.
+    pub path: &'a str,
+}
+
+/// Why pull requests could not be listed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PullRequestError {
+    /// The repository does not exist (or is not visible): skipped with
+    /// `continueOnRepoNotFoundError`, an error otherwise.
+    #[error("repository not found: {0}")]
+    RepositoryNotFound(String),
+    /// Anything else (auth, rate limit, server error, malformed answer), described.
+    #[error("{0}")]
+    Other(String),
 }
 
 /// A branch or tag and the commit it points at.
