@@ -104,6 +104,9 @@ pub struct ControllerArgs {
     /// Repository URL policy (always remote repositories only in the controller).
     #[command(flatten)]
     pub repo_policy: crate::pipeline::RepoPolicyArgs,
+    /// `tokenRef` Secrets must be labelled argocd.argoproj.io/secret-type: scm-creds (Argo's flag).
+    #[arg(long)]
+    pub token_ref_strict_mode: bool,
 }
 
 fn parse_policy(s: &str) -> Result<crate::controller::plan::Policy, String> {
@@ -158,6 +161,7 @@ pub fn controller(args: &ControllerArgs) -> Result<(), CliError> {
         resource_cap: args.status_resource_cap,
         render: args.engine.options(),
         repo_policy: args.repo_policy.policy(true)?,
+        token_ref_strict_mode: args.token_ref_strict_mode,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

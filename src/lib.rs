@@ -22,6 +22,7 @@ pub mod pipeline;
 pub mod plugin;
 pub mod registry;
 pub mod repo_policy;
+pub mod scm;
 pub mod sources;
 pub mod workdir;
 pub mod writeback;

@@ -225,6 +225,10 @@ pub struct SourceArgs {
     /// The time plugins are told, RFC 3339 in UTC (e.g. 2026-01-01T00:00:00Z) [default: now].
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
     pub now: Option<i64>,
+    /// Secrets holding the tokens `pullRequest` generators name in `tokenRef` (YAML;
+    /// without a tokenRef, GitHub's token is $GITHUB_TOKEN, as in Argo CD).
+    #[arg(long, value_name = "FILE")]
+    pub scm_creds: Option<PathBuf>,
     /// Treat the specs as untrusted (say, from a pull request): read only remote
     /// repositories and the --repo mappings, never local paths or file://, and keep every
     /// render limit at its default.
@@ -243,6 +247,8 @@ pub struct Shared {
     plugins: Option<Arc<PluginHost>>,
     credentials: Arc<crate::credentials::Credentials>,
     policy: RepoPolicy,
+    scm: Arc<crate::scm::ScmClient>,
+    scm_tokens: Arc<crate::scm::ScmTokens>,
 }
 
 impl SourceArgs {
@@ -269,12 +275,18 @@ impl SourceArgs {
             Some(f) => crate::credentials::Credentials::load(f).map_err(CliError::Failed)?,
             None => crate::credentials::Credentials::default(),
         };
+        let scm_tokens = match &self.scm_creds {
+            Some(f) => crate::scm::ScmTokens::load(f).map_err(CliError::Failed)?,
+            None => crate::scm::ScmTokens::default(),
+        };
         Ok(Shared {
             clusters,
             registry,
             plugins,
             credentials: Arc::new(credentials),
             policy,
+            scm: Arc::new(crate::scm::ScmClient::default()),
+            scm_tokens: Arc::new(scm_tokens),
         })
     }
 
@@ -291,6 +303,7 @@ impl SourceArgs {
         .with_registry(shared.registry.clone())
         .with_credentials(shared.credentials.clone())
         .with_policy(shared.policy.clone())
+        .with_scm(shared.scm.clone(), shared.scm_tokens.clone())
     }
 
     /// Sources as the engine sees them: the local sources, plus the plugin host when

@@ -34,6 +34,7 @@ pub struct LocalSources {
     registry: Option<Arc<crate::registry::RegistryClient>>,
     credentials: Arc<crate::credentials::Credentials>,
     policy: crate::repo_policy::RepoPolicy,
+    scm: Option<(Arc<crate::scm::ScmClient>, Arc<crate::scm::ScmTokens>)>,
 }
 
 impl LocalSources {
@@ -53,7 +54,18 @@ impl LocalSources {
             registry: None,
             credentials: Arc::default(),
             policy: crate::repo_policy::RepoPolicy::local(),
+            scm: None,
         }
+    }
+
+    /// Lists pull requests with this client and these `tokenRef` tokens (`--scm-creds`).
+    pub fn with_scm(
+        mut self,
+        client: Arc<crate::scm::ScmClient>,
+        tokens: Arc<crate::scm::ScmTokens>,
+    ) -> Self {
+        self.scm = Some((client, tokens));
+        self
     }
 
     /// Reads only the repository URLs `policy` allows (`--repo` mappings always: the
@@ -177,6 +189,18 @@ impl LocalSources {
 }
 
 impl Sources for LocalSources {
+    fn pull_requests(
+        &self,
+        query: &prism_engine::sources::PullRequestQuery<'_>,
+    ) -> Result<Vec<prism_engine::sources::PullRequest>, prism_engine::sources::PullRequestError>
+    {
+        match &self.scm {
+            Some((client, tokens)) => client.pull_requests(query, tokens),
+            None => crate::scm::ScmClient::default()
+                .pull_requests(query, &crate::scm::ScmTokens::default()),
+        }
+    }
+
     fn repository(
         &self,
         repo_url: &str,

@@ -719,3 +719,96 @@ async fn a_project_scoped_credential_serves_its_project_only() {
     );
     assert_eq!(api.names().await, ["b-web"]);
 }
+
+/// Preview environments in the controller: a `pullRequest` generator reads GitHub (an
+/// in-test server replaying its API) with the token of a Secret in the set's namespace;
+/// when GitHub then answers 502, the set reports the error and deletes nothing (Argo CD
+/// issue 14318).
+#[tokio::test]
+async fn pull_requests_become_previews_and_a_bad_answer_deletes_nothing() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let tenant = control_plane().tenant().await;
+    let ns = tenant.namespace.clone();
+    let api = Apis::new(&tenant).await;
+    let failing = Arc::new(AtomicBool::new(false));
+    let fail = failing.clone();
+    let port = common::http::serve(move |r| {
+        if r.header("authorization") != Some("Bearer gh-token") {
+            return (401, vec![], r#"{"message": "Bad credentials"}"#.into());
+        }
+        if fail.load(Ordering::SeqCst) {
+            return (502, vec![], "Bad gateway".into());
+        }
+        let pull = |n: u64, branch: &str| {
+            json!({"number": n, "title": format!("PR {n}"), "user": {"login": "dev"},
+                   "head": {"ref": branch, "sha": format!("{n}abcdef0123456789")},
+                   "base": {"ref": "main"}, "labels": [{"name": "preview"}]})
+        };
+        (
+            200,
+            vec![],
+            json!([pull(7, "feature/search"), pull(9, "fix/cart")]).to_string(),
+        )
+    });
+    let secrets: Api<Secret> = Api::namespaced(api.admin.clone(), &ns);
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "github-token"}, "stringData": {"token": "gh-token"}
+    }))
+    .unwrap();
+    secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("token Secret");
+    let cache = tempfile::tempdir().unwrap();
+    let _controller = start_controller(
+        &tenant,
+        "solo",
+        cache.path(),
+        &["--no-leader-election", "--watch-argo-applicationsets"],
+    );
+    api.apply(json!({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "ApplicationSet",
+        "metadata": {"name": "previews", "namespace": ns},
+        "spec": {
+            "generators": [{"pullRequest": {
+                "github": {"owner": "org", "repo": "shop", "api": format!("http://127.0.0.1:{port}"),
+                           "tokenRef": {"secretName": "github-token", "key": "token"},
+                           "labels": ["preview"]},
+                "requeueAfterSeconds": 2}}],
+            "template": {
+                "metadata": {"name": "shop-{{branch_slug}}"},
+                "spec": {"project": "default",
+                         "source": {"repoURL": "https://github.com/org/shop.git",
+                                    "targetRevision": "{{head_sha}}", "path": "deploy"},
+                         "destination": {"server": "https://kubernetes.default.svc",
+                                         "namespace": "preview-{{number}}"}}
+            }
+        }
+    }))
+    .await;
+    eventually(Duration::from_secs(60), "two previews", || async {
+        (api.names().await == ["shop-feature-search", "shop-fix-cart"]).then_some(())
+    })
+    .await;
+    failing.store(true, Ordering::SeqCst);
+    let message = eventually(Duration::from_secs(60), "ErrorOccurred", || async {
+        let s = api.argo_sets.get("previews").await.ok()?;
+        s.data["status"]["conditions"]
+            .as_array()?
+            .iter()
+            .find(|c| c["type"] == "ErrorOccurred" && c["status"] == "True")
+            .and_then(|c| c["message"].as_str().map(str::to_string))
+    })
+    .await;
+    assert!(
+        message.contains("listing pull requests from github: org/shop: HTTP 502"),
+        "{message}"
+    );
+    assert!(!message.contains("gh-token"));
+    assert_eq!(
+        api.names().await,
+        ["shop-feature-search", "shop-fix-cart"],
+        "a bad answer deleted previews"
+    );
+}

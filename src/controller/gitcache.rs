@@ -271,6 +271,8 @@ pub struct ControllerSources {
     pub registry: Option<Arc<crate::registry::RegistryClient>>,
     /// The set that reads: its credentials and allowed repositories.
     pub reader: Reader,
+    /// The SCM client and the tokens the set's `pullRequest` generators name.
+    pub scm: (Arc<crate::scm::ScmClient>, Arc<crate::scm::ScmTokens>),
 }
 
 impl Sources for ControllerSources {
@@ -285,6 +287,14 @@ impl Sources for ControllerSources {
 
     fn clusters(&self) -> Result<Arc<[Cluster]>, SourceError> {
         Ok(self.clusters.clone())
+    }
+
+    fn pull_requests(
+        &self,
+        query: &prism_engine::sources::PullRequestQuery<'_>,
+    ) -> Result<Vec<prism_engine::sources::PullRequest>, prism_engine::sources::PullRequestError>
+    {
+        self.scm.0.pull_requests(query, &self.scm.1)
     }
 
     fn refs(&self, repo_url: &str) -> Result<Vec<GitRef>, SourceError> {

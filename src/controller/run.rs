@@ -72,6 +72,8 @@ pub struct Config {
     pub render: RenderOptions,
     /// Which repository URLs a spec may name (remote only; the admin's flags).
     pub repo_policy: crate::repo_policy::RepoPolicy,
+    /// Only Secrets labelled `scm-creds` may hold `tokenRef` tokens.
+    pub token_ref_strict_mode: bool,
 }
 
 /// What every reconcile shares.
@@ -85,6 +87,8 @@ pub struct Context {
     recorder: Recorder,
     registry: Arc<RegistryClient>,
     plugins: Option<Arc<PluginHost>>,
+    /// The SCM client of `pullRequest` generators (its ETag cache serves every set).
+    scm: Arc<crate::scm::ScmClient>,
     /// Transient failures in a row, by set (`namespace.name`), for the backoff.
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -282,6 +286,7 @@ pub async fn run(
         recorder,
         registry,
         plugins,
+        scm: Arc::new(crate::scm::ScmClient::default()),
         failures: Mutex::default(),
     });
     let (kinds, loops) = application_set_controllers(&client, &config, ctx, &stop);
@@ -857,6 +862,55 @@ async fn reader_of(
     }))
 }
 
+/// The tokens the set's `pullRequest` generators name, read from Secrets in the set's
+/// own namespace (as Argo CD reads them); with `--token-ref-strict-mode` only Secrets
+/// labelled `argocd.argoproj.io/secret-type: scm-creds`. The outer error is the API's,
+/// the inner one the set's. Tokens never reach a message.
+async fn scm_tokens_of(
+    ctx: &Context,
+    appset: &ApplicationSet,
+) -> Result<Result<crate::scm::ScmTokens, String>, ReconcileError> {
+    let refs = reconcile::scm_secret_refs(&appset.spec.generators);
+    if refs.is_empty() {
+        return Ok(Ok(crate::scm::ScmTokens::default()));
+    }
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &appset.namespace);
+    let mut found = Vec::new();
+    for name in refs
+        .iter()
+        .map(|(n, _)| n)
+        .collect::<std::collections::BTreeSet<_>>()
+    {
+        let secret = match secrets.get_opt(name).await {
+            Ok(Some(s)) => s,
+            Ok(None) => {
+                return Ok(Err(format!(
+                    "tokenRef: Secret {name} does not exist in {}",
+                    appset.namespace
+                )))
+            }
+            Err(e) => {
+                return Err(ReconcileError::Transient(format!(
+                    "reading Secret {name}: {}",
+                    apply::describe(&e)
+                )))
+            }
+        };
+        if ctx.config.token_ref_strict_mode
+            && secret.labels().get(SECRET_TYPE).map(String::as_str) != Some("scm-creds")
+        {
+            return Ok(Err(format!(
+                "tokenRef: Secret {name} is not labelled {SECRET_TYPE}: scm-creds \
+                 (--token-ref-strict-mode)"
+            )));
+        }
+        let mut v = serde_json::to_value(&secret).unwrap_or(Value::Null);
+        v["kind"] = Value::from("Secret");
+        found.push(v);
+    }
+    Ok(crate::scm::ScmTokens::from_secrets(&found))
+}
+
 /// Renders the set's Applications on a blocking thread (git, plugins, registries):
 /// the outer error is the task's, the inner one the render's.
 async fn render_set(
@@ -867,11 +921,16 @@ async fn render_set(
         Ok(reader) => reader,
         Err(e) => return Ok(Err(e)),
     };
+    let tokens = match scm_tokens_of(ctx, &appset).await? {
+        Ok(tokens) => tokens,
+        Err(e) => return Ok(Err(e)),
+    };
     let sources = ControllerSources {
         git: ctx.git.clone(),
         clusters: clusters(&ctx.secrets),
         registry: Some(ctx.registry.clone()),
         reader,
+        scm: (ctx.scm.clone(), Arc::new(tokens)),
     };
     let plugins = ctx.plugins.clone();
     let options = ctx.config.render.clone();
@@ -1188,6 +1247,7 @@ mod tests {
                 resource_cap: 5000,
                 render: RenderOptions::default(),
                 repo_policy: crate::repo_policy::RepoPolicy::remote_only(false),
+                token_ref_strict_mode: false,
             },
             git: Arc::new(GitCache::new(dir.join("git"), Duration::from_secs(60))),
             apps: writer.as_reader(),
@@ -1196,6 +1256,7 @@ mod tests {
             recorder,
             registry: Arc::new(RegistryClient::new(RegistrySettings::default(), None).unwrap()),
             plugins: None,
+            scm: Arc::new(crate::scm::ScmClient::default()),
             failures: Mutex::default(),
         })
     }

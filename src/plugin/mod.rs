@@ -322,6 +322,14 @@ impl<S: Sources + Send + Sync + 'static> Sources for PluginSources<S> {
         self.inner.image(query)
     }
 
+    fn pull_requests(
+        &self,
+        query: &prism_engine::sources::PullRequestQuery<'_>,
+    ) -> Result<Vec<prism_engine::sources::PullRequest>, prism_engine::sources::PullRequestError>
+    {
+        self.inner.pull_requests(query)
+    }
+
     fn plugin(&self, call: &PluginCall<'_>) -> Result<Vec<ParamSet>, String> {
         let sources: Arc<dyn Sources + Send + Sync> = self.inner.clone();
         self.host.generate(call, Some(sources))

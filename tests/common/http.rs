@@ -14,6 +14,18 @@ pub struct Request {
     pub path: String,
     /// The `Authorization` header's value, or empty.
     pub authorization: String,
+    /// Every header, names in lower case.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Request {
+    /// A header's value (`name` in lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 /// A response: status, extra header lines (`Name: value`), body.
@@ -47,6 +59,15 @@ pub fn serve(mut handler: impl FnMut(&Request) -> Response + Send + 'static) -> 
                             .then(|| l[14..].trim().to_string())
                     })
                     .unwrap_or_default(),
+                headers: text
+                    .lines()
+                    .skip(1)
+                    .take_while(|l| !l.is_empty())
+                    .filter_map(|l| {
+                        let (n, v) = l.split_once(':')?;
+                        Some((n.trim().to_ascii_lowercase(), v.trim().to_string()))
+                    })
+                    .collect(),
             };
             let (status, headers, body) = handler(&request);
             let mut response = format!(

@@ -1,0 +1,254 @@
+//! The `pullRequest` generator against an in-test server that replays GitHub's REST API:
+//! its JSON shape (`GET /repos/{owner}/{repo}/pulls`), `Link` pagination, bearer tokens,
+//! `ETag`/`304`, and its errors.
+
+mod common;
+
+use common::http::{serve, Request};
+use common::{prism, stderr, stdout, write};
+use prism::scm::{ScmClient, ScmTokens};
+use prism_engine::sources::{PullRequestError, PullRequestQuery};
+use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
+
+fn pull(number: u64, branch: &str, title: &str, labels: &[&str]) -> Value {
+    json!({
+        "number": number, "state": "open", "title": title,
+        "user": {"login": "octocat", "id": 1},
+        "head": {"ref": branch, "sha": format!("{number:02}3456789abcdef0123456789abcdef01234567"),
+                 "repo": {"full_name": "org/svc"}},
+        "base": {"ref": "main", "sha": "ffffffffffffffffffffffffffffffffffffffff"},
+        "labels": labels.iter().map(|l| json!({"id": 7, "name": l, "color": "00ff00"})).collect::<Vec<_>>(),
+        "html_url": format!("https://github.com/org/svc/pull/{number}")
+    })
+}
+
+/// A GitHub for `org/svc`: two pages, a bearer token, ETags; `org/missing` is 404.
+fn github(seen: Arc<Mutex<Vec<String>>>) -> u16 {
+    serve(move |r: &Request| {
+        seen.lock().unwrap().push(format!(
+            "{} {} {}",
+            r.path,
+            r.header("authorization").unwrap_or("-"),
+            r.header("if-none-match").unwrap_or("-")
+        ));
+        if r.header("authorization") != Some("Bearer s3cret") {
+            return (
+                401,
+                vec![],
+                r#"{"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"}"#
+                    .into(),
+            );
+        }
+        let etag = |page: u32| format!("\"etag-page-{page}\"");
+        match r.path.as_str() {
+            "/api/v3/repos/org/svc/pulls?per_page=100" => {
+                if r.header("if-none-match") == Some(etag(1).as_str()) {
+                    return (304, vec![format!("ETag: {}", etag(1))], String::new());
+                }
+                let port = r.header("host").unwrap_or_default().to_string();
+                (
+                    200,
+                    vec![
+                        format!("ETag: {}", etag(1)),
+                        format!("Link: <http://{port}/api/v3/repositories/9/pulls?per_page=100&page=2>; rel=\"next\", <http://{port}/api/v3/repositories/9/pulls?per_page=100&page=2>; rel=\"last\""),
+                        "X-RateLimit-Remaining: 4999".into(),
+                    ],
+                    json!([pull(12, "feature/Login_Page", "Login", &["preview"]),
+                           pull(11, "fix/typo", "Typo", &[])])
+                    .to_string(),
+                )
+            }
+            "/api/v3/repositories/9/pulls?per_page=100&page=2" => {
+                if r.header("if-none-match") == Some(etag(2).as_str()) {
+                    return (304, vec![format!("ETag: {}", etag(2))], String::new());
+                }
+                (
+                    200,
+                    vec![format!("ETag: {}", etag(2))],
+                    json!([pull(
+                        3,
+                        "renovate/serde-1.x",
+                        "Update serde",
+                        &["preview", "deps"]
+                    )])
+                    .to_string(),
+                )
+            }
+            "/api/v3/repos/org/limited/pulls?per_page=100" => (
+                429,
+                vec!["Retry-After: 30".into()],
+                r#"{"message": "API rate limit exceeded"}"#.into(),
+            ),
+            "/api/v3/repos/org/broken/pulls?per_page=100" => {
+                (200, vec![], r#"{"message": "not a list"}"#.into())
+            }
+            _ => (404, vec![], r#"{"message": "Not Found"}"#.into()),
+        }
+    })
+}
+
+fn spec(dir: &std::path::Path, port: u16, repo: &str, extra: &str) -> String {
+    write(
+        dir,
+        "appset.yaml",
+        &format!(
+            r#"apiVersion: argoproj.io/v1alpha1
+kind: ApplicationSet
+metadata: {{name: previews, namespace: argocd}}
+spec:
+  generators:
+  - pullRequest:
+      github:
+        owner: org
+        repo: {repo}
+        api: http://127.0.0.1:{port}
+        tokenRef: {{secretName: github-token, key: token}}
+        labels: [preview]
+{extra}
+  template:
+    metadata: {{name: 'svc-{{{{branch_slug}}}}-{{{{number}}}}'}}
+    spec:
+      project: default
+      source:
+        repoURL: https://github.com/org/svc.git
+        targetRevision: '{{{{head_sha}}}}'
+        path: deploy
+        helm: {{parameters: [{{name: image.tag, value: '{{{{head_short_sha}}}}'}}]}}
+      destination: {{server: https://kubernetes.default.svc, namespace: 'preview-{{{{number}}}}'}}
+"#
+        ),
+    )
+}
+
+fn creds(dir: &std::path::Path) -> String {
+    write(
+        dir,
+        "scm-creds.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: github-token}\nstringData: {token: s3cret}\n",
+    )
+}
+
+#[test]
+fn github_pull_requests_become_preview_applications() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let port = github(seen.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let spec = spec(dir.path(), port, "svc", "");
+    let creds = creds(dir.path());
+    let out = prism(&["generate", &spec, "--scm-creds", &creds, "-o", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let list: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let items = list["items"].as_array().unwrap();
+    let names: Vec<&str> = items
+        .iter()
+        .map(|a| a["metadata"]["name"].as_str().unwrap())
+        .collect();
+    // Both pages read; only pull requests labelled `preview`.
+    assert_eq!(
+        names,
+        ["svc-feature-login-page-12", "svc-renovate-serde-1-x-3"]
+    );
+    assert_eq!(
+        items[0]["spec"]["source"]["helm"]["parameters"][0]["value"],
+        "12345678"
+    );
+    assert_eq!(items[0]["spec"]["destination"]["namespace"], "preview-12");
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert!(seen.iter().all(|s| s.contains("Bearer s3cret")));
+}
+
+/// Bad answers are errors naming the provider, the repository and the status, never an
+/// empty list (Argo CD issue 14318: a bad answer deleted every Application).
+#[test]
+fn bad_answers_are_errors_and_nothing_is_printed() {
+    let port = github(Arc::default());
+    let dir = tempfile::tempdir().unwrap();
+    let creds = creds(dir.path());
+    let wrong = write(
+        dir.path(),
+        "wrong.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: github-token}\nstringData: {token: nope}\n",
+    );
+    for (repo, creds, text) in [
+        (
+            "svc",
+            &wrong,
+            "listing pull requests from github: org/svc: HTTP 401: GitHub refused the token",
+        ),
+        (
+            "missing",
+            &creds,
+            "listing pull requests from github: repository not found: org/missing",
+        ),
+        (
+            "limited",
+            &creds,
+            "org/limited: HTTP 429: rate limited or forbidden; retry after 30 s",
+        ),
+        ("broken", &creds, "org/broken: http://127.0.0.1"),
+    ] {
+        let spec = spec(dir.path(), port, repo, "");
+        let out = prism(&["generate", &spec, "--scm-creds", creds]);
+        assert_eq!(out.status.code(), Some(1), "{repo}: {}", stderr(&out));
+        assert_eq!(stdout(&out), "", "{repo}");
+        assert!(
+            stderr(&out).contains("spec.generators[0].pullRequest.github")
+                && stderr(&out).contains(text),
+            "{repo}: {}",
+            stderr(&out)
+        );
+        assert!(!stderr(&out).contains("nope") && !stderr(&out).contains("s3cret"));
+    }
+    // continueOnRepoNotFoundError: a missing repository yields nothing, not an error.
+    let spec = spec(
+        dir.path(),
+        port,
+        "missing",
+        "      continueOnRepoNotFoundError: true",
+    );
+    let out = prism(&["generate", &spec, "--scm-creds", &creds]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+/// The second listing is conditional: GitHub answers 304 (not counted against the rate
+/// limit) and the client reuses what it read.
+#[test]
+fn a_second_listing_is_answered_304_from_the_etag() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let port = github(seen.clone());
+    let client = ScmClient::default();
+    let tokens = ScmTokens::from_secrets(&[json!({"kind": "Secret",
+        "metadata": {"name": "github-token"}, "stringData": {"token": "s3cret"}})])
+    .unwrap();
+    let config = json!({"owner": "org", "repo": "svc", "api": format!("http://127.0.0.1:{port}"),
+                        "tokenRef": {"secretName": "github-token", "key": "token"}});
+    let query = PullRequestQuery {
+        provider: "github",
+        config: &config,
+        path: "spec.generators[0].pullRequest",
+    };
+    let first = client.pull_requests(&query, &tokens).unwrap();
+    let second = client.pull_requests(&query, &tokens).unwrap();
+    assert_eq!(first, second);
+    assert_eq!(first.len(), 3);
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 4, "{seen:?}");
+    assert!(seen[2].ends_with("\"etag-page-1\""), "{seen:?}");
+    assert!(seen[3].ends_with("\"etag-page-2\""), "{seen:?}");
+    assert_eq!(client.requests()[&("github".to_string(), 304)], 2);
+    // Unknown providers say they are not wired yet.
+    let gitlab = json!({"project": "1"});
+    let e = client
+        .pull_requests(
+            &PullRequestQuery {
+                provider: "gitlab",
+                config: &gitlab,
+                path: "p",
+            },
+            &tokens,
+        )
+        .unwrap_err();
+    assert!(matches!(e, PullRequestError::Other(m) if m.contains("not wired yet")));
+}
