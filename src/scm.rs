@@ -1,6 +1,6 @@
 //! The `pullRequest` generator's edge: listing pull requests from an SCM provider's
-//! HTTP API. GitHub and GitHub Enterprise so far; the other providers answer that they
-//! are not wired yet.
+//! HTTP API. GitHub (and Enterprise) and GitLab so far; the other providers answer that
+//! they are not wired yet.
 //!
 //! Careful with the rate limit (Argo CD issues 9413, 21887): every listing is a
 //! conditional request (`If-None-Match` with the last `ETag`; GitHub does not count a
@@ -10,7 +10,7 @@
 //! HTTP status, never an empty list, so nothing is deleted on a bad answer (Argo CD
 //! issue 14318). Tokens never appear in errors or logs.
 
-use prism_engine::generators::pull_request::{GithubPullRequests, SecretRef};
+use prism_engine::generators::pull_request::{GithubPullRequests, GitlabPullRequests, SecretRef};
 use prism_engine::sources::{PullRequest, PullRequestError, PullRequestQuery};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -166,10 +166,65 @@ impl ScmClient {
                     .map_err(|e| PullRequestError::Other(e.to_string()))?;
                 self.github(&spec, tokens)
             }
+            "gitlab" => {
+                let spec: GitlabPullRequests = serde_json::from_value(query.config.clone())
+                    .map_err(|e| PullRequestError::Other(e.to_string()))?;
+                self.gitlab(&spec, tokens)
+            }
             other => Err(PullRequestError::Other(format!(
-                "the {other} provider is not wired yet (GitHub is); see issue 14"
+                "the {other} provider is not wired yet (github and gitlab are); see issue 14"
             ))),
         }
+    }
+
+    /// GitLab merge requests, as Argo's `GitLabService.List`: the state filter only
+    /// when `pullRequestState` is given (GitLab's default is every state), labels asked
+    /// of the server, `X-Next-Page` pagination, the token in `PRIVATE-TOKEN`.
+    fn gitlab(
+        &self,
+        spec: &GitlabPullRequests,
+        tokens: &ScmTokens,
+    ) -> Result<Vec<PullRequest>, PullRequestError> {
+        if spec.insecure || spec.ca_ref.is_some() {
+            return Err(PullRequestError::Other(
+                "insecure and caRef are not wired yet for gitlab; see issue 14".into(),
+            ));
+        }
+        let token = match &spec.token_ref {
+            Some(r) => Some(tokens.get(r)?.trim().to_string()),
+            None => std::env::var("GITLAB_TOKEN").ok().filter(|t| !t.is_empty()),
+        };
+        let mut url = format!(
+            "{}projects/{}/merge_requests?per_page=100",
+            gitlab_api_base(spec.api.as_deref()),
+            encode_component(&spec.project)
+        );
+        if !spec.labels.is_empty() {
+            url.push_str(&format!(
+                "&labels={}",
+                encode_component(&spec.labels.join(","))
+            ));
+        }
+        if let Some(state) = spec.pull_request_state.as_deref().filter(|s| !s.is_empty()) {
+            url.push_str(&format!("&state={}", encode_component(state)));
+        }
+        let repo = spec.project.clone();
+        let mut next = Some(url);
+        let mut out = Vec::new();
+        let mut pages = 0;
+        while let Some(page_url) = next.take() {
+            pages += 1;
+            if pages > MAX_PAGES {
+                return Err(PullRequestError::Other(format!(
+                    "{repo}: more than {MAX_PAGES} pages of merge requests"
+                )));
+            }
+            let auth = token.as_ref().map(|t| ("PRIVATE-TOKEN", t.clone()));
+            let page = self.page(&GITLAB, &page_url, &repo, auth)?;
+            out.extend(page.pulls);
+            next = page.next;
+        }
+        Ok(out)
     }
 
     fn github(
@@ -202,7 +257,10 @@ impl ScmClient {
                     "{repo}: more than {MAX_PAGES} pages of pull requests"
                 )));
             }
-            let page = self.github_page(&page_url, &repo, token.as_deref())?;
+            let auth = token
+                .as_ref()
+                .map(|t| ("Authorization", format!("Bearer {t}")));
+            let page = self.page(&GITHUB, &page_url, &repo, auth)?;
             out.extend(
                 page.pulls
                     .into_iter()
@@ -213,13 +271,16 @@ impl ScmClient {
         Ok(out)
     }
 
-    /// One page, conditionally on its last ETag.
-    fn github_page(
+    /// One page of `provider`'s API, conditionally on its last ETag; `auth` is the
+    /// header that carries the token.
+    fn page(
         &self,
+        api: &Api,
         url: &str,
         repo: &str,
-        token: Option<&str>,
+        auth: Option<(&str, String)>,
     ) -> Result<Page, PullRequestError> {
+        let provider = api.name;
         let host = url
             .split("://")
             .nth(1)
@@ -238,7 +299,8 @@ impl ScmClient {
         {
             if until > now {
                 return Err(PullRequestError::Other(format!(
-                    "{repo}: GitHub's rate limit is spent until {until} (Unix time); not asking before then"
+                    "{repo}: {}'s rate limit is spent until {until} (Unix time); not asking before then",
+                    api.title
                 )));
             }
         }
@@ -247,24 +309,22 @@ impl ScmClient {
             .lock()
             .ok()
             .and_then(|p| p.get(url).map(|c| c.etag.clone()));
-        let mut request = self
-            .agent
-            .get(url)
-            .header("Accept", "application/vnd.github+json")
-            .header("X-GitHub-Api-Version", "2022-11-28")
-            .header("User-Agent", "prism");
-        if let Some(t) = token {
-            request = request.header("Authorization", &format!("Bearer {t}"));
+        let mut request = self.agent.get(url).header("User-Agent", "prism");
+        for (name, value) in api.headers {
+            request = request.header(*name, *value);
+        }
+        if let Some((name, value)) = &auth {
+            request = request.header(*name, value);
         }
         if let Some(etag) = &cached_etag {
             request = request.header("If-None-Match", etag);
         }
         let mut response = request.call().map_err(|e| {
-            self.count("github", 0);
+            self.count(provider, 0);
             PullRequestError::Other(format!("{repo}: GET {url}: {e}"))
         })?;
         let status = response.status().as_u16();
-        self.count("github", status);
+        self.count(provider, status);
         let header = |name: &str| {
             response
                 .headers()
@@ -285,7 +345,7 @@ impl ScmClient {
                 b.insert(host.clone(), now + wait);
             }
         }
-        let next = header("link").and_then(|l| next_link(&l));
+        let next = (api.next)(&header("link"), &header("x-next-page"), url);
         let etag = header("etag");
         match status {
             304 => {
@@ -307,7 +367,7 @@ impl ScmClient {
                     .limit(MAX_BODY)
                     .read_to_string()
                     .map_err(|e| PullRequestError::Other(format!("{repo}: reading {url}: {e}")))?;
-                let pulls = parse_github_pulls(&body)
+                let pulls = (api.parse)(&body)
                     .map_err(|e| PullRequestError::Other(format!("{repo}: {url}: {e}")))?;
                 if let (Some(etag), Ok(mut pages)) = (etag, self.pages.lock()) {
                     pages.insert(
@@ -323,7 +383,8 @@ impl ScmClient {
             }
             404 => Err(PullRequestError::RepositoryNotFound(repo.to_string())),
             401 => Err(PullRequestError::Other(format!(
-                "{repo}: HTTP 401: GitHub refused the token; check the tokenRef Secret"
+                "{repo}: HTTP 401: {} refused the token; check the tokenRef Secret",
+                api.title
             ))),
             403 | 429 => Err(PullRequestError::Other(format!(
                 "{repo}: HTTP {status}: rate limited or forbidden{}",
@@ -341,6 +402,101 @@ impl ScmClient {
 struct Page {
     pulls: Vec<PullRequest>,
     next: Option<String>,
+}
+
+/// What differs between providers' list APIs.
+struct Api {
+    name: &'static str,
+    title: &'static str,
+    headers: &'static [(&'static str, &'static str)],
+    /// The next page's URL from the `Link` and `X-Next-Page` headers and this page's URL.
+    next: fn(&Option<String>, &Option<String>, &str) -> Option<String>,
+    parse: fn(&str) -> Result<Vec<PullRequest>, String>,
+}
+
+const GITHUB: Api = Api {
+    name: "github",
+    title: "GitHub",
+    headers: &[
+        ("Accept", "application/vnd.github+json"),
+        ("X-GitHub-Api-Version", "2022-11-28"),
+    ],
+    next: |link, _, _| link.as_deref().and_then(next_link),
+    parse: parse_github_pulls,
+};
+
+const GITLAB: Api = Api {
+    name: "gitlab",
+    title: "GitLab",
+    headers: &[("Accept", "application/json")],
+    next: |_, next_page, url| {
+        let page = next_page
+            .as_deref()
+            .map(str::trim)
+            .filter(|p| !p.is_empty())?;
+        let base = url.split("&page=").next().unwrap_or(url);
+        Some(format!("{base}&page={page}"))
+    },
+    parse: parse_gitlab_merge_requests,
+};
+
+/// go-gitlab's base URL: `<api>/api/v4/` (default `https://gitlab.com/api/v4/`).
+pub fn gitlab_api_base(api: Option<&str>) -> String {
+    let mut base = api
+        .filter(|a| !a.is_empty())
+        .unwrap_or("https://gitlab.com")
+        .to_string();
+    if !base.ends_with('/') {
+        base.push('/');
+    }
+    if !base.ends_with("api/v4/") {
+        base.push_str("api/v4/");
+    }
+    base
+}
+
+/// GitLab's `GET /projects/{id}/merge_requests` answer.
+fn parse_gitlab_merge_requests(body: &str) -> Result<Vec<PullRequest>, String> {
+    let items: Vec<Value> = serde_json::from_str(body)
+        .map_err(|e| format!("the answer is not a JSON list of merge requests: {e}"))?;
+    items
+        .iter()
+        .map(|m| {
+            let text = |v: &Value, what: &str| {
+                v.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| format!("a merge request has no {what}"))
+            };
+            Ok(PullRequest {
+                number: m["iid"].as_i64().ok_or("a merge request has no iid")?,
+                title: text(&m["title"], "title")?,
+                branch: text(&m["source_branch"], "source_branch")?,
+                target_branch: text(&m["target_branch"], "target_branch")?,
+                head_sha: text(&m["sha"], "sha")?,
+                author: text(&m["author"]["username"], "author.username")?,
+                labels: m["labels"]
+                    .as_array()
+                    .map(|l| {
+                        l.iter()
+                            .filter_map(|x| x.as_str().map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            })
+        })
+        .collect()
+}
+
+/// `%`-encodes a GitLab project path for the URL (`group/app` → `group%2Fapp`).
+fn encode_component(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// go-github's `WithEnterpriseURLs`: `https://host/` becomes `https://host/api/v3/`

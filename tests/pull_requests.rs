@@ -238,17 +238,91 @@ fn a_second_listing_is_answered_304_from_the_etag() {
     assert!(seen[2].ends_with("\"etag-page-1\""), "{seen:?}");
     assert!(seen[3].ends_with("\"etag-page-2\""), "{seen:?}");
     assert_eq!(client.requests()[&("github".to_string(), 304)], 2);
-    // Unknown providers say they are not wired yet.
-    let gitlab = json!({"project": "1"});
+    // Providers not wired yet say so.
+    let gitea = json!({"owner": "o", "repo": "r", "api": "https://gitea.example"});
     let e = client
         .pull_requests(
             &PullRequestQuery {
-                provider: "gitlab",
-                config: &gitlab,
+                provider: "gitea",
+                config: &gitea,
                 path: "p",
             },
             &tokens,
         )
         .unwrap_err();
     assert!(matches!(e, PullRequestError::Other(m) if m.contains("not wired yet")));
+}
+
+/// GitLab as Argo's `GitLabService` asks it (go-gitlab): `/api/v4/projects/<encoded
+/// path>/merge_requests`, the token in `PRIVATE-TOKEN`, labels asked of the server, the
+/// state only when `pullRequestState` is given, `X-Next-Page` pagination; `iid`,
+/// `source_branch`, `sha` and `author.username` become Argo's parameters.
+#[test]
+fn gitlab_merge_requests_with_x_next_page() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let port = serve(move |r: &Request| {
+        log.lock().unwrap().push(r.path.clone());
+        if r.header("private-token") != Some("glpat-x") {
+            return (401, vec![], r#"{"message": "401 Unauthorized"}"#.into());
+        }
+        let mr = |iid: u64, branch: &str| {
+            json!({"id": 1000 + iid, "iid": iid, "title": format!("MR {iid}"), "state": "opened",
+                   "source_branch": branch, "target_branch": "main",
+                   "sha": format!("{iid:02}cafe0123456789"), "labels": ["preview"],
+                   "author": {"id": 5, "username": "dev", "name": "Dev"}})
+        };
+        let base =
+            "/api/v4/projects/group%2Fshop/merge_requests?per_page=100&labels=preview&state=opened";
+        if r.path == base {
+            (
+                200,
+                vec!["X-Next-Page: 2".into(), "X-Page: 1".into()],
+                json!([mr(4, "feat/a")]).to_string(),
+            )
+        } else if r.path == format!("{base}&page=2") {
+            (
+                200,
+                vec!["X-Next-Page: ".into(), "X-Page: 2".into()],
+                json!([mr(2, "feat/b")]).to_string(),
+            )
+        } else {
+            (
+                404,
+                vec![],
+                r#"{"message": "404 Project Not Found"}"#.into(),
+            )
+        }
+    });
+    let tokens = ScmTokens::from_secrets(&[json!({"kind": "Secret",
+        "metadata": {"name": "gitlab"}, "stringData": {"token": "glpat-x"}})])
+    .unwrap();
+    let config = json!({"project": "group/shop", "api": format!("http://127.0.0.1:{port}"),
+                        "labels": ["preview"], "pullRequestState": "opened",
+                        "tokenRef": {"secretName": "gitlab", "key": "token"}});
+    let query = PullRequestQuery {
+        provider: "gitlab",
+        config: &config,
+        path: "p",
+    };
+    let pulls = ScmClient::default().pull_requests(&query, &tokens).unwrap();
+    let numbers: Vec<(i64, &str, &str)> = pulls
+        .iter()
+        .map(|p| (p.number, p.branch.as_str(), p.author.as_str()))
+        .collect();
+    assert_eq!(numbers, [(4, "feat/a", "dev"), (2, "feat/b", "dev")]);
+    assert_eq!(seen.lock().unwrap().len(), 2);
+    let missing = json!({"project": "group/gone", "api": format!("http://127.0.0.1:{port}"),
+                         "tokenRef": {"secretName": "gitlab", "key": "token"}});
+    let e = ScmClient::default()
+        .pull_requests(
+            &PullRequestQuery {
+                provider: "gitlab",
+                config: &missing,
+                path: "p",
+            },
+            &tokens,
+        )
+        .unwrap_err();
+    assert_eq!(e, PullRequestError::RepositoryNotFound("group/gone".into()));
 }
