@@ -1,6 +1,6 @@
 //! The `pullRequest` generator's edge: listing pull requests from an SCM provider's
-//! HTTP API. GitHub (and Enterprise) and GitLab so far; the other providers answer that
-//! they are not wired yet.
+//! HTTP API. GitHub (and Enterprise), GitLab and Gitea so far; the other providers
+//! answer that they are not wired yet.
 //!
 //! Careful with the rate limit (Argo CD issues 9413, 21887): every listing is a
 //! conditional request (`If-None-Match` with the last `ETag`; GitHub does not count a
@@ -10,7 +10,9 @@
 //! HTTP status, never an empty list, so nothing is deleted on a bad answer (Argo CD
 //! issue 14318). Tokens never appear in errors or logs.
 
-use prism_engine::generators::pull_request::{GithubPullRequests, GitlabPullRequests, SecretRef};
+use prism_engine::generators::pull_request::{
+    GiteaPullRequests, GithubPullRequests, GitlabPullRequests, SecretRef,
+};
 use prism_engine::sources::{PullRequest, PullRequestError, PullRequestQuery};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -171,8 +173,13 @@ impl ScmClient {
                     .map_err(|e| PullRequestError::Other(e.to_string()))?;
                 self.gitlab(&spec, tokens)
             }
+            "gitea" => {
+                let spec: GiteaPullRequests = serde_json::from_value(query.config.clone())
+                    .map_err(|e| PullRequestError::Other(e.to_string()))?;
+                self.gitea(&spec, tokens)
+            }
             other => Err(PullRequestError::Other(format!(
-                "the {other} provider is not wired yet (github and gitlab are); see issue 14"
+                "the {other} provider is not wired yet (github, gitlab and gitea are); see issue 14"
             ))),
         }
     }
@@ -222,6 +229,53 @@ impl ScmClient {
             let auth = token.as_ref().map(|t| ("PRIVATE-TOKEN", t.clone()));
             let page = self.page(&GITLAB, &page_url, &repo, auth)?;
             out.extend(page.pulls);
+            next = page.next;
+        }
+        Ok(out)
+    }
+
+    /// Gitea's open pull requests (`/api/v1/repos/{owner}/{repo}/pulls?state=open`), the
+    /// token as `Authorization: token …`, labels filtered here. Argo reads one page; Prism
+    /// follows `page`/`limit` through Gitea's `Link` headers, so no pull request is lost.
+    fn gitea(
+        &self,
+        spec: &GiteaPullRequests,
+        tokens: &ScmTokens,
+    ) -> Result<Vec<PullRequest>, PullRequestError> {
+        if spec.insecure {
+            return Err(PullRequestError::Other(
+                "insecure is not wired yet for gitea; see issue 14".into(),
+            ));
+        }
+        let token = match &spec.token_ref {
+            Some(r) => Some(tokens.get(r)?.trim().to_string()),
+            None => std::env::var("GITEA_TOKEN").ok().filter(|t| !t.is_empty()),
+        };
+        let base = spec.api.trim_end_matches('/');
+        let repo = format!("{}/{}", spec.owner, spec.repo);
+        let mut next = Some(format!(
+            "{base}/api/v1/repos/{}/{}/pulls?state=open&limit=50&page=1",
+            encode_component(&spec.owner),
+            encode_component(&spec.repo)
+        ));
+        let mut out = Vec::new();
+        let mut pages = 0;
+        while let Some(page_url) = next.take() {
+            pages += 1;
+            if pages > MAX_PAGES {
+                return Err(PullRequestError::Other(format!(
+                    "{repo}: more than {MAX_PAGES} pages of pull requests"
+                )));
+            }
+            let auth = token
+                .as_ref()
+                .map(|t| ("Authorization", format!("token {t}")));
+            let page = self.page(&GITEA, &page_url, &repo, auth)?;
+            out.extend(
+                page.pulls
+                    .into_iter()
+                    .filter(|pr| spec.labels.iter().all(|l| pr.labels.contains(l))),
+            );
             next = page.next;
         }
         Ok(out)
@@ -438,6 +492,16 @@ const GITLAB: Api = Api {
         Some(format!("{base}&page={page}"))
     },
     parse: parse_gitlab_merge_requests,
+};
+
+const GITEA: Api = Api {
+    name: "gitea",
+    title: "Gitea",
+    headers: &[("Accept", "application/json")],
+    next: |link, _, _| link.as_deref().and_then(next_link),
+    // Gitea's SDK reads the same fields of the same JSON shape as GitHub's
+    // (`number`, `head.ref`, `head.sha`, `base.ref`, `user.login`, `labels[].name`).
+    parse: parse_github_pulls,
 };
 
 /// go-gitlab's base URL: `<api>/api/v4/` (default `https://gitlab.com/api/v4/`).

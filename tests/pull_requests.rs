@@ -239,12 +239,12 @@ fn a_second_listing_is_answered_304_from_the_etag() {
     assert!(seen[3].ends_with("\"etag-page-2\""), "{seen:?}");
     assert_eq!(client.requests()[&("github".to_string(), 304)], 2);
     // Providers not wired yet say so.
-    let gitea = json!({"owner": "o", "repo": "r", "api": "https://gitea.example"});
+    let bitbucket = json!({"owner": "o", "repo": "r"});
     let e = client
         .pull_requests(
             &PullRequestQuery {
-                provider: "gitea",
-                config: &gitea,
+                provider: "bitbucket",
+                config: &bitbucket,
                 path: "p",
             },
             &tokens,
@@ -325,4 +325,60 @@ fn gitlab_merge_requests_with_x_next_page() {
         )
         .unwrap_err();
     assert_eq!(e, PullRequestError::RepositoryNotFound("group/gone".into()));
+}
+
+/// Gitea as its SDK asks it (Argo's `GiteaService`): open pull requests, the token as
+/// `Authorization: token …`, labels filtered by the client; pages through `Link`.
+#[test]
+fn gitea_pull_requests_follow_page_and_limit() {
+    let port = serve(move |r: &Request| {
+        if r.header("authorization") != Some("token gt-1") {
+            return (401, vec![], r#"{"message": "token is required"}"#.into());
+        }
+        let pr = |n: u64, labels: &[&str]| {
+            json!({"id": 100 + n, "number": n, "title": format!("PR {n}"), "state": "open",
+                   "user": {"id": 3, "login": "gitea-dev", "username": "gitea-dev"},
+                   "head": {"ref": format!("feat-{n}"), "sha": format!("{n:02}beef0123456789"), "label": "x"},
+                   "base": {"ref": "main", "sha": "ff"},
+                   "labels": labels.iter().map(|l| json!({"id": 1, "name": l})).collect::<Vec<_>>()})
+        };
+        let host = r.header("host").unwrap_or_default().to_string();
+        match r.path.as_str() {
+            "/api/v1/repos/org/app/pulls?state=open&limit=50&page=1" => (
+                200,
+                vec![
+                    format!("Link: <http://{host}/api/v1/repos/org/app/pulls?state=open&limit=50&page=2>; rel=\"next\""),
+                    "X-Total-Count: 3".into(),
+                ],
+                json!([pr(1, &["preview"]), pr(2, &[])]).to_string(),
+            ),
+            "/api/v1/repos/org/app/pulls?state=open&limit=50&page=2" => {
+                (200, vec!["X-Total-Count: 3".into()], json!([pr(3, &["preview"])]).to_string())
+            }
+            _ => (404, vec![], r#"{"message": "not found"}"#.into()),
+        }
+    });
+    let tokens = ScmTokens::from_secrets(&[json!({"kind": "Secret",
+        "metadata": {"name": "gitea"}, "stringData": {"token": "gt-1"}})])
+    .unwrap();
+    let config = json!({"owner": "org", "repo": "app", "api": format!("http://127.0.0.1:{port}/"),
+                        "labels": ["preview"], "tokenRef": {"secretName": "gitea", "key": "token"}});
+    let pulls = ScmClient::default()
+        .pull_requests(
+            &PullRequestQuery {
+                provider: "gitea",
+                config: &config,
+                path: "p",
+            },
+            &tokens,
+        )
+        .unwrap();
+    let got: Vec<(i64, &str, &str)> = pulls
+        .iter()
+        .map(|p| (p.number, p.branch.as_str(), p.author.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [(1, "feat-1", "gitea-dev"), (3, "feat-3", "gitea-dev")]
+    );
 }
