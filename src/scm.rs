@@ -1,6 +1,6 @@
 //! The `pullRequest` generator's edge: listing pull requests from an SCM provider's
-//! HTTP API. GitHub (and Enterprise), GitLab and Gitea so far; the other providers
-//! answer that they are not wired yet.
+//! HTTP API. GitHub (and Enterprise), GitLab, Gitea and Bitbucket Server so far; the
+//! other providers answer that they are not wired yet.
 //!
 //! Careful with the rate limit (Argo CD issues 9413, 21887): every listing is a
 //! conditional request (`If-None-Match` with the last `ETag`; GitHub does not count a
@@ -11,7 +11,8 @@
 //! issue 14318). Tokens never appear in errors or logs.
 
 use prism_engine::generators::pull_request::{
-    GiteaPullRequests, GithubPullRequests, GitlabPullRequests, SecretRef,
+    BitbucketServerPullRequests, GiteaPullRequests, GithubPullRequests, GitlabPullRequests,
+    SecretRef,
 };
 use prism_engine::sources::{PullRequest, PullRequestError, PullRequestQuery};
 use serde_json::Value;
@@ -178,8 +179,14 @@ impl ScmClient {
                     .map_err(|e| PullRequestError::Other(e.to_string()))?;
                 self.gitea(&spec, tokens)
             }
+            "bitbucketServer" => {
+                let spec: BitbucketServerPullRequests =
+                    serde_json::from_value(query.config.clone())
+                        .map_err(|e| PullRequestError::Other(e.to_string()))?;
+                self.bitbucket_server(&spec, tokens)
+            }
             other => Err(PullRequestError::Other(format!(
-                "the {other} provider is not wired yet (github, gitlab and gitea are); see issue 14"
+                "the {other} provider is not wired yet (github, gitlab, gitea and bitbucketServer are); see issue 14"
             ))),
         }
     }
@@ -276,6 +283,60 @@ impl ScmClient {
                     .into_iter()
                     .filter(|pr| spec.labels.iter().all(|l| pr.labels.contains(l))),
             );
+            next = page.next;
+        }
+        Ok(out)
+    }
+
+    /// Bitbucket Server's open pull requests, as Argo's `BitbucketService` asks them
+    /// (`<api>/rest/api/1.0/projects/{project}/repos/{repo}/pull-requests?limit=100`,
+    /// `start` paging): basic auth, a bearer token, or none; no labels (the API has none).
+    fn bitbucket_server(
+        &self,
+        spec: &BitbucketServerPullRequests,
+        tokens: &ScmTokens,
+    ) -> Result<Vec<PullRequest>, PullRequestError> {
+        use base64::Engine;
+        if spec.insecure || spec.ca_ref.is_some() {
+            return Err(PullRequestError::Other(
+                "insecure and caRef are not wired yet for bitbucketServer; see issue 14".into(),
+            ));
+        }
+        let auth = if let Some(bearer) = &spec.bearer_token {
+            Some(format!("Bearer {}", tokens.get(&bearer.token_ref)?.trim()))
+        } else if let Some(basic) = &spec.basic_auth {
+            let password = tokens.get(&basic.password_ref)?;
+            Some(format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD
+                    .encode(format!("{}:{password}", basic.username))
+            ))
+        } else {
+            None
+        };
+        let repo = format!("{}/{}", spec.project, spec.repo);
+        let mut next = Some(format!(
+            "{}/api/1.0/projects/{}/repos/{}/pull-requests?limit=100",
+            bitbucket_server_base(&spec.api),
+            encode_component(&spec.project),
+            encode_component(&spec.repo)
+        ));
+        let mut out = Vec::new();
+        let mut pages = 0;
+        while let Some(page_url) = next.take() {
+            pages += 1;
+            if pages > MAX_PAGES {
+                return Err(PullRequestError::Other(format!(
+                    "{repo}: more than {MAX_PAGES} pages of pull requests"
+                )));
+            }
+            let page = self.page(
+                &BITBUCKET_SERVER,
+                &page_url,
+                &repo,
+                auth.clone().map(|a| ("Authorization", a)),
+            )?;
+            out.extend(page.pulls);
             next = page.next;
         }
         Ok(out)
@@ -421,8 +482,9 @@ impl ScmClient {
                     .limit(MAX_BODY)
                     .read_to_string()
                     .map_err(|e| PullRequestError::Other(format!("{repo}: reading {url}: {e}")))?;
-                let pulls = (api.parse)(&body)
+                let (pulls, body_next) = (api.parse)(&body, url)
                     .map_err(|e| PullRequestError::Other(format!("{repo}: {url}: {e}")))?;
+                let next = next.or(body_next);
                 if let (Some(etag), Ok(mut pages)) = (etag, self.pages.lock()) {
                     pages.insert(
                         url.to_string(),
@@ -465,7 +527,8 @@ struct Api {
     headers: &'static [(&'static str, &'static str)],
     /// The next page's URL from the `Link` and `X-Next-Page` headers and this page's URL.
     next: fn(&Option<String>, &Option<String>, &str) -> Option<String>,
-    parse: fn(&str) -> Result<Vec<PullRequest>, String>,
+    /// The page's pull requests, and the next page's URL when the body says it.
+    parse: fn(&str, &str) -> Result<(Vec<PullRequest>, Option<String>), String>,
 }
 
 const GITHUB: Api = Api {
@@ -476,7 +539,7 @@ const GITHUB: Api = Api {
         ("X-GitHub-Api-Version", "2022-11-28"),
     ],
     next: |link, _, _| link.as_deref().and_then(next_link),
-    parse: parse_github_pulls,
+    parse: |body, _| parse_github_pulls(body).map(|p| (p, None)),
 };
 
 const GITLAB: Api = Api {
@@ -491,7 +554,7 @@ const GITLAB: Api = Api {
         let base = url.split("&page=").next().unwrap_or(url);
         Some(format!("{base}&page={page}"))
     },
-    parse: parse_gitlab_merge_requests,
+    parse: |body, _| parse_gitlab_merge_requests(body).map(|p| (p, None)),
 };
 
 const GITEA: Api = Api {
@@ -501,8 +564,75 @@ const GITEA: Api = Api {
     next: |link, _, _| link.as_deref().and_then(next_link),
     // Gitea's SDK reads the same fields of the same JSON shape as GitHub's
     // (`number`, `head.ref`, `head.sha`, `base.ref`, `user.login`, `labels[].name`).
-    parse: parse_github_pulls,
+    parse: |body, _| parse_github_pulls(body).map(|p| (p, None)),
 };
+
+const BITBUCKET_SERVER: Api = Api {
+    name: "bitbucketServer",
+    title: "Bitbucket Server",
+    // As Argo's client sends them (they skip Bitbucket's XSRF check).
+    headers: &[
+        ("Accept", "application/json"),
+        ("X-Atlassian-Token", "no-check"),
+        ("X-Requested-With", "XMLHttpRequest"),
+    ],
+    next: |_, _, _| None,
+    parse: parse_bitbucket_server_pulls,
+};
+
+/// Bitbucket Server's paged `pull-requests` answer: `values[]` with `id`, `title`,
+/// `fromRef.displayId`, `fromRef.latestCommit`, `toRef.displayId`, `author.user.name`;
+/// the next page is `start=<nextPageStart>` until `isLastPage`.
+fn parse_bitbucket_server_pulls(
+    body: &str,
+    url: &str,
+) -> Result<(Vec<PullRequest>, Option<String>), String> {
+    let page: Value = serde_json::from_str(body)
+        .map_err(|e| format!("the answer is not Bitbucket Server's paged JSON: {e}"))?;
+    let values = page["values"]
+        .as_array()
+        .ok_or("the answer has no values list")?;
+    let pulls = values
+        .iter()
+        .map(|p| {
+            let text = |v: &Value, what: &str| {
+                v.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| format!("a pull request has no {what}"))
+            };
+            Ok(PullRequest {
+                number: p["id"].as_i64().ok_or("a pull request has no id")?,
+                title: text(&p["title"], "title")?,
+                branch: text(&p["fromRef"]["displayId"], "fromRef.displayId")?,
+                target_branch: text(&p["toRef"]["displayId"], "toRef.displayId")?,
+                head_sha: text(&p["fromRef"]["latestCommit"], "fromRef.latestCommit")?,
+                author: text(&p["author"]["user"]["name"], "author.user.name")?,
+                labels: Vec::new(),
+            })
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    let next = match (page["isLastPage"].as_bool(), page["nextPageStart"].as_i64()) {
+        (Some(false), Some(start)) => {
+            let base = url.split("&start=").next().unwrap_or(url);
+            Some(format!("{base}&start={start}"))
+        }
+        _ => None,
+    };
+    Ok((pulls, next))
+}
+
+/// Argo's `NormalizeBitbucketBasePath` (applicationset/utils/utils.go): the API root ends
+/// in `/rest`.
+pub fn bitbucket_server_base(api: &str) -> String {
+    if let Some(stripped) = api.strip_suffix("/rest/") {
+        return format!("{stripped}/rest");
+    }
+    if api.ends_with("/rest") {
+        api.to_string()
+    } else {
+        format!("{api}/rest")
+    }
+}
 
 /// go-gitlab's base URL: `<api>/api/v4/` (default `https://gitlab.com/api/v4/`).
 pub fn gitlab_api_base(api: Option<&str>) -> String {
@@ -650,6 +780,22 @@ mod tests {
         assert_eq!(
             github_api_base(Some("https://api.corp.example/")),
             "https://api.corp.example/"
+        );
+    }
+
+    #[test]
+    fn bitbucket_server_base_paths_as_argo() {
+        assert_eq!(
+            bitbucket_server_base("https://bb.example"),
+            "https://bb.example/rest"
+        );
+        assert_eq!(
+            bitbucket_server_base("https://bb.example/rest"),
+            "https://bb.example/rest"
+        );
+        assert_eq!(
+            bitbucket_server_base("https://bb.example/rest/"),
+            "https://bb.example/rest"
         );
     }
 

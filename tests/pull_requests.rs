@@ -382,3 +382,85 @@ fn gitea_pull_requests_follow_page_and_limit() {
         [(1, "feat-1", "gitea-dev"), (3, "feat-3", "gitea-dev")]
     );
 }
+
+/// Bitbucket Server as Argo's `BitbucketService` asks it (gfleury/go-bitbucket-v1):
+/// `/rest/api/1.0/projects/{key}/repos/{slug}/pull-requests?limit=100`, basic auth, paging
+/// by `isLastPage` / `nextPageStart`; `fromRef.displayId`, `fromRef.latestCommit`,
+/// `author.user.name` become Argo's parameters.
+#[test]
+fn bitbucket_server_pages_by_next_page_start() {
+    let port = serve(move |r: &Request| {
+        // "ci:pw" in base64.
+        if r.header("authorization") != Some("Basic Y2k6cHc=") {
+            return (
+                401,
+                vec![],
+                r#"{"errors": [{"message": "Authentication failed"}]}"#.into(),
+            );
+        }
+        let pr = |id: u64, branch: &str| {
+            json!({"id": id, "version": 0, "title": format!("PR {id}"), "state": "OPEN",
+                   "fromRef": {"id": format!("refs/heads/{branch}"), "displayId": branch,
+                               "latestCommit": format!("{id:02}dead0123456789")},
+                   "toRef": {"id": "refs/heads/main", "displayId": "main", "latestCommit": "ff"},
+                   "author": {"user": {"name": "bb-dev", "displayName": "BB Dev"}, "role": "AUTHOR"}})
+        };
+        let base = "/rest/api/1.0/projects/PRJ/repos/app/pull-requests?limit=100";
+        if r.path == base {
+            (
+                200,
+                vec![],
+                json!({"size": 1, "limit": 1, "isLastPage": false, "start": 0,
+                                 "nextPageStart": 1, "values": [pr(5, "feature/x")]})
+                .to_string(),
+            )
+        } else if r.path == format!("{base}&start=1") {
+            (
+                200,
+                vec![],
+                json!({"size": 1, "limit": 1, "isLastPage": true, "start": 1,
+                                 "values": [pr(6, "bugfix/y")]})
+                .to_string(),
+            )
+        } else {
+            (
+                404,
+                vec![],
+                r#"{"errors": [{"message": "Repository does not exist"}]}"#.into(),
+            )
+        }
+    });
+    let tokens = ScmTokens::from_secrets(&[json!({"kind": "Secret",
+        "metadata": {"name": "bb"}, "stringData": {"password": "pw"}})])
+    .unwrap();
+    let config = json!({"project": "PRJ", "repo": "app", "api": format!("http://127.0.0.1:{port}"),
+                        "basicAuth": {"username": "ci", "passwordRef": {"secretName": "bb", "key": "password"}}});
+    let pulls = ScmClient::default()
+        .pull_requests(
+            &PullRequestQuery {
+                provider: "bitbucketServer",
+                config: &config,
+                path: "p",
+            },
+            &tokens,
+        )
+        .unwrap();
+    let got: Vec<(i64, &str, &str, &str)> = pulls
+        .iter()
+        .map(|p| {
+            (
+                p.number,
+                p.branch.as_str(),
+                p.head_sha.as_str(),
+                p.author.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (5, "feature/x", "05dead0123456789", "bb-dev"),
+            (6, "bugfix/y", "06dead0123456789", "bb-dev")
+        ]
+    );
+}
