@@ -528,8 +528,11 @@ struct Api {
     /// The next page's URL from the `Link` and `X-Next-Page` headers and this page's URL.
     next: fn(&Option<String>, &Option<String>, &str) -> Option<String>,
     /// The page's pull requests, and the next page's URL when the body says it.
-    parse: fn(&str, &str) -> Result<(Vec<PullRequest>, Option<String>), String>,
+    parse: fn(&str, &str) -> Parsed,
 }
+
+/// A page's pull requests and, when the body says it, the next page's URL.
+type Parsed = Result<(Vec<PullRequest>, Option<String>), String>;
 
 const GITHUB: Api = Api {
     name: "github",
@@ -583,10 +586,7 @@ const BITBUCKET_SERVER: Api = Api {
 /// Bitbucket Server's paged `pull-requests` answer: `values[]` with `id`, `title`,
 /// `fromRef.displayId`, `fromRef.latestCommit`, `toRef.displayId`, `author.user.name`;
 /// the next page is `start=<nextPageStart>` until `isLastPage`.
-fn parse_bitbucket_server_pulls(
-    body: &str,
-    url: &str,
-) -> Result<(Vec<PullRequest>, Option<String>), String> {
+fn parse_bitbucket_server_pulls(body: &str, url: &str) -> Parsed {
     let page: Value = serde_json::from_str(body)
         .map_err(|e| format!("the answer is not Bitbucket Server's paged JSON: {e}"))?;
     let values = page["values"]
