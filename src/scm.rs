@@ -1,6 +1,6 @@
 //! The `pullRequest` generator's edge: listing pull requests from an SCM provider's
-//! HTTP API. GitHub (and Enterprise), GitLab, Gitea and Bitbucket Server so far; the
-//! other providers answer that they are not wired yet.
+//! HTTP API: GitHub (and Enterprise), GitLab, Gitea, Bitbucket Server and Cloud; Azure
+//! DevOps answers that it is not wired yet.
 //!
 //! Careful with the rate limit (Argo CD issues 9413, 21887): every listing is a
 //! conditional request (`If-None-Match` with the last `ETag`; GitHub does not count a
@@ -11,8 +11,8 @@
 //! issue 14318). Tokens never appear in errors or logs.
 
 use prism_engine::generators::pull_request::{
-    BitbucketServerPullRequests, GiteaPullRequests, GithubPullRequests, GitlabPullRequests,
-    SecretRef,
+    BitbucketPullRequests, BitbucketServerPullRequests, GiteaPullRequests, GithubPullRequests,
+    GitlabPullRequests, SecretRef,
 };
 use prism_engine::sources::{PullRequest, PullRequestError, PullRequestQuery};
 use serde_json::Value;
@@ -185,8 +185,13 @@ impl ScmClient {
                         .map_err(|e| PullRequestError::Other(e.to_string()))?;
                 self.bitbucket_server(&spec, tokens)
             }
+            "bitbucket" => {
+                let spec: BitbucketPullRequests = serde_json::from_value(query.config.clone())
+                    .map_err(|e| PullRequestError::Other(e.to_string()))?;
+                self.bitbucket_cloud(&spec, tokens)
+            }
             other => Err(PullRequestError::Other(format!(
-                "the {other} provider is not wired yet (github, gitlab, gitea and bitbucketServer are); see issue 14"
+                "the {other} provider is not wired yet (github, gitlab, gitea, bitbucketServer and bitbucket are); see issue 14"
             ))),
         }
     }
@@ -296,24 +301,13 @@ impl ScmClient {
         spec: &BitbucketServerPullRequests,
         tokens: &ScmTokens,
     ) -> Result<Vec<PullRequest>, PullRequestError> {
-        use base64::Engine;
         if spec.insecure || spec.ca_ref.is_some() {
             return Err(PullRequestError::Other(
                 "insecure and caRef are not wired yet for bitbucketServer; see issue 14".into(),
             ));
         }
-        let auth = if let Some(bearer) = &spec.bearer_token {
-            Some(format!("Bearer {}", tokens.get(&bearer.token_ref)?.trim()))
-        } else if let Some(basic) = &spec.basic_auth {
-            let password = tokens.get(&basic.password_ref)?;
-            Some(format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD
-                    .encode(format!("{}:{password}", basic.username))
-            ))
-        } else {
-            None
-        };
+        let auth =
+            self.bitbucket_auth(spec.bearer_token.as_ref(), spec.basic_auth.as_ref(), tokens)?;
         let repo = format!("{}/{}", spec.project, spec.repo);
         let mut next = Some(format!(
             "{}/api/1.0/projects/{}/repos/{}/pull-requests?limit=100",
@@ -340,6 +334,74 @@ impl ScmClient {
             next = page.next;
         }
         Ok(out)
+    }
+
+    /// Bitbucket Cloud's open pull requests (`<api>/repositories/{owner}/{repo}/pullrequests`,
+    /// default api `https://api.bitbucket.org/2.0`), every page through the body's `next`,
+    /// as the library Argo uses follows them; basic auth, a bearer token, or none.
+    fn bitbucket_cloud(
+        &self,
+        spec: &BitbucketPullRequests,
+        tokens: &ScmTokens,
+    ) -> Result<Vec<PullRequest>, PullRequestError> {
+        let auth =
+            self.bitbucket_auth(spec.bearer_token.as_ref(), spec.basic_auth.as_ref(), tokens)?;
+        let api = spec
+            .api
+            .as_deref()
+            .filter(|a| !a.is_empty())
+            .unwrap_or("https://api.bitbucket.org/2.0")
+            .trim_end_matches('/');
+        let repo = format!("{}/{}", spec.owner, spec.repo);
+        let mut next = Some(format!(
+            "{api}/repositories/{}/{}/pullrequests",
+            encode_component(&spec.owner),
+            encode_component(&spec.repo)
+        ));
+        let mut out = Vec::new();
+        let mut pages = 0;
+        while let Some(page_url) = next.take() {
+            pages += 1;
+            if pages > MAX_PAGES {
+                return Err(PullRequestError::Other(format!(
+                    "{repo}: more than {MAX_PAGES} pages of pull requests"
+                )));
+            }
+            let page = self.page(
+                &BITBUCKET_CLOUD,
+                &page_url,
+                &repo,
+                auth.clone().map(|a| ("Authorization", a)),
+            )?;
+            out.extend(page.pulls);
+            next = page.next;
+        }
+        Ok(out)
+    }
+
+    /// The `Authorization` value of Bitbucket's bearer token or basic auth, if any.
+    fn bitbucket_auth(
+        &self,
+        bearer: Option<&prism_engine::generators::pull_request::BearerToken>,
+        basic: Option<&prism_engine::generators::pull_request::BasicAuth>,
+        tokens: &ScmTokens,
+    ) -> Result<Option<String>, PullRequestError> {
+        use base64::Engine;
+        if let Some(bearer) = bearer {
+            return Ok(Some(format!(
+                "Bearer {}",
+                tokens.get(&bearer.token_ref)?.trim()
+            )));
+        }
+        if let Some(basic) = basic {
+            let password = tokens.get(&basic.password_ref)?;
+            return Ok(Some(format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD
+                    .encode(format!("{}:{password}", basic.username))
+            )));
+        }
+        Ok(None)
     }
 
     fn github(
@@ -618,6 +680,52 @@ fn parse_bitbucket_server_pulls(body: &str, url: &str) -> Parsed {
         }
         _ => None,
     };
+    Ok((pulls, next))
+}
+
+const BITBUCKET_CLOUD: Api = Api {
+    name: "bitbucket",
+    title: "Bitbucket Cloud",
+    headers: &[("Accept", "application/json")],
+    next: |_, _, _| None,
+    parse: parse_bitbucket_cloud_pulls,
+};
+
+/// Bitbucket Cloud's `pullrequests` page (Argo's `BitbucketCloudPullRequest`: `id`,
+/// `title`, `source.branch.name`, `source.commit.hash`, `destination.branch.name`,
+/// `author.nickname`); the next page is the body's `next` URL.
+fn parse_bitbucket_cloud_pulls(body: &str, _url: &str) -> Parsed {
+    let page: Value = serde_json::from_str(body)
+        .map_err(|e| format!("the answer is not Bitbucket Cloud's paged JSON: {e}"))?;
+    let values = page["values"]
+        .as_array()
+        .ok_or("the answer has no values list")?;
+    let pulls = values
+        .iter()
+        .map(|p| {
+            let text = |v: &Value, what: &str| {
+                v.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| format!("a pull request has no {what}"))
+            };
+            Ok(PullRequest {
+                number: p["id"].as_i64().ok_or("a pull request has no id")?,
+                title: text(&p["title"], "title")?,
+                branch: text(&p["source"]["branch"]["name"], "source.branch.name")?,
+                target_branch: text(
+                    &p["destination"]["branch"]["name"],
+                    "destination.branch.name",
+                )?,
+                head_sha: text(&p["source"]["commit"]["hash"], "source.commit.hash")?,
+                author: text(&p["author"]["nickname"], "author.nickname")?,
+                labels: Vec::new(),
+            })
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    let next = page["next"]
+        .as_str()
+        .filter(|n| !n.is_empty())
+        .map(str::to_string);
     Ok((pulls, next))
 }
 

@@ -239,12 +239,12 @@ fn a_second_listing_is_answered_304_from_the_etag() {
     assert!(seen[3].ends_with("\"etag-page-2\""), "{seen:?}");
     assert_eq!(client.requests()[&("github".to_string(), 304)], 2);
     // Providers not wired yet say so.
-    let bitbucket = json!({"owner": "o", "repo": "r"});
+    let azure = json!({"organization": "o", "project": "p", "repo": "r"});
     let e = client
         .pull_requests(
             &PullRequestQuery {
-                provider: "bitbucket",
-                config: &bitbucket,
+                provider: "azuredevops",
+                config: &azure,
                 path: "p",
             },
             &tokens,
@@ -461,6 +461,77 @@ fn bitbucket_server_pages_by_next_page_start() {
         [
             (5, "feature/x", "05dead0123456789", "bb-dev"),
             (6, "bugfix/y", "06dead0123456789", "bb-dev")
+        ]
+    );
+}
+
+/// Bitbucket Cloud: `/repositories/{owner}/{repo}/pullrequests`, a bearer token, every
+/// page through the body's `next`; Argo's fields (`source.branch.name`,
+/// `source.commit.hash`, `author.nickname`).
+#[test]
+fn bitbucket_cloud_follows_next() {
+    let port = serve(move |r: &Request| {
+        if r.header("authorization") != Some("Bearer bb-cloud") {
+            return (
+                401,
+                vec![],
+                r#"{"type": "error", "error": {"message": "Unauthorized"}}"#.into(),
+            );
+        }
+        let host = r.header("host").unwrap_or_default().to_string();
+        let pr = |id: u64, branch: &str| {
+            json!({"id": id, "title": format!("PR {id}"), "state": "OPEN",
+                   "source": {"branch": {"name": branch}, "commit": {"hash": format!("{id:02}c0ffee0123")}},
+                   "destination": {"branch": {"name": "main"}, "commit": {"hash": "ffffffffffff"}},
+                   "author": {"display_name": "Dev", "nickname": "bbdev", "uuid": "{1}"}})
+        };
+        match r.path.as_str() {
+            "/2.0/repositories/ws/app/pullrequests" => (
+                200,
+                vec![],
+                json!({"pagelen": 1, "size": 2, "page": 1, "values": [pr(8, "feature/z")],
+                       "next": format!("http://{host}/2.0/repositories/ws/app/pullrequests?page=2")})
+                .to_string(),
+            ),
+            "/2.0/repositories/ws/app/pullrequests?page=2" => (
+                200,
+                vec![],
+                json!({"pagelen": 1, "size": 2, "page": 2, "values": [pr(9, "fix/w")]}).to_string(),
+            ),
+            _ => (404, vec![], r#"{"type": "error", "error": {"message": "Repository not found"}}"#.into()),
+        }
+    });
+    let tokens = ScmTokens::from_secrets(&[json!({"kind": "Secret",
+        "metadata": {"name": "bbc"}, "stringData": {"token": "bb-cloud"}})])
+    .unwrap();
+    let config = json!({"owner": "ws", "repo": "app", "api": format!("http://127.0.0.1:{port}/2.0"),
+                        "bearerToken": {"tokenRef": {"secretName": "bbc", "key": "token"}}});
+    let pulls = ScmClient::default()
+        .pull_requests(
+            &PullRequestQuery {
+                provider: "bitbucket",
+                config: &config,
+                path: "p",
+            },
+            &tokens,
+        )
+        .unwrap();
+    let got: Vec<(i64, &str, &str, &str)> = pulls
+        .iter()
+        .map(|p| {
+            (
+                p.number,
+                p.branch.as_str(),
+                p.head_sha.as_str(),
+                p.author.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (8, "feature/z", "08c0ffee0123", "bbdev"),
+            (9, "fix/w", "09c0ffee0123", "bbdev")
         ]
     );
 }
