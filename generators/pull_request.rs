@@ -530,6 +530,7 @@ mod tests {
             head_sha: sha.into(),
             author: "octocat".into(),
             labels: vec!["preview".into()],
+            repository: String::new(),
         }
     }
 

@@ -238,19 +238,18 @@ fn a_second_listing_is_answered_304_from_the_etag() {
     assert!(seen[2].ends_with("\"etag-page-1\""), "{seen:?}");
     assert!(seen[3].ends_with("\"etag-page-2\""), "{seen:?}");
     assert_eq!(client.requests()[&("github".to_string(), 304)], 2);
-    // Providers not wired yet say so.
-    let azure = json!({"organization": "o", "project": "p", "repo": "r"});
+    // A provider nobody knows is an error, not an empty list.
     let e = client
         .pull_requests(
             &PullRequestQuery {
-                provider: "azuredevops",
-                config: &azure,
+                provider: "sourcehut",
+                config: &json!({}),
                 path: "p",
             },
             &tokens,
         )
         .unwrap_err();
-    assert!(matches!(e, PullRequestError::Other(m) if m.contains("not wired yet")));
+    assert!(matches!(e, PullRequestError::Other(m) if m.contains("is not a pullRequest provider")));
 }
 
 /// GitLab as Argo's `GitLabService` asks it (go-gitlab): `/api/v4/projects/<encoded
@@ -532,6 +531,82 @@ fn bitbucket_cloud_follows_next() {
         [
             (8, "feature/z", "08c0ffee0123", "bbdev"),
             (9, "fix/w", "09c0ffee0123", "bbdev")
+        ]
+    );
+}
+
+/// Azure DevOps as Argo's `AzureDevOpsService` reads it: the project's pull requests, kept
+/// for the named repository and every label asked; branches without `refs/heads/`, the
+/// author before the `@`; the PAT as basic auth; `x-ms-continuationtoken` paging.
+#[test]
+fn azure_devops_keeps_its_repository_and_follows_the_continuation_token() {
+    let port = serve(move |r: &Request| {
+        // ":pat-1" in base64.
+        if r.header("authorization") != Some("Basic OnBhdC0x") {
+            return (401, vec![], String::new());
+        }
+        let pr = |id: u64, repo: &str, labels: &[&str]| {
+            json!({"pullRequestId": id, "title": format!("PR {id}"), "status": "active",
+                   "repository": {"id": "6b1c", "name": repo, "project": {"name": "proj"}},
+                   "sourceRefName": format!("refs/heads/feature/{id}"), "targetRefName": "refs/heads/main",
+                   "lastMergeSourceCommit": {"commitId": format!("{id:02}a2a2a2a2a2")},
+                   "createdBy": {"displayName": "Dev", "uniqueName": "dev@corp.example"},
+                   "labels": labels.iter().map(|l| json!({"id": "1", "name": l, "active": true})).collect::<Vec<_>>()})
+        };
+        let base = "/org/proj/_apis/git/pullrequests?searchCriteria.status=active&api-version=7.1";
+        if r.path == base {
+            (
+                200,
+                vec!["x-ms-continuationtoken: tok 2".into()],
+                json!({"count": 2, "value": [pr(1, "app", &["preview"]), pr(2, "other", &["preview"])]}).to_string(),
+            )
+        } else if r.path == format!("{base}&continuationToken=tok%202") {
+            (
+                200,
+                vec![],
+                json!({"count": 2, "value": [pr(3, "app", &["preview"]), pr(4, "app", &[])]})
+                    .to_string(),
+            )
+        } else {
+            (
+                404,
+                vec![],
+                r#"{"message": "TF200016: The following project does not exist: nope"}"#.into(),
+            )
+        }
+    });
+    let tokens = ScmTokens::from_secrets(&[json!({"kind": "Secret",
+        "metadata": {"name": "ado"}, "stringData": {"pat": "pat-1"}})])
+    .unwrap();
+    let config = json!({"organization": "org", "project": "proj", "repo": "app",
+                        "api": format!("http://127.0.0.1:{port}"), "labels": ["preview"],
+                        "tokenRef": {"secretName": "ado", "key": "pat"}});
+    let pulls = ScmClient::default()
+        .pull_requests(
+            &PullRequestQuery {
+                provider: "azuredevops",
+                config: &config,
+                path: "p",
+            },
+            &tokens,
+        )
+        .unwrap();
+    let got: Vec<(i64, &str, &str, &str)> = pulls
+        .iter()
+        .map(|p| {
+            (
+                p.number,
+                p.branch.as_str(),
+                p.target_branch.as_str(),
+                p.author.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (1, "feature/1", "main", "dev"),
+            (3, "feature/3", "main", "dev")
         ]
     );
 }

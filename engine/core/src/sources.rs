@@ -117,6 +117,10 @@ pub struct PullRequest {
     pub author: String,
     /// Its labels.
     pub labels: Vec<String>,
+    /// The repository's name, for providers that list a whole project's (Azure DevOps);
+    /// empty otherwise.
+    #[serde(default)]
+    pub repository: String,
 }
 
 /// What a `pullRequest` generator asks for: its provider's block as written.
