@@ -165,23 +165,7 @@ impl Credentials {
 
     /// Reads a YAML file of Secrets and ConfigMaps (`--repo-creds`); a `kind: List` works too.
     pub fn load(path: &Path) -> Result<Credentials, String> {
-        use serde::Deserialize;
-        let text =
-            crate::fsread::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        prism_engine::limits::check_yaml(&text, &prism_engine::Limits::default())
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        let mut objects = Vec::new();
-        for doc in serde_yaml::Deserializer::from_str(&text) {
-            let v = serde_yaml::Value::deserialize(doc)
-                .map_err(|e| format!("{}: {e}", path.display()))?;
-            let v: Value =
-                serde_json::to_value(v).map_err(|e| format!("{}: {e}", path.display()))?;
-            match v["items"].as_array() {
-                Some(items) if v["kind"] == "List" => objects.extend(items.iter().cloned()),
-                _ if v.is_null() => {}
-                _ => objects.push(v),
-            }
-        }
+        let objects = read_objects(path)?;
         Credentials::from_objects(&objects).map_err(|e| format!("{}: {e}", path.display()))
     }
 
@@ -297,6 +281,27 @@ impl Credentials {
         }
         Ok(Some(dir))
     }
+}
+
+/// The Kubernetes objects of a YAML file (`---` documents; a `kind: List` is unpacked),
+/// as JSON, under the default YAML limits (`--repo-creds`, `--scm-creds`).
+pub fn read_objects(path: &Path) -> Result<Vec<Value>, String> {
+    use serde::Deserialize;
+    let at = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
+    let text = crate::fsread::read_to_string(path).map_err(|e| at(&e))?;
+    prism_engine::limits::check_yaml(&text, &prism_engine::Limits::default())
+        .map_err(|e| at(&e))?;
+    let mut objects = Vec::new();
+    for doc in serde_yaml::Deserializer::from_str(&text) {
+        let v = serde_yaml::Value::deserialize(doc).map_err(|e| at(&e))?;
+        let v: Value = serde_json::to_value(v).map_err(|e| at(&e))?;
+        match v["items"].as_array() {
+            Some(items) if v["kind"] == "List" => objects.extend(items.iter().cloned()),
+            _ if v.is_null() => {}
+            _ => objects.push(v),
+        }
+    }
+    Ok(objects)
 }
 
 /// Writes `content` to a new file readable only by its owner.

@@ -73,24 +73,16 @@ impl ScmTokens {
 
     /// Reads a YAML file of Secrets (`--scm-creds`).
     pub fn load(path: &std::path::Path) -> Result<Self, String> {
-        use serde::Deserialize;
-        let text =
-            crate::fsread::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        prism_engine::limits::check_yaml(&text, &prism_engine::Limits::default())
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        let mut docs = Vec::new();
-        for doc in serde_yaml::Deserializer::from_str(&text) {
-            let v = serde_yaml::Value::deserialize(doc)
-                .map_err(|e| format!("{}: {e}", path.display()))?;
-            let v: Value =
-                serde_json::to_value(v).map_err(|e| format!("{}: {e}", path.display()))?;
-            match v["items"].as_array() {
-                Some(items) if v["kind"] == "List" => docs.extend(items.iter().cloned()),
-                _ if v.is_null() => {}
-                _ => docs.push(v),
-            }
-        }
+        let docs = crate::credentials::read_objects(path)?;
         ScmTokens::from_secrets(&docs).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// The token `r` names, or (as Argo) the environment variable `env` without one.
+    fn token(&self, r: Option<&SecretRef>, env: &str) -> Result<Option<String>, PullRequestError> {
+        match r {
+            Some(r) => Ok(Some(self.get(r)?.trim().to_string())),
+            None => Ok(std::env::var(env).ok().filter(|t| !t.is_empty())),
+        }
     }
 
     fn get(&self, r: &SecretRef) -> Result<&str, PullRequestError> {
@@ -214,10 +206,7 @@ impl ScmClient {
                 "insecure and caRef are not wired yet for gitlab; see issue 14".into(),
             ));
         }
-        let token = match &spec.token_ref {
-            Some(r) => Some(tokens.get(r)?.trim().to_string()),
-            None => std::env::var("GITLAB_TOKEN").ok().filter(|t| !t.is_empty()),
-        };
+        let token = tokens.token(spec.token_ref.as_ref(), "GITLAB_TOKEN")?;
         let mut url = format!(
             "{}projects/{}/merge_requests?per_page=100",
             gitlab_api_base(spec.api.as_deref()),
@@ -232,23 +221,8 @@ impl ScmClient {
         if let Some(state) = spec.pull_request_state.as_deref().filter(|s| !s.is_empty()) {
             url.push_str(&format!("&state={}", encode_component(state)));
         }
-        let repo = spec.project.clone();
-        let mut next = Some(url);
-        let mut out = Vec::new();
-        let mut pages = 0;
-        while let Some(page_url) = next.take() {
-            pages += 1;
-            if pages > MAX_PAGES {
-                return Err(PullRequestError::Other(format!(
-                    "{repo}: more than {MAX_PAGES} pages of merge requests"
-                )));
-            }
-            let auth = token.as_ref().map(|t| ("PRIVATE-TOKEN", t.clone()));
-            let page = self.page(&GITLAB, &page_url, &repo, auth)?;
-            out.extend(page.pulls);
-            next = page.next;
-        }
-        Ok(out)
+        let auth = token.map(|t| ("PRIVATE-TOKEN", t));
+        self.list(&GITLAB, url, &spec.project, auth, |_| true)
     }
 
     /// Gitea's open pull requests (`/api/v1/repos/{owner}/{repo}/pulls?state=open`), the
@@ -264,38 +238,18 @@ impl ScmClient {
                 "insecure is not wired yet for gitea; see issue 14".into(),
             ));
         }
-        let token = match &spec.token_ref {
-            Some(r) => Some(tokens.get(r)?.trim().to_string()),
-            None => std::env::var("GITEA_TOKEN").ok().filter(|t| !t.is_empty()),
-        };
+        let token = tokens.token(spec.token_ref.as_ref(), "GITEA_TOKEN")?;
         let base = spec.api.trim_end_matches('/');
         let repo = format!("{}/{}", spec.owner, spec.repo);
-        let mut next = Some(format!(
+        let first = format!(
             "{base}/api/v1/repos/{}/{}/pulls?state=open&limit=50&page=1",
             encode_component(&spec.owner),
             encode_component(&spec.repo)
-        ));
-        let mut out = Vec::new();
-        let mut pages = 0;
-        while let Some(page_url) = next.take() {
-            pages += 1;
-            if pages > MAX_PAGES {
-                return Err(PullRequestError::Other(format!(
-                    "{repo}: more than {MAX_PAGES} pages of pull requests"
-                )));
-            }
-            let auth = token
-                .as_ref()
-                .map(|t| ("Authorization", format!("token {t}")));
-            let page = self.page(&GITEA, &page_url, &repo, auth)?;
-            out.extend(
-                page.pulls
-                    .into_iter()
-                    .filter(|pr| spec.labels.iter().all(|l| pr.labels.contains(l))),
-            );
-            next = page.next;
-        }
-        Ok(out)
+        );
+        let auth = token.map(|t| ("Authorization", format!("token {t}")));
+        self.list(&GITEA, first, &repo, auth, |pr| {
+            spec.labels.iter().all(|l| pr.labels.contains(l))
+        })
     }
 
     /// Bitbucket Server's open pull requests, as Argo's `BitbucketService` asks them
@@ -314,31 +268,14 @@ impl ScmClient {
         let auth =
             self.bitbucket_auth(spec.bearer_token.as_ref(), spec.basic_auth.as_ref(), tokens)?;
         let repo = format!("{}/{}", spec.project, spec.repo);
-        let mut next = Some(format!(
+        let first = format!(
             "{}/api/1.0/projects/{}/repos/{}/pull-requests?limit=100",
             bitbucket_server_base(&spec.api),
             encode_component(&spec.project),
             encode_component(&spec.repo)
-        ));
-        let mut out = Vec::new();
-        let mut pages = 0;
-        while let Some(page_url) = next.take() {
-            pages += 1;
-            if pages > MAX_PAGES {
-                return Err(PullRequestError::Other(format!(
-                    "{repo}: more than {MAX_PAGES} pages of pull requests"
-                )));
-            }
-            let page = self.page(
-                &BITBUCKET_SERVER,
-                &page_url,
-                &repo,
-                auth.clone().map(|a| ("Authorization", a)),
-            )?;
-            out.extend(page.pulls);
-            next = page.next;
-        }
-        Ok(out)
+        );
+        let auth = auth.map(|a| ("Authorization", a));
+        self.list(&BITBUCKET_SERVER, first, &repo, auth, |_| true)
     }
 
     /// Bitbucket Cloud's open pull requests (`<api>/repositories/{owner}/{repo}/pullrequests`,
@@ -358,30 +295,13 @@ impl ScmClient {
             .unwrap_or("https://api.bitbucket.org/2.0")
             .trim_end_matches('/');
         let repo = format!("{}/{}", spec.owner, spec.repo);
-        let mut next = Some(format!(
+        let first = format!(
             "{api}/repositories/{}/{}/pullrequests",
             encode_component(&spec.owner),
             encode_component(&spec.repo)
-        ));
-        let mut out = Vec::new();
-        let mut pages = 0;
-        while let Some(page_url) = next.take() {
-            pages += 1;
-            if pages > MAX_PAGES {
-                return Err(PullRequestError::Other(format!(
-                    "{repo}: more than {MAX_PAGES} pages of pull requests"
-                )));
-            }
-            let page = self.page(
-                &BITBUCKET_CLOUD,
-                &page_url,
-                &repo,
-                auth.clone().map(|a| ("Authorization", a)),
-            )?;
-            out.extend(page.pulls);
-            next = page.next;
-        }
-        Ok(out)
+        );
+        let auth = auth.map(|a| ("Authorization", a));
+        self.list(&BITBUCKET_CLOUD, first, &repo, auth, |_| true)
     }
 
     /// The `Authorization` value of Bitbucket's bearer token or basic auth, if any.
@@ -433,32 +353,15 @@ impl ScmClient {
             .unwrap_or("https://dev.azure.com")
             .trim_end_matches('/');
         let repo = format!("{}/{}/{}", spec.organization, spec.project, spec.repo);
-        let mut next = Some(format!(
+        let first = format!(
             "{api}/{}/{}/_apis/git/pullrequests?searchCriteria.status=active&api-version=7.1",
             encode_component(&spec.organization),
             encode_component(&spec.project)
-        ));
-        let mut out = Vec::new();
-        let mut pages = 0;
-        while let Some(page_url) = next.take() {
-            pages += 1;
-            if pages > MAX_PAGES {
-                return Err(PullRequestError::Other(format!(
-                    "{repo}: more than {MAX_PAGES} pages of pull requests"
-                )));
-            }
-            let page = self.page(
-                &AZURE_DEVOPS,
-                &page_url,
-                &repo,
-                auth.clone().map(|a| ("Authorization", a)),
-            )?;
-            out.extend(page.pulls.into_iter().filter(|pr| {
-                pr.repository == spec.repo && spec.labels.iter().all(|l| pr.labels.contains(l))
-            }));
-            next = page.next;
-        }
-        Ok(out)
+        );
+        let auth = auth.map(|a| ("Authorization", a));
+        self.list(&AZURE_DEVOPS, first, &repo, auth, |pr| {
+            pr.repository == spec.repo && spec.labels.iter().all(|l| pr.labels.contains(l))
+        })
     }
 
     fn github(
@@ -471,36 +374,41 @@ impl ScmClient {
                 "appSecretName (GitHub App authentication) is not wired yet; use tokenRef".into(),
             ));
         }
-        let token = match &spec.token_ref {
-            Some(r) => Some(tokens.get(r)?.trim().to_string()),
-            // As Argo: without a tokenRef, the process's GITHUB_TOKEN.
-            None => std::env::var("GITHUB_TOKEN").ok().filter(|t| !t.is_empty()),
-        };
+        let token = tokens.token(spec.token_ref.as_ref(), "GITHUB_TOKEN")?;
         let base = github_api_base(spec.api.as_deref());
         let repo = format!("{}/{}", spec.owner, spec.repo);
-        let mut url = Some(format!(
+        let first = format!(
             "{base}repos/{}/{}/pulls?per_page=100",
             spec.owner, spec.repo
-        ));
+        );
+        let auth = token.map(|t| ("Authorization", format!("Bearer {t}")));
+        self.list(&GITHUB, first, &repo, auth, |pr| {
+            spec.labels.iter().all(|l| pr.labels.contains(l))
+        })
+    }
+
+    /// Every page from `first`, following the provider's paging, keeping what `keep` keeps.
+    fn list(
+        &self,
+        api: &Api,
+        first: String,
+        repo: &str,
+        auth: Option<(&str, String)>,
+        keep: impl Fn(&PullRequest) -> bool,
+    ) -> Result<Vec<PullRequest>, PullRequestError> {
+        let mut next = Some(first);
         let mut out = Vec::new();
         let mut pages = 0;
-        while let Some(page_url) = url.take() {
+        while let Some(page_url) = next.take() {
             pages += 1;
             if pages > MAX_PAGES {
                 return Err(PullRequestError::Other(format!(
                     "{repo}: more than {MAX_PAGES} pages of pull requests"
                 )));
             }
-            let auth = token
-                .as_ref()
-                .map(|t| ("Authorization", format!("Bearer {t}")));
-            let page = self.page(&GITHUB, &page_url, &repo, auth)?;
-            out.extend(
-                page.pulls
-                    .into_iter()
-                    .filter(|pr| spec.labels.iter().all(|l| pr.labels.contains(l))),
-            );
-            url = page.next;
+            let page = self.page(api, &page_url, repo, auth.clone())?;
+            out.extend(page.pulls.into_iter().filter(|pr| keep(pr)));
+            next = page.next;
         }
         Ok(out)
     }
@@ -656,6 +564,115 @@ type Headers<'a> = dyn Fn(&str) -> Option<String> + 'a;
 /// A page's pull requests and, when the body says it, the next page's URL.
 type Parsed = Result<(Vec<PullRequest>, Option<String>), String>;
 
+/// Where a provider's JSON keeps what Argo reads of a pull request (JSON pointers).
+struct Fields {
+    number: &'static str,
+    title: &'static str,
+    branch: &'static str,
+    target_branch: &'static str,
+    head_sha: &'static str,
+    author: &'static str,
+    /// The labels: a list of strings, or of objects with a `name`.
+    labels: Option<&'static str>,
+}
+
+/// GitHub's pulls (and Gitea's, whose SDK reads the same shape).
+const GITHUB_FIELDS: Fields = Fields {
+    number: "/number",
+    title: "/title",
+    branch: "/head/ref",
+    target_branch: "/base/ref",
+    head_sha: "/head/sha",
+    author: "/user/login",
+    labels: Some("/labels"),
+};
+
+/// GitLab's merge requests (`iid`, `source_branch`, `sha`, `author.username`).
+const GITLAB_FIELDS: Fields = Fields {
+    number: "/iid",
+    title: "/title",
+    branch: "/source_branch",
+    target_branch: "/target_branch",
+    head_sha: "/sha",
+    author: "/author/username",
+    labels: Some("/labels"),
+};
+
+/// Bitbucket Server's pull requests (no labels, as Argo).
+const BITBUCKET_SERVER_FIELDS: Fields = Fields {
+    number: "/id",
+    title: "/title",
+    branch: "/fromRef/displayId",
+    target_branch: "/toRef/displayId",
+    head_sha: "/fromRef/latestCommit",
+    author: "/author/user/name",
+    labels: None,
+};
+
+/// Bitbucket Cloud's pull requests (Argo's `BitbucketCloudPullRequest`).
+const BITBUCKET_CLOUD_FIELDS: Fields = Fields {
+    number: "/id",
+    title: "/title",
+    branch: "/source/branch/name",
+    target_branch: "/destination/branch/name",
+    head_sha: "/source/commit/hash",
+    author: "/author/nickname",
+    labels: None,
+};
+
+/// One pull request from `item`; the error names the missing field.
+fn pull_from(item: &Value, f: &Fields) -> Result<PullRequest, String> {
+    let text = |at: &str| {
+        item.pointer(at)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| format!("a pull request has no {}", at[1..].replace('/', ".")))
+    };
+    Ok(PullRequest {
+        number: item
+            .pointer(f.number)
+            .and_then(Value::as_i64)
+            .ok_or_else(|| format!("a pull request has no {}", &f.number[1..]))?,
+        title: text(f.title)?,
+        branch: text(f.branch)?,
+        target_branch: text(f.target_branch)?,
+        head_sha: text(f.head_sha)?,
+        author: text(f.author)?,
+        labels: f
+            .labels
+            .and_then(|at| item.pointer(at))
+            .and_then(Value::as_array)
+            .map(|l| {
+                l.iter()
+                    .filter_map(|x| x.as_str().or_else(|| x["name"].as_str()))
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default(),
+        repository: String::new(),
+    })
+}
+
+/// An answer that is a JSON list of pull requests.
+fn parse_list(body: &str, f: &Fields) -> Result<Vec<PullRequest>, String> {
+    let items: Vec<Value> = serde_json::from_str(body)
+        .map_err(|e| format!("the answer is not a JSON list of pull requests: {e}"))?;
+    items.iter().map(|i| pull_from(i, f)).collect()
+}
+
+/// An answer that keeps its pull requests under `values` (Bitbucket's pages).
+fn parse_values(body: &str, f: &Fields) -> Result<(Vec<PullRequest>, Value), String> {
+    let page: Value = serde_json::from_str(body)
+        .map_err(|e| format!("the answer is not a page of pull requests: {e}"))?;
+    let pulls = page["values"]
+        .as_array()
+        .ok_or("the answer has no values list")?
+        .iter()
+        .map(|i| pull_from(i, f))
+        .collect::<Result<_, _>>()?;
+    Ok((pulls, page))
+}
+
 const GITHUB: Api = Api {
     name: "github",
     title: "GitHub",
@@ -664,7 +681,7 @@ const GITHUB: Api = Api {
         ("X-GitHub-Api-Version", "2022-11-28"),
     ],
     next: |header, _| header("link").as_deref().and_then(next_link),
-    parse: |body, _| parse_github_pulls(body).map(|p| (p, None)),
+    parse: |body, _| parse_list(body, &GITHUB_FIELDS).map(|p| (p, None)),
 };
 
 const GITLAB: Api = Api {
@@ -677,7 +694,7 @@ const GITLAB: Api = Api {
         let base = url.split("&page=").next().unwrap_or(url);
         Some(format!("{base}&page={page}"))
     },
-    parse: |body, _| parse_gitlab_merge_requests(body).map(|p| (p, None)),
+    parse: |body, _| parse_list(body, &GITLAB_FIELDS).map(|p| (p, None)),
 };
 
 const GITEA: Api = Api {
@@ -687,7 +704,7 @@ const GITEA: Api = Api {
     next: |header, _| header("link").as_deref().and_then(next_link),
     // Gitea's SDK reads the same fields of the same JSON shape as GitHub's
     // (`number`, `head.ref`, `head.sha`, `base.ref`, `user.login`, `labels[].name`).
-    parse: |body, _| parse_github_pulls(body).map(|p| (p, None)),
+    parse: |body, _| parse_list(body, &GITHUB_FIELDS).map(|p| (p, None)),
 };
 
 const BITBUCKET_SERVER: Api = Api {
@@ -700,94 +717,32 @@ const BITBUCKET_SERVER: Api = Api {
         ("X-Requested-With", "XMLHttpRequest"),
     ],
     next: |_, _| None,
-    parse: parse_bitbucket_server_pulls,
+    // The next page is `start=<nextPageStart>` until `isLastPage`.
+    parse: |body, url| {
+        let (pulls, page) = parse_values(body, &BITBUCKET_SERVER_FIELDS)?;
+        let next = match (page["isLastPage"].as_bool(), page["nextPageStart"].as_i64()) {
+            (Some(false), Some(start)) => {
+                let base = url.split("&start=").next().unwrap_or(url);
+                Some(format!("{base}&start={start}"))
+            }
+            _ => None,
+        };
+        Ok((pulls, next))
+    },
 };
-
-/// Bitbucket Server's paged `pull-requests` answer: `values[]` with `id`, `title`,
-/// `fromRef.displayId`, `fromRef.latestCommit`, `toRef.displayId`, `author.user.name`;
-/// the next page is `start=<nextPageStart>` until `isLastPage`.
-fn parse_bitbucket_server_pulls(body: &str, url: &str) -> Parsed {
-    let page: Value = serde_json::from_str(body)
-        .map_err(|e| format!("the answer is not Bitbucket Server's paged JSON: {e}"))?;
-    let values = page["values"]
-        .as_array()
-        .ok_or("the answer has no values list")?;
-    let pulls = values
-        .iter()
-        .map(|p| {
-            let text = |v: &Value, what: &str| {
-                v.as_str()
-                    .map(str::to_string)
-                    .ok_or_else(|| format!("a pull request has no {what}"))
-            };
-            Ok(PullRequest {
-                number: p["id"].as_i64().ok_or("a pull request has no id")?,
-                title: text(&p["title"], "title")?,
-                branch: text(&p["fromRef"]["displayId"], "fromRef.displayId")?,
-                target_branch: text(&p["toRef"]["displayId"], "toRef.displayId")?,
-                head_sha: text(&p["fromRef"]["latestCommit"], "fromRef.latestCommit")?,
-                author: text(&p["author"]["user"]["name"], "author.user.name")?,
-                labels: Vec::new(),
-                repository: String::new(),
-            })
-        })
-        .collect::<Result<Vec<_>, String>>()?;
-    let next = match (page["isLastPage"].as_bool(), page["nextPageStart"].as_i64()) {
-        (Some(false), Some(start)) => {
-            let base = url.split("&start=").next().unwrap_or(url);
-            Some(format!("{base}&start={start}"))
-        }
-        _ => None,
-    };
-    Ok((pulls, next))
-}
 
 const BITBUCKET_CLOUD: Api = Api {
     name: "bitbucket",
     title: "Bitbucket Cloud",
     headers: &[("Accept", "application/json")],
     next: |_, _| None,
-    parse: parse_bitbucket_cloud_pulls,
+    // The next page is the body's `next` URL.
+    parse: |body, _| {
+        let (pulls, page) = parse_values(body, &BITBUCKET_CLOUD_FIELDS)?;
+        let next = page["next"].as_str().filter(|n| !n.is_empty());
+        Ok((pulls, next.map(str::to_string)))
+    },
 };
-
-/// Bitbucket Cloud's `pullrequests` page (Argo's `BitbucketCloudPullRequest`: `id`,
-/// `title`, `source.branch.name`, `source.commit.hash`, `destination.branch.name`,
-/// `author.nickname`); the next page is the body's `next` URL.
-fn parse_bitbucket_cloud_pulls(body: &str, _url: &str) -> Parsed {
-    let page: Value = serde_json::from_str(body)
-        .map_err(|e| format!("the answer is not Bitbucket Cloud's paged JSON: {e}"))?;
-    let values = page["values"]
-        .as_array()
-        .ok_or("the answer has no values list")?;
-    let pulls = values
-        .iter()
-        .map(|p| {
-            let text = |v: &Value, what: &str| {
-                v.as_str()
-                    .map(str::to_string)
-                    .ok_or_else(|| format!("a pull request has no {what}"))
-            };
-            Ok(PullRequest {
-                number: p["id"].as_i64().ok_or("a pull request has no id")?,
-                title: text(&p["title"], "title")?,
-                branch: text(&p["source"]["branch"]["name"], "source.branch.name")?,
-                target_branch: text(
-                    &p["destination"]["branch"]["name"],
-                    "destination.branch.name",
-                )?,
-                head_sha: text(&p["source"]["commit"]["hash"], "source.commit.hash")?,
-                author: text(&p["author"]["nickname"], "author.nickname")?,
-                labels: Vec::new(),
-                repository: String::new(),
-            })
-        })
-        .collect::<Result<Vec<_>, String>>()?;
-    let next = page["next"]
-        .as_str()
-        .filter(|n| !n.is_empty())
-        .map(str::to_string);
-    Ok((pulls, next))
-}
 
 const AZURE_DEVOPS: Api = Api {
     name: "azuredevops",
@@ -870,39 +825,6 @@ pub fn gitlab_api_base(api: Option<&str>) -> String {
     base
 }
 
-/// GitLab's `GET /projects/{id}/merge_requests` answer.
-fn parse_gitlab_merge_requests(body: &str) -> Result<Vec<PullRequest>, String> {
-    let items: Vec<Value> = serde_json::from_str(body)
-        .map_err(|e| format!("the answer is not a JSON list of merge requests: {e}"))?;
-    items
-        .iter()
-        .map(|m| {
-            let text = |v: &Value, what: &str| {
-                v.as_str()
-                    .map(str::to_string)
-                    .ok_or_else(|| format!("a merge request has no {what}"))
-            };
-            Ok(PullRequest {
-                number: m["iid"].as_i64().ok_or("a merge request has no iid")?,
-                title: text(&m["title"], "title")?,
-                branch: text(&m["source_branch"], "source_branch")?,
-                target_branch: text(&m["target_branch"], "target_branch")?,
-                head_sha: text(&m["sha"], "sha")?,
-                author: text(&m["author"]["username"], "author.username")?,
-                labels: m["labels"]
-                    .as_array()
-                    .map(|l| {
-                        l.iter()
-                            .filter_map(|x| x.as_str().map(str::to_string))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-                repository: String::new(),
-            })
-        })
-        .collect()
-}
-
 /// `%`-encodes a GitLab project path for the URL (`group/app` → `group%2Fapp`).
 fn encode_component(s: &str) -> String {
     s.bytes()
@@ -950,39 +872,6 @@ fn next_link(link: &str) -> Option<String> {
                     .to_string()
             })
     })
-}
-
-/// GitHub's `GET /repos/{owner}/{repo}/pulls` answer.
-fn parse_github_pulls(body: &str) -> Result<Vec<PullRequest>, String> {
-    let items: Vec<Value> = serde_json::from_str(body)
-        .map_err(|e| format!("the answer is not a JSON list of pull requests: {e}"))?;
-    items
-        .iter()
-        .map(|p| {
-            let text = |v: &Value, what: &str| {
-                v.as_str()
-                    .map(str::to_string)
-                    .ok_or_else(|| format!("a pull request has no {what}"))
-            };
-            Ok(PullRequest {
-                number: p["number"].as_i64().ok_or("a pull request has no number")?,
-                title: text(&p["title"], "title")?,
-                branch: text(&p["head"]["ref"], "head.ref")?,
-                target_branch: text(&p["base"]["ref"], "base.ref")?,
-                head_sha: text(&p["head"]["sha"], "head.sha")?,
-                author: text(&p["user"]["login"], "user.login")?,
-                labels: p["labels"]
-                    .as_array()
-                    .map(|l| {
-                        l.iter()
-                            .filter_map(|x| x["name"].as_str().map(str::to_string))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-                repository: String::new(),
-            })
-        })
-        .collect()
 }
 
 #[cfg(test)]
