@@ -113,7 +113,12 @@ pub struct ScmClient {
     /// GitHub host → Unix second until which the rate limit is spent.
     blocked_until: Mutex<HashMap<String, u64>>,
     requests: Mutex<HashMap<(String, u16), u64>>,
+    /// Told of every request: provider, HTTP status (0: no answer), rate limit left.
+    observer: Option<Observer>,
 }
+
+/// A function told of every request (the controller's metrics).
+pub type Observer = Box<dyn Fn(&str, u16, Option<u64>) + Send + Sync>;
 
 impl Default for ScmClient {
     fn default() -> Self {
@@ -135,7 +140,14 @@ impl ScmClient {
             pages: Mutex::default(),
             blocked_until: Mutex::default(),
             requests: Mutex::default(),
+            observer: None,
         }
+    }
+
+    /// Tells `f` of every request (provider, HTTP status, rate limit left).
+    pub fn with_observer(mut self, f: Observer) -> ScmClient {
+        self.observer = Some(f);
+        self
     }
 
     /// Requests made, by (provider, HTTP status; 0 for no answer).
@@ -143,9 +155,12 @@ impl ScmClient {
         self.requests.lock().map(|r| r.clone()).unwrap_or_default()
     }
 
-    fn count(&self, provider: &str, status: u16) {
+    fn count(&self, provider: &str, status: u16, remaining: Option<u64>) {
         if let Ok(mut r) = self.requests.lock() {
             *r.entry((provider.to_string(), status)).or_default() += 1;
+        }
+        if let Some(f) = &self.observer {
+            f(provider, status, remaining);
         }
     }
 
@@ -462,11 +477,10 @@ impl ScmClient {
             request = request.header("If-None-Match", etag);
         }
         let mut response = request.call().map_err(|e| {
-            self.count(provider, 0);
+            self.count(provider, 0, None);
             PullRequestError::Other(format!("{repo}: GET {url}: {e}"))
         })?;
         let status = response.status().as_u16();
-        self.count(provider, status);
         let header = |name: &str| {
             response
                 .headers()
@@ -475,6 +489,7 @@ impl ScmClient {
                 .map(str::to_string)
         };
         let remaining = header("x-ratelimit-remaining").and_then(|v| v.parse::<u64>().ok());
+        self.count(provider, status, remaining);
         let reset = header("x-ratelimit-reset").and_then(|v| v.parse::<u64>().ok());
         let retry_after = header("retry-after").and_then(|v| v.parse::<u64>().ok());
         if let (Some(0), Some(reset)) = (remaining, reset) {

@@ -761,7 +761,7 @@ async fn pull_requests_become_previews_and_a_bad_answer_deletes_nothing() {
         .await
         .expect("token Secret");
     let cache = tempfile::tempdir().unwrap();
-    let _controller = start_controller(
+    let controller = start_controller(
         &tenant,
         "solo",
         cache.path(),
@@ -791,6 +791,17 @@ async fn pull_requests_become_previews_and_a_bad_answer_deletes_nothing() {
         (api.names().await == ["shop-feature-search", "shop-fix-cart"]).then_some(())
     })
     .await;
+    // The SCM requests are in the controller's metrics, by provider and status.
+    let metrics = ureq::get(&format!("http://127.0.0.1:{}/metrics", controller.port))
+        .call()
+        .expect("GET /metrics")
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    assert!(
+        metrics.contains("prism_scm_requests_total{provider=\"github\",code=\"200\"}"),
+        "{metrics}"
+    );
     failing.store(true, Ordering::SeqCst);
     let message = eventually(Duration::from_secs(60), "ErrorOccurred", || async {
         let s = api.argo_sets.get("previews").await.ok()?;

@@ -71,6 +71,10 @@ pub struct Metrics {
     pub deleted: AtomicU64,
     /// Render failures by generator kind (`git`, `plugin`, …; `other` when unknown).
     generator_errors: Mutex<BTreeMap<String, u64>>,
+    /// SCM API requests by (provider, HTTP status; 0 for no answer).
+    scm_requests: Mutex<BTreeMap<(String, u16), u64>>,
+    /// The last `X-RateLimit-Remaining` each SCM provider reported.
+    scm_remaining: Mutex<BTreeMap<String, u64>>,
 }
 
 impl Metrics {
@@ -90,6 +94,16 @@ impl Metrics {
             if let Ok(mut m) = m.lock() {
                 m.remove(key);
             }
+        }
+    }
+
+    /// Counts one SCM API request, and the rate limit it reported left.
+    pub fn scm_request(&self, provider: &str, status: u16, remaining: Option<u64>) {
+        if let Ok(mut m) = self.scm_requests.lock() {
+            *m.entry((provider.to_string(), status)).or_default() += 1;
+        }
+        if let (Some(left), Ok(mut m)) = (remaining, self.scm_remaining.lock()) {
+            m.insert(provider.to_string(), left);
         }
     }
 
@@ -162,6 +176,30 @@ impl Metrics {
                 let _ = writeln!(out, "{name}{{generator=\"{}\"}} {v}", escape(k));
             }
         }
+        let name = "prism_scm_requests_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} SCM provider API requests (pullRequest), by HTTP status (0: no answer).\n# TYPE {name} counter"
+        );
+        if let Ok(m) = self.scm_requests.lock() {
+            for ((provider, code), v) in m.iter() {
+                let _ = writeln!(
+                    out,
+                    "{name}{{provider=\"{}\",code=\"{code}\"}} {v}",
+                    escape(provider)
+                );
+            }
+        }
+        let name = "prism_scm_rate_limit_remaining";
+        let _ = writeln!(
+            out,
+            "# HELP {name} The rate limit each SCM provider last reported left.\n# TYPE {name} gauge"
+        );
+        if let Ok(m) = self.scm_remaining.lock() {
+            for (provider, v) in m.iter() {
+                let _ = writeln!(out, "{name}{{provider=\"{}\"}} {v}", escape(provider));
+            }
+        }
         out
     }
 }
@@ -195,8 +233,14 @@ mod tests {
         m.generator_error("spec.generators[1].matrix.generators[0].git: repository not found");
         m.generator_error("spec.generators[0].plugin: timed out");
         m.generator_error("something without a path");
+        m.scm_request("github", 200, Some(4999));
+        m.scm_request("github", 304, Some(4999));
+        m.scm_request("github", 304, None);
         let text = m.render();
         for line in [
+            "prism_scm_requests_total{provider=\"github\",code=\"200\"} 1",
+            "prism_scm_requests_total{provider=\"github\",code=\"304\"} 2",
+            "prism_scm_rate_limit_remaining{provider=\"github\"} 4999",
             "prism_reconcile_duration_seconds_bucket{le=\"0.025\"} 0",
             "prism_reconcile_duration_seconds_bucket{le=\"0.05\"} 1",
             "prism_reconcile_duration_seconds_bucket{le=\"+Inf\"} 2",

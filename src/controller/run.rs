@@ -286,7 +286,12 @@ pub async fn run(
         recorder,
         registry,
         plugins,
-        scm: Arc::new(crate::scm::ScmClient::default()),
+        scm: {
+            let metrics = metrics.clone();
+            Arc::new(crate::scm::ScmClient::default().with_observer(Box::new(
+                move |provider, status, remaining| metrics.scm_request(provider, status, remaining),
+            )))
+        },
         failures: Mutex::default(),
     });
     let (kinds, loops) = application_set_controllers(&client, &config, ctx, &stop);
