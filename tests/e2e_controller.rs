@@ -552,16 +552,7 @@ async fn a_set_naming_a_local_repository_is_refused_and_deletes_nothing() {
             {"git": {"repoURL": url, "revision": "HEAD", "files": [{"path": "*"}]}}
         ]}}]);
         api.apply(set).await;
-        let message = eventually(Duration::from_secs(60), "ErrorOccurred", || async {
-            let s = api.sets.get("e2e").await.ok()?;
-            s.data["status"]["conditions"]
-                .as_array()?
-                .iter()
-                .find(|c| c["type"] == "ErrorOccurred" && c["status"] == "True")
-                .and_then(|c| c["message"].as_str().map(str::to_string))
-                .filter(|m| m.contains(url))
-        })
-        .await;
+        let message = error_of(&api.sets, "e2e", url).await;
         assert!(
             message.contains(&format!("{url:?} is refused: {rule}")),
             "{message}"
@@ -803,15 +794,7 @@ async fn pull_requests_become_previews_and_a_bad_answer_deletes_nothing() {
         "{metrics}"
     );
     failing.store(true, Ordering::SeqCst);
-    let message = eventually(Duration::from_secs(60), "ErrorOccurred", || async {
-        let s = api.argo_sets.get("previews").await.ok()?;
-        s.data["status"]["conditions"]
-            .as_array()?
-            .iter()
-            .find(|c| c["type"] == "ErrorOccurred" && c["status"] == "True")
-            .and_then(|c| c["message"].as_str().map(str::to_string))
-    })
-    .await;
+    let message = error_of(&api.argo_sets, "previews", "").await;
     assert!(
         message.contains("listing pull requests from github: org/shop: HTTP 502"),
         "{message}"

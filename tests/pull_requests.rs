@@ -11,6 +11,29 @@ use prism_engine::sources::{PullRequestError, PullRequestQuery};
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 
+/// Tokens of one Secret `name` with `key: value`.
+fn tokens(name: &str, key: &str, value: &str) -> ScmTokens {
+    ScmTokens::from_secrets(&[json!({"kind": "Secret",
+        "metadata": {"name": name}, "stringData": {key: value}})])
+    .unwrap()
+}
+
+/// One listing from `provider` with a fresh client.
+fn list(
+    provider: &str,
+    config: &Value,
+    tokens: &ScmTokens,
+) -> Result<Vec<prism_engine::sources::PullRequest>, PullRequestError> {
+    ScmClient::default().pull_requests(
+        &PullRequestQuery {
+            provider,
+            config,
+            path: "p",
+        },
+        tokens,
+    )
+}
+
 fn pull(number: u64, branch: &str, title: &str, labels: &[&str]) -> Value {
     json!({
         "number": number, "state": "open", "title": title,
@@ -219,9 +242,7 @@ fn a_second_listing_is_answered_304_from_the_etag() {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let port = github(seen.clone());
     let client = ScmClient::default();
-    let tokens = ScmTokens::from_secrets(&[json!({"kind": "Secret",
-        "metadata": {"name": "github-token"}, "stringData": {"token": "s3cret"}})])
-    .unwrap();
+    let tokens = tokens("github-token", "token", "s3cret");
     let config = json!({"owner": "org", "repo": "svc", "api": format!("http://127.0.0.1:{port}"),
                         "tokenRef": {"secretName": "github-token", "key": "token"}});
     let query = PullRequestQuery {
@@ -293,9 +314,7 @@ fn gitlab_merge_requests_with_x_next_page() {
             )
         }
     });
-    let tokens = ScmTokens::from_secrets(&[json!({"kind": "Secret",
-        "metadata": {"name": "gitlab"}, "stringData": {"token": "glpat-x"}})])
-    .unwrap();
+    let tokens = tokens("gitlab", "token", "glpat-x");
     let config = json!({"project": "group/shop", "api": format!("http://127.0.0.1:{port}"),
                         "labels": ["preview"], "pullRequestState": "opened",
                         "tokenRef": {"secretName": "gitlab", "key": "token"}});
@@ -357,21 +376,10 @@ fn gitea_pull_requests_follow_page_and_limit() {
             _ => (404, vec![], r#"{"message": "not found"}"#.into()),
         }
     });
-    let tokens = ScmTokens::from_secrets(&[json!({"kind": "Secret",
-        "metadata": {"name": "gitea"}, "stringData": {"token": "gt-1"}})])
-    .unwrap();
+    let tokens = tokens("gitea", "token", "gt-1");
     let config = json!({"owner": "org", "repo": "app", "api": format!("http://127.0.0.1:{port}/"),
                         "labels": ["preview"], "tokenRef": {"secretName": "gitea", "key": "token"}});
-    let pulls = ScmClient::default()
-        .pull_requests(
-            &PullRequestQuery {
-                provider: "gitea",
-                config: &config,
-                path: "p",
-            },
-            &tokens,
-        )
-        .unwrap();
+    let pulls = list("gitea", &config, &tokens).unwrap();
     let got: Vec<(i64, &str, &str)> = pulls
         .iter()
         .map(|p| (p.number, p.branch.as_str(), p.author.as_str()))
@@ -429,21 +437,10 @@ fn bitbucket_server_pages_by_next_page_start() {
             )
         }
     });
-    let tokens = ScmTokens::from_secrets(&[json!({"kind": "Secret",
-        "metadata": {"name": "bb"}, "stringData": {"password": "pw"}})])
-    .unwrap();
+    let tokens = tokens("bb", "password", "pw");
     let config = json!({"project": "PRJ", "repo": "app", "api": format!("http://127.0.0.1:{port}"),
                         "basicAuth": {"username": "ci", "passwordRef": {"secretName": "bb", "key": "password"}}});
-    let pulls = ScmClient::default()
-        .pull_requests(
-            &PullRequestQuery {
-                provider: "bitbucketServer",
-                config: &config,
-                path: "p",
-            },
-            &tokens,
-        )
-        .unwrap();
+    let pulls = list("bitbucketServer", &config, &tokens).unwrap();
     let got: Vec<(i64, &str, &str, &str)> = pulls
         .iter()
         .map(|p| {
@@ -500,21 +497,10 @@ fn bitbucket_cloud_follows_next() {
             _ => (404, vec![], r#"{"type": "error", "error": {"message": "Repository not found"}}"#.into()),
         }
     });
-    let tokens = ScmTokens::from_secrets(&[json!({"kind": "Secret",
-        "metadata": {"name": "bbc"}, "stringData": {"token": "bb-cloud"}})])
-    .unwrap();
+    let tokens = tokens("bbc", "token", "bb-cloud");
     let config = json!({"owner": "ws", "repo": "app", "api": format!("http://127.0.0.1:{port}/2.0"),
                         "bearerToken": {"tokenRef": {"secretName": "bbc", "key": "token"}}});
-    let pulls = ScmClient::default()
-        .pull_requests(
-            &PullRequestQuery {
-                provider: "bitbucket",
-                config: &config,
-                path: "p",
-            },
-            &tokens,
-        )
-        .unwrap();
+    let pulls = list("bitbucket", &config, &tokens).unwrap();
     let got: Vec<(i64, &str, &str, &str)> = pulls
         .iter()
         .map(|p| {
@@ -575,22 +561,11 @@ fn azure_devops_keeps_its_repository_and_follows_the_continuation_token() {
             )
         }
     });
-    let tokens = ScmTokens::from_secrets(&[json!({"kind": "Secret",
-        "metadata": {"name": "ado"}, "stringData": {"pat": "pat-1"}})])
-    .unwrap();
+    let tokens = tokens("ado", "pat", "pat-1");
     let config = json!({"organization": "org", "project": "proj", "repo": "app",
                         "api": format!("http://127.0.0.1:{port}"), "labels": ["preview"],
                         "tokenRef": {"secretName": "ado", "key": "pat"}});
-    let pulls = ScmClient::default()
-        .pull_requests(
-            &PullRequestQuery {
-                provider: "azuredevops",
-                config: &config,
-                path: "p",
-            },
-            &tokens,
-        )
-        .unwrap();
+    let pulls = list("azuredevops", &config, &tokens).unwrap();
     let got: Vec<(i64, &str, &str, &str)> = pulls
         .iter()
         .map(|p| {
