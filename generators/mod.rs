@@ -20,6 +20,7 @@ pub mod matrix;
 pub mod merge;
 pub mod plugin;
 pub mod pull_request;
+pub mod scm_provider;
 pub mod values;
 
 use prism_core::error::{Error, ErrorKind};
@@ -34,7 +35,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-const ARGO_UNSUPPORTED: &[&str] = &["scmProvider", "clusterDecisionResource"];
+const ARGO_UNSUPPORTED: &[&str] = &["clusterDecisionResource"];
 
 /// What generators read and write while expanding one ApplicationSet.
 pub struct Context<'a> {
@@ -139,6 +140,61 @@ pub trait GeneratorKind: Sync {
     fn reads_clusters(&self) -> bool {
         false
     }
+
+    /// The Secrets and ConfigMaps a body names (tokens, passwords, CAs, GitHub Apps),
+    /// so the controller reads them before rendering.
+    fn references(&self, _body: &Value, _out: &mut References) {}
+}
+
+/// What a set's generators name outside the spec, for the controller to read.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct References {
+    /// Secrets in the set's namespace (`tokenRef`, `passwordRef`, …).
+    pub secrets: std::collections::BTreeSet<String>,
+    /// ConfigMaps in the set's namespace (`caRef`).
+    pub config_maps: std::collections::BTreeSet<String>,
+    /// GitHub App Secrets (`appSecretName`), Argo CD's repo-creds in its namespace.
+    pub app_secrets: std::collections::BTreeSet<String>,
+}
+
+impl References {
+    /// Adds what these optional references name.
+    pub fn add(
+        &mut self,
+        secrets: &[Option<&pull_request::SecretRef>],
+        config_map: Option<&pull_request::ConfigMapKeyRef>,
+        app_secret: Option<&str>,
+    ) {
+        for r in secrets.iter().flatten() {
+            self.secrets.insert(r.secret_name.clone());
+        }
+        if let Some(c) = config_map {
+            self.config_maps.insert(c.config_map_name.clone());
+        }
+        if let Some(a) = app_secret.filter(|a| !a.is_empty()) {
+            self.app_secrets.insert(a.to_string());
+        }
+    }
+
+    /// Everything the generators of `generators` name, descending into matrix and merge.
+    pub fn of(generators: &[Value]) -> References {
+        fn walk(generators: &[Value], out: &mut References) {
+            for g in generators {
+                let Some(obj) = g.as_object() else { continue };
+                for (key, body) in obj {
+                    if let Some(kind) = lookup(key) {
+                        kind.references(body, out);
+                    }
+                    if let Some(children) = body.get("generators").and_then(Value::as_array) {
+                        walk(children, out);
+                    }
+                }
+            }
+        }
+        let mut out = References::default();
+        walk(generators, &mut out);
+        out
+    }
 }
 
 /// How often a set reading git, values or images is rendered again without a trigger.
@@ -165,6 +221,7 @@ pub const REGISTRY: &[&dyn GeneratorKind] = &[
     &merge::Merge,
     &plugin::Plugin,
     &pull_request::PullRequests,
+    &scm_provider::ScmProvider,
     &values::Values,
     &images::Images,
 ];

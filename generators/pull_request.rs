@@ -15,7 +15,7 @@
 use super::{append_values, Context};
 use prism_core::error::{Error, ErrorKind};
 use prism_core::params::{ParamSet, ParamShape};
-use prism_core::sources::{PullRequest, PullRequestError, PullRequestQuery};
+use prism_core::sources::{PullRequest, ScmError, ScmQuery};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -319,16 +319,14 @@ impl PullRequestGenerator {
         let Some((name, config)) = provider.first() else {
             return Err(no_provider(path));
         };
-        let query = PullRequestQuery {
+        let query = ScmQuery {
             provider: name,
             config,
             path,
         };
         let pulls = match ctx.sources.pull_requests(&query) {
             Ok(pulls) => pulls,
-            Err(PullRequestError::RepositoryNotFound(what))
-                if self.continue_on_repo_not_found_error =>
-            {
+            Err(ScmError::RepositoryNotFound(what)) if self.continue_on_repo_not_found_error => {
                 ctx.warn(format!(
                     "{path}: {what}: repository not found; no pull requests (continueOnRepoNotFoundError)"
                 ));
@@ -459,6 +457,47 @@ impl super::GeneratorKind for PullRequests {
         }
         e.prefixes.push("labels.".into());
     }
+
+    fn references(&self, body: &Value, out: &mut super::References) {
+        let Some(g) = typed::<PullRequestGenerator>(body) else {
+            return;
+        };
+        if let Some(p) = &g.github {
+            out.add(&[p.token_ref.as_ref()], None, p.app_secret_name.as_deref());
+        }
+        if let Some(p) = &g.gitlab {
+            out.add(&[p.token_ref.as_ref()], p.ca_ref.as_ref(), None);
+        }
+        if let Some(p) = &g.gitea {
+            out.add(&[p.token_ref.as_ref()], None, None);
+        }
+        if let Some(p) = &g.bitbucket_server {
+            let secrets = [
+                p.basic_auth.as_ref().map(|b| &b.password_ref),
+                p.bearer_token.as_ref().map(|b| &b.token_ref),
+            ];
+            out.add(&secrets, p.ca_ref.as_ref(), None);
+        }
+        if let Some(p) = &g.bitbucket {
+            let secrets = [
+                p.basic_auth.as_ref().map(|b| &b.password_ref),
+                p.bearer_token.as_ref().map(|b| &b.token_ref),
+            ];
+            out.add(&secrets, None, None);
+        }
+        if let Some(p) = &g.azuredevops {
+            out.add(&[p.token_ref.as_ref()], None, None);
+        }
+    }
+}
+
+/// A body read only for what it names; `None` when it does not parse (the render says why).
+pub(crate) fn typed<T: serde::de::DeserializeOwned>(body: &Value) -> Option<T> {
+    let mut body = body.clone();
+    if let Some(o) = body.as_object_mut() {
+        o.remove("template");
+    }
+    serde_json::from_value(body).ok()
 }
 
 impl super::Generate for PullRequestGenerator {
@@ -489,9 +528,7 @@ mod tests {
     use prism_core::cluster::Cluster;
     use prism_core::options::RenderOptions;
     use prism_core::sources::memory::MemorySources;
-    use prism_core::sources::{
-        PullRequest, PullRequestError, PullRequestQuery, Repository, SourceError, Sources,
-    };
+    use prism_core::sources::{PullRequest, Repository, ScmError, ScmQuery, SourceError, Sources};
     use prism_core::template::TemplateEngine;
     use serde_json::{json, Value};
     use std::cell::RefCell;
@@ -499,7 +536,7 @@ mod tests {
 
     /// Sources answering every listing with `answer`, recording the queries.
     struct Provider {
-        answer: Result<Vec<PullRequest>, PullRequestError>,
+        answer: Result<Vec<PullRequest>, ScmError>,
         queries: RefCell<Vec<Value>>,
     }
 
@@ -510,10 +547,7 @@ mod tests {
         fn clusters(&self) -> Result<Arc<[Cluster]>, SourceError> {
             Ok(Arc::from(vec![]))
         }
-        fn pull_requests(
-            &self,
-            q: &PullRequestQuery<'_>,
-        ) -> Result<Vec<PullRequest>, PullRequestError> {
+        fn pull_requests(&self, q: &ScmQuery<'_>) -> Result<Vec<PullRequest>, ScmError> {
             self.queries
                 .borrow_mut()
                 .push(json!({"provider": q.provider, "config": q.config, "path": q.path}));
@@ -536,7 +570,7 @@ mod tests {
 
     fn run(
         body: Value,
-        answer: Result<Vec<PullRequest>, PullRequestError>,
+        answer: Result<Vec<PullRequest>, ScmError>,
         nested: bool,
     ) -> (Result<Vec<Value>, String>, Vec<Value>) {
         let sources = Provider {
@@ -644,12 +678,12 @@ mod tests {
         let body = json!({"github": {"owner": "o", "repo": "gone"}});
         let (out, _) = run(
             body.clone(),
-            Err(PullRequestError::Other("GET .../pulls: HTTP 502".into())),
+            Err(ScmError::Other("GET .../pulls: HTTP 502".into())),
             false,
         );
         let e = out.unwrap_err();
         assert!(e.contains("spec.generators[0].pullRequest.github: listing pull requests from github: GET .../pulls: HTTP 502"), "{e}");
-        let gone = || Err(PullRequestError::RepositoryNotFound("o/gone".into()));
+        let gone = || Err(ScmError::RepositoryNotFound("o/gone".into()));
         let e = run(body.clone(), gone(), false).0.unwrap_err();
         assert!(e.contains("repository not found: o/gone"), "{e}");
         let mut tolerant = body;

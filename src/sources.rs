@@ -34,7 +34,7 @@ pub struct LocalSources {
     registry: Option<Arc<crate::registry::RegistryClient>>,
     credentials: Arc<crate::credentials::Credentials>,
     policy: crate::repo_policy::RepoPolicy,
-    scm: Option<(Arc<crate::scm::ScmClient>, Arc<crate::scm::ScmTokens>)>,
+    scm: (Arc<crate::scm::ScmClient>, Arc<crate::scm::ScmTokens>),
 }
 
 impl LocalSources {
@@ -54,7 +54,7 @@ impl LocalSources {
             registry: None,
             credentials: Arc::default(),
             policy: crate::repo_policy::RepoPolicy::local(),
-            scm: None,
+            scm: Default::default(),
         }
     }
 
@@ -64,7 +64,7 @@ impl LocalSources {
         client: Arc<crate::scm::ScmClient>,
         tokens: Arc<crate::scm::ScmTokens>,
     ) -> Self {
-        self.scm = Some((client, tokens));
+        self.scm = (client, tokens);
         self
     }
 
@@ -188,17 +188,31 @@ impl LocalSources {
     }
 }
 
+impl LocalSources {
+    /// The SCM client and the credentials the specs may name.
+    fn scm(&self) -> (&crate::scm::ScmClient, &crate::scm::ScmTokens) {
+        (&self.scm.0, &self.scm.1)
+    }
+}
+
 impl Sources for LocalSources {
     fn pull_requests(
         &self,
-        query: &prism_engine::sources::PullRequestQuery<'_>,
-    ) -> Result<Vec<prism_engine::sources::PullRequest>, prism_engine::sources::PullRequestError>
-    {
-        match &self.scm {
-            Some((client, tokens)) => client.pull_requests(query, tokens),
-            None => crate::scm::ScmClient::default()
-                .pull_requests(query, &crate::scm::ScmTokens::default()),
-        }
+        query: &prism_engine::sources::ScmQuery<'_>,
+    ) -> Result<Vec<prism_engine::sources::PullRequest>, prism_engine::sources::ScmError> {
+        let (client, tokens) = self.scm();
+        client.pull_requests(query, tokens)
+    }
+
+    fn scm_provider(
+        &self,
+        query: &prism_engine::sources::ScmQuery<'_>,
+    ) -> Result<
+        Box<dyn prism_engine::sources::ScmProviderService + '_>,
+        prism_engine::sources::ScmError,
+    > {
+        let (client, tokens) = self.scm();
+        Ok(Box::new(client.scm_provider(query, tokens)?))
     }
 
     fn repository(

@@ -7,7 +7,7 @@ mod common;
 use common::http::{serve, Request};
 use common::{prism, stderr, stdout, write};
 use prism::scm::{ScmClient, ScmTokens};
-use prism_engine::sources::{PullRequestError, PullRequestQuery};
+use prism_engine::sources::{ScmError, ScmQuery};
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 
@@ -23,9 +23,9 @@ fn list(
     provider: &str,
     config: &Value,
     tokens: &ScmTokens,
-) -> Result<Vec<prism_engine::sources::PullRequest>, PullRequestError> {
+) -> Result<Vec<prism_engine::sources::PullRequest>, ScmError> {
     ScmClient::default().pull_requests(
-        &PullRequestQuery {
+        &ScmQuery {
             provider,
             config,
             path: "p",
@@ -198,7 +198,7 @@ fn bad_answers_are_errors_and_nothing_is_printed() {
         (
             "svc",
             &wrong,
-            "listing pull requests from github: org/svc: HTTP 401: GitHub refused the token",
+            "listing pull requests from github: org/svc: HTTP 401: GitHub refused the credentials; check the Secret the spec names",
         ),
         (
             "missing",
@@ -245,7 +245,7 @@ fn a_second_listing_is_answered_304_from_the_etag() {
     let tokens = tokens("github-token", "token", "s3cret");
     let config = json!({"owner": "org", "repo": "svc", "api": format!("http://127.0.0.1:{port}"),
                         "tokenRef": {"secretName": "github-token", "key": "token"}});
-    let query = PullRequestQuery {
+    let query = ScmQuery {
         provider: "github",
         config: &config,
         path: "spec.generators[0].pullRequest",
@@ -262,7 +262,7 @@ fn a_second_listing_is_answered_304_from_the_etag() {
     // A provider nobody knows is an error, not an empty list.
     let e = client
         .pull_requests(
-            &PullRequestQuery {
+            &ScmQuery {
                 provider: "sourcehut",
                 config: &json!({}),
                 path: "p",
@@ -270,7 +270,7 @@ fn a_second_listing_is_answered_304_from_the_etag() {
             &tokens,
         )
         .unwrap_err();
-    assert!(matches!(e, PullRequestError::Other(m) if m.contains("is not a pullRequest provider")));
+    assert!(matches!(e, ScmError::Other(m) if m.contains("is not a pullRequest provider")));
 }
 
 /// GitLab as Argo's `GitLabService` asks it (go-gitlab): `/api/v4/projects/<encoded
@@ -318,7 +318,7 @@ fn gitlab_merge_requests_with_x_next_page() {
     let config = json!({"project": "group/shop", "api": format!("http://127.0.0.1:{port}"),
                         "labels": ["preview"], "pullRequestState": "opened",
                         "tokenRef": {"secretName": "gitlab", "key": "token"}});
-    let query = PullRequestQuery {
+    let query = ScmQuery {
         provider: "gitlab",
         config: &config,
         path: "p",
@@ -334,7 +334,7 @@ fn gitlab_merge_requests_with_x_next_page() {
                          "tokenRef": {"secretName": "gitlab", "key": "token"}});
     let e = ScmClient::default()
         .pull_requests(
-            &PullRequestQuery {
+            &ScmQuery {
                 provider: "gitlab",
                 config: &missing,
                 path: "p",
@@ -342,7 +342,7 @@ fn gitlab_merge_requests_with_x_next_page() {
             &tokens,
         )
         .unwrap_err();
-    assert_eq!(e, PullRequestError::RepositoryNotFound("group/gone".into()));
+    assert_eq!(e, ScmError::RepositoryNotFound("group/gone".into()));
 }
 
 /// Gitea as its SDK asks it (Argo's `GiteaService`): open pull requests, the token as

@@ -291,10 +291,19 @@ impl Sources for ControllerSources {
 
     fn pull_requests(
         &self,
-        query: &prism_engine::sources::PullRequestQuery<'_>,
-    ) -> Result<Vec<prism_engine::sources::PullRequest>, prism_engine::sources::PullRequestError>
-    {
+        query: &prism_engine::sources::ScmQuery<'_>,
+    ) -> Result<Vec<prism_engine::sources::PullRequest>, prism_engine::sources::ScmError> {
         self.scm.0.pull_requests(query, &self.scm.1)
+    }
+
+    fn scm_provider(
+        &self,
+        query: &prism_engine::sources::ScmQuery<'_>,
+    ) -> Result<
+        Box<dyn prism_engine::sources::ScmProviderService + '_>,
+        prism_engine::sources::ScmError,
+    > {
+        Ok(Box::new(self.scm.0.scm_provider(query, &self.scm.1)?))
     }
 
     fn refs(&self, repo_url: &str) -> Result<Vec<GitRef>, SourceError> {

@@ -478,34 +478,6 @@ pub fn uses_clusters(generators: &[Value]) -> bool {
 }
 
 /// Calls `f(kind, body)` for every generator, descending into matrix and merge.
-/// The `(secretName, key)` of every Secret the set's `pullRequest` generators name
-/// (`tokenRef`, `basicAuth.passwordRef`, `bearerToken.tokenRef`).
-pub fn scm_secret_refs(generators: &[Value]) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    walk(generators, &mut |kind, body| {
-        if kind != "pullRequest" {
-            return;
-        }
-        let Some(providers) = body.as_object() else {
-            return;
-        };
-        for provider in providers.values() {
-            for r in [
-                &provider["tokenRef"],
-                &provider["basicAuth"]["passwordRef"],
-                &provider["bearerToken"]["tokenRef"],
-            ] {
-                if let (Some(name), Some(key)) = (r["secretName"].as_str(), r["key"].as_str()) {
-                    out.push((name.to_string(), key.to_string()));
-                }
-            }
-        }
-    });
-    out.sort();
-    out.dedup();
-    out
-}
-
 fn walk(generators: &[Value], f: &mut dyn FnMut(&str, &Value)) {
     for g in generators {
         let Some(obj) = g.as_object() else { continue };

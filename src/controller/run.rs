@@ -867,39 +867,35 @@ async fn reader_of(
     }))
 }
 
-/// The tokens the set's `pullRequest` generators name, read from Secrets in the set's
-/// own namespace (as Argo CD reads them); with `--token-ref-strict-mode` only Secrets
-/// labelled `argocd.argoproj.io/secret-type: scm-creds`. The outer error is the API's,
-/// the inner one the set's. Tokens never reach a message.
+/// The credentials the set's SCM generators name (`pullRequest`, `scmProvider`, as each
+/// generator reports them): `tokenRef`-style Secrets and `caRef` ConfigMaps from the
+/// set's own namespace (as Argo CD reads them; with `--token-ref-strict-mode` only
+/// Secrets labelled `argocd.argoproj.io/secret-type: scm-creds`), and GitHub App
+/// Secrets (`appSecretName`) from Argo CD's repository credentials. The outer error is
+/// the API's, the inner one the set's. Tokens never reach a message.
 async fn scm_tokens_of(
     ctx: &Context,
     appset: &ApplicationSet,
 ) -> Result<Result<crate::scm::ScmTokens, String>, ReconcileError> {
-    let refs = reconcile::scm_secret_refs(&appset.spec.generators);
-    if refs.is_empty() {
+    let refs = prism_engine::generators::References::of(&appset.spec.generators);
+    if refs == prism_engine::generators::References::default() {
         return Ok(Ok(crate::scm::ScmTokens::default()));
     }
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &appset.namespace);
+    let ns = &appset.namespace;
+    let transient = |what: &str, e: kube::Error| {
+        ReconcileError::Transient(format!("reading {what}: {}", apply::describe(&e)))
+    };
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
     let mut found = Vec::new();
-    for name in refs
-        .iter()
-        .map(|(n, _)| n)
-        .collect::<std::collections::BTreeSet<_>>()
-    {
+    for name in &refs.secrets {
         let secret = match secrets.get_opt(name).await {
             Ok(Some(s)) => s,
             Ok(None) => {
                 return Ok(Err(format!(
-                    "tokenRef: Secret {name} does not exist in {}",
-                    appset.namespace
+                    "tokenRef: Secret {name} does not exist in {ns}"
                 )))
             }
-            Err(e) => {
-                return Err(ReconcileError::Transient(format!(
-                    "reading Secret {name}: {}",
-                    apply::describe(&e)
-                )))
-            }
+            Err(e) => return Err(transient(&format!("Secret {name}"), e)),
         };
         if ctx.config.token_ref_strict_mode
             && secret.labels().get(SECRET_TYPE).map(String::as_str) != Some("scm-creds")
@@ -909,11 +905,47 @@ async fn scm_tokens_of(
                  (--token-ref-strict-mode)"
             )));
         }
-        let mut v = serde_json::to_value(&secret).unwrap_or(Value::Null);
-        v["kind"] = Value::from("Secret");
-        found.push(v);
+        found.push(as_object(&secret, "Secret"));
+    }
+    let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ns);
+    for name in &refs.config_maps {
+        match config_maps.get_opt(name).await {
+            Ok(Some(c)) => found.push(as_object(&c, "ConfigMap")),
+            Ok(None) => {
+                return Ok(Err(format!(
+                    "caRef: ConfigMap {name} does not exist in {ns}"
+                )))
+            }
+            Err(e) => return Err(transient(&format!("ConfigMap {name}"), e)),
+        }
+    }
+    for name in &refs.app_secrets {
+        // Argo's GetRepoCredsBySecretName: a repository credential Secret of its namespace.
+        let secret = ctx.secrets.state().into_iter().find(|s| {
+            s.name_any() == *name
+                && matches!(
+                    s.labels().get(SECRET_TYPE).map(String::as_str),
+                    Some("repository" | "repo-creds")
+                )
+        });
+        match secret {
+            Some(s) => found.push(as_object(s.as_ref(), "Secret")),
+            None => {
+                return Ok(Err(format!(
+                    "appSecretName: no repository or repo-creds Secret {name} in {}",
+                    ctx.config.argocd_namespace
+                )))
+            }
+        }
     }
     Ok(crate::scm::ScmTokens::from_secrets(&found))
+}
+
+/// A Kubernetes object as JSON with its `kind` (typed objects serialize without it).
+fn as_object<T: serde::Serialize>(object: &T, kind: &str) -> Value {
+    let mut v = serde_json::to_value(object).unwrap_or(Value::Null);
+    v["kind"] = Value::from(kind);
+    v
 }
 
 /// Renders the set's Applications on a blocking thread (git, plugins, registries):

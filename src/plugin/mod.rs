@@ -324,9 +324,8 @@ impl<S: Sources + Send + Sync + 'static> Sources for PluginSources<S> {
 
     fn pull_requests(
         &self,
-        query: &prism_engine::sources::PullRequestQuery<'_>,
-    ) -> Result<Vec<prism_engine::sources::PullRequest>, prism_engine::sources::PullRequestError>
-    {
+        query: &prism_engine::sources::ScmQuery<'_>,
+    ) -> Result<Vec<prism_engine::sources::PullRequest>, prism_engine::sources::ScmError> {
         self.inner.pull_requests(query)
     }
 

@@ -114,6 +114,15 @@ pub enum ErrorKind {
         /// What went wrong, naming the repository and the HTTP status.
         message: String,
     },
+    /// An `scmProvider` generator's provider could not list repositories, branches or
+    /// paths: nothing is applied or deleted.
+    #[error("listing repositories from {provider}: {message}")]
+    ScmProvider {
+        /// `github`, `gitlab`, …
+        provider: String,
+        /// What went wrong, naming the organization or repository and the HTTP status.
+        message: String,
+    },
     /// A plugin generator's plugin failed or answered something unusable.
     #[error("plugin {name:?}: {message}")]
     Plugin {

@@ -78,12 +78,21 @@ pub trait Sources {
 
     /// The open pull requests a `pullRequest` generator's provider block names, after
     /// the provider's own label filter. Sources without an SCM client refuse.
-    fn pull_requests(
-        &self,
-        query: &PullRequestQuery<'_>,
-    ) -> Result<Vec<PullRequest>, PullRequestError> {
-        Err(PullRequestError::Other(format!(
+    fn pull_requests(&self, query: &ScmQuery<'_>) -> Result<Vec<PullRequest>, ScmError> {
+        Err(ScmError::Other(format!(
             "listing pull requests from {} is not available here yet",
+            query.provider
+        )))
+    }
+
+    /// The SCM provider an `scmProvider` generator's provider block names, with its
+    /// credentials resolved. Sources without an SCM client refuse.
+    fn scm_provider(
+        &self,
+        query: &ScmQuery<'_>,
+    ) -> Result<Box<dyn ScmProviderService + '_>, ScmError> {
+        Err(ScmError::Other(format!(
+            "listing repositories from {} is not available here",
             query.provider
         )))
     }
@@ -123,9 +132,9 @@ pub struct PullRequest {
     pub repository: String,
 }
 
-/// What a `pullRequest` generator asks for: its provider's block as written.
+/// What a `pullRequest` or `scmProvider` generator asks for: its provider's block as written.
 #[derive(Debug)]
-pub struct PullRequestQuery<'a> {
+pub struct ScmQuery<'a> {
     /// `github`, `gitlab`, `gitea`, `bitbucketServer`, `bitbucket` or `azuredevops`.
     pub provider: &'a str,
     /// The provider's block (`owner`, `repo`, `api`, `tokenRef`, `labels`, …).
@@ -134,9 +143,9 @@ pub struct PullRequestQuery<'a> {
     pub path: &'a str,
 }
 
-/// Why pull requests could not be listed.
+/// Why an SCM provider could not answer (pull requests, repositories, branches).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PullRequestError {
+pub enum ScmError {
     /// The repository does not exist (or is not visible): skipped with
     /// `continueOnRepoNotFoundError`, an error otherwise.
     #[error("repository not found: {0}")]
@@ -144,6 +153,39 @@ pub enum PullRequestError {
     /// Anything else (auth, rate limit, server error, malformed answer), described.
     #[error("{0}")]
     Other(String),
+}
+
+/// A repository (and, once branches are listed, one of its branches) as an SCM
+/// provider reports it (Argo CD's `scm_provider.Repository`).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ScmRepository {
+    /// The organization, group, workspace or project key.
+    pub organization: String,
+    /// The repository's name.
+    pub repository: String,
+    /// The provider's id of the repository: a number, or a UUID string.
+    pub repository_id: serde_json::Value,
+    /// The clone URL for the generator's `cloneProtocol`.
+    pub url: String,
+    /// The branch: the default one until branches are listed.
+    pub branch: String,
+    /// The branch's head commit (empty until branches are listed).
+    pub sha: String,
+    /// Topics or labels.
+    pub labels: Vec<String>,
+}
+
+/// What an `scmProvider` generator needs of a provider (Argo CD's
+/// `SCMProviderService`): the organization's repositories, their branches, and whether a
+/// path exists on a branch. The generator applies Argo's filters in between.
+pub trait ScmProviderService {
+    /// Every repository, with its default branch, URLs in `clone_protocol` (`ssh` when empty).
+    fn list_repos(&self, clone_protocol: &str) -> Result<Vec<ScmRepository>, ScmError>;
+    /// The repository's branches with their commits: the default branch only unless the
+    /// provider block asks for `allBranches`.
+    fn branches(&self, repo: &ScmRepository) -> Result<Vec<ScmRepository>, ScmError>;
+    /// Whether `path` (a file or a directory) exists on the repository's branch.
+    fn has_path(&self, repo: &ScmRepository, path: &str) -> Result<bool, ScmError>;
 }
 
 /// A branch or tag and the commit it points at.
