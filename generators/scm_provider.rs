@@ -567,3 +567,317 @@ impl super::Generate for ScmProviderGenerator {
         Ok(super::leaf(self.parameter_sets(ctx, path)?, path))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::tests::{expand_err, expand_with};
+    use prism_core::cluster::Cluster;
+    use prism_core::options::RenderOptions;
+    use prism_core::sources::memory::MemorySources;
+    use prism_core::sources::{
+        Repository, ScmError, ScmProviderService, ScmQuery, ScmRepository, SourceError, Sources,
+    };
+    use prism_core::template::TemplateEngine;
+    use serde_json::{json, Value};
+    use std::cell::RefCell;
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    /// An organization held in memory: repositories with their branches (name → sha)
+    /// and the paths of each branch; every question is recorded.
+    struct Org {
+        repos: Vec<(ScmRepository, Vec<(&'static str, &'static str)>)>,
+        paths: BTreeMap<(String, String), Vec<&'static str>>,
+        asked: RefCell<Vec<String>>,
+        fail: Option<ScmError>,
+        all_branches: std::cell::Cell<bool>,
+    }
+
+    impl ScmProviderService for &Org {
+        fn list_repos(&self, protocol: &str) -> Result<Vec<ScmRepository>, ScmError> {
+            self.asked.borrow_mut().push(format!("list {protocol}"));
+            if let Some(e) = &self.fail {
+                return Err(e.clone());
+            }
+            Ok(self.repos.iter().map(|(r, _)| r.clone()).collect())
+        }
+        fn branches(&self, repo: &ScmRepository) -> Result<Vec<ScmRepository>, ScmError> {
+            self.asked
+                .borrow_mut()
+                .push(format!("branches {}", repo.repository));
+            let (_, branches) = self
+                .repos
+                .iter()
+                .find(|(r, _)| r.repository == repo.repository)
+                .unwrap();
+            Ok(branches
+                .iter()
+                .filter(|(b, _)| self.all_branches.get() || *b == repo.branch)
+                .map(|(b, sha)| ScmRepository {
+                    branch: b.to_string(),
+                    sha: sha.to_string(),
+                    ..repo.clone()
+                })
+                .collect())
+        }
+        fn has_path(&self, repo: &ScmRepository, path: &str) -> Result<bool, ScmError> {
+            self.asked
+                .borrow_mut()
+                .push(format!("path {}@{} {path}", repo.repository, repo.branch));
+            Ok(self
+                .paths
+                .get(&(repo.repository.clone(), repo.branch.clone()))
+                .is_some_and(|p| p.contains(&path)))
+        }
+    }
+
+    impl Sources for Org {
+        fn repository(&self, url: &str, rev: &str) -> Result<Arc<dyn Repository>, SourceError> {
+            MemorySources::new().repository(url, rev)
+        }
+        fn clusters(&self) -> Result<Arc<[Cluster]>, SourceError> {
+            Ok(Arc::from(vec![]))
+        }
+        fn scm_provider(
+            &self,
+            q: &ScmQuery<'_>,
+        ) -> Result<Box<dyn ScmProviderService + '_>, ScmError> {
+            self.asked
+                .borrow_mut()
+                .push(format!("provider {} {}", q.provider, q.config));
+            self.all_branches.set(q.config["allBranches"] == true);
+            Ok(Box::new(self))
+        }
+    }
+
+    fn repo(name: &str, labels: &[&str]) -> ScmRepository {
+        ScmRepository {
+            organization: "acme".into(),
+            repository: name.into(),
+            repository_id: json!(7),
+            url: format!("git@example.com:acme/{name}.git"),
+            branch: "main".into(),
+            sha: String::new(),
+            labels: labels.iter().map(|l| l.to_string()).collect(),
+        }
+    }
+
+    /// acme: `api` (labels deploy, go; branches main and feature/x; main has `deploy/`),
+    /// `web` (label deploy; main has `deploy/` and `legacy`), `docs` (no labels).
+    fn org() -> Org {
+        let mut paths = BTreeMap::new();
+        paths.insert(("api".to_string(), "main".to_string()), vec!["deploy"]);
+        paths.insert(
+            ("web".to_string(), "main".to_string()),
+            vec!["deploy", "legacy"],
+        );
+        Org {
+            repos: vec![
+                (
+                    repo("api", &["deploy", "go"]),
+                    vec![
+                        ("main", "0123456789abcdef0123456789abcdef01234567"),
+                        ("feature/x", "89abcdef"),
+                    ],
+                ),
+                (repo("web", &["deploy"]), vec![("main", "fedcba98765")]),
+                (repo("docs", &[]), vec![("main", "abc")]),
+            ],
+            paths,
+            asked: RefCell::new(vec![]),
+            fail: None,
+            all_branches: Default::default(),
+        }
+    }
+
+    fn run(org: &Org, body: Value, nested: bool) -> Result<Vec<Value>, String> {
+        let engine = if nested {
+            TemplateEngine::Go { options: vec![] }
+        } else {
+            TemplateEngine::Fast
+        };
+        expand_with(
+            json!({"scmProvider": body}),
+            engine,
+            org,
+            &RenderOptions::default(),
+        )
+    }
+
+    fn kept(org: &Org, filters: Value) -> Vec<String> {
+        run(
+            org,
+            json!({"github": {"organization": "acme"}, "filters": filters}),
+            false,
+        )
+        .unwrap()
+        .iter()
+        .map(|s| {
+            format!(
+                "{}@{}",
+                s["repository"].as_str().unwrap(),
+                s["branch"].as_str().unwrap()
+            )
+        })
+        .collect()
+    }
+
+    /// Argo's parameters (applicationset/generators/scm_provider.go): `labels` joined
+    /// with commas in both modes, `branchNormalized` (SanitizeName), 8- and 7-character
+    /// short SHAs, `repository_id` as the provider gives it; `values` templated.
+    #[test]
+    fn parameters_are_argos() {
+        let org = org();
+        let sets = run(
+            &org,
+            json!({"github": {"organization": "acme", "allBranches": true},
+                   "cloneProtocol": "https",
+                   "values": {"app": "{{repository}}-{{branchNormalized}}"}}),
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            sets[0],
+            json!({"organization": "acme", "repository": "api", "repository_id": 7,
+                   "url": "git@example.com:acme/api.git", "branch": "main",
+                   "sha": "0123456789abcdef0123456789abcdef01234567",
+                   "short_sha": "01234567", "short_sha_7": "0123456",
+                   "labels": "deploy,go", "branchNormalized": "main",
+                   "values.app": "api-main"})
+        );
+        assert_eq!(sets[1]["branchNormalized"], "feature-x");
+        assert_eq!(sets[1]["short_sha"], "89abcdef");
+        assert_eq!(sets.len(), 4);
+        assert_eq!(org.asked.borrow()[1], "list https");
+        // Go templates see the same names, labels still one string.
+        let sets = run(
+            &org,
+            json!({"github": {"organization": "acme"},
+                   "values": {"app": "{{ .repository }}/{{ .labels }}"}}),
+            true,
+        )
+        .unwrap();
+        assert_eq!(sets[0]["values"]["app"], "api/deploy,go");
+    }
+
+    /// Argo's `ListRepos` (applicationset/services/scm_provider/utils.go): repository
+    /// filters (repositoryMatch, labelMatch) before branches are listed, OR among
+    /// them; branch filters (branchMatch, pathsExist, pathsDoNotExist) after, OR among
+    /// them; a filter with both kinds of field is a branch filter checking all of them.
+    #[test]
+    fn filters_run_in_argos_two_stages() {
+        let org = org();
+        assert_eq!(kept(&org, json!([])), ["api@main", "web@main", "docs@main"]);
+        assert_eq!(
+            kept(&org, json!([{"repositoryMatch": "^(api|docs)$"}])),
+            ["api@main", "docs@main"]
+        );
+        // Any label may match.
+        assert_eq!(kept(&org, json!([{"labelMatch": "^go$"}])), ["api@main"]);
+        // OR across repository filters.
+        assert_eq!(
+            kept(
+                &org,
+                json!([{"labelMatch": "^go$"}, {"repositoryMatch": "^docs$"}])
+            ),
+            ["api@main", "docs@main"]
+        );
+        // A repository filter AND a branch filter: both stages must pass.
+        assert_eq!(
+            kept(
+                &org,
+                json!([{"repositoryMatch": "^(api|web)$"}, {"pathsExist": ["deploy/"]}])
+            ),
+            ["api@main", "web@main"]
+        );
+        assert_eq!(
+            kept(
+                &org,
+                json!([{"pathsExist": ["deploy"]}, {"repositoryMatch": "^docs$"}])
+            ),
+            Vec::<String>::new()
+        );
+        // Inside one branch filter every field must match.
+        assert_eq!(
+            kept(
+                &org,
+                json!([{"repositoryMatch": "^web$", "pathsExist": ["deploy"]}])
+            ),
+            ["web@main"]
+        );
+        assert_eq!(
+            kept(
+                &org,
+                json!([{"pathsExist": ["deploy"], "pathsDoNotExist": ["legacy"]}])
+            ),
+            ["api@main"]
+        );
+        // An empty filter applies nowhere.
+        assert_eq!(
+            kept(&org, json!([{}])),
+            ["api@main", "web@main", "docs@main"]
+        );
+        // Paths are asked only of repositories the repository filters kept.
+        let org2 = self::org();
+        kept(
+            &org2,
+            json!([{"repositoryMatch": "^api$"}, {"pathsExist": ["deploy"]}]),
+        );
+        let asked = org2.asked.borrow();
+        assert!(
+            asked.contains(&"path api@main deploy".to_string()),
+            "{asked:?}"
+        );
+        assert!(
+            !asked
+                .iter()
+                .any(|a| a.starts_with("path web") || a.starts_with("branches web")),
+            "{asked:?}"
+        );
+    }
+
+    /// A provider error fails the generator (nothing applied or deleted), naming it.
+    #[test]
+    fn errors_name_the_provider_and_path() {
+        let mut org = org();
+        org.fail = Some(ScmError::Other(
+            "acme: HTTP 502 from GET https://api/orgs/acme/repos".into(),
+        ));
+        let e = run(&org, json!({"github": {"organization": "acme"}}), false).unwrap_err();
+        assert!(
+            e.contains("spec.generators[0].scmProvider.github: listing repositories from github: acme: HTTP 502"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn bad_specs_are_refused() {
+        for (body, text) in [
+            (json!({}), "give one provider: github, gitlab"),
+            (
+                json!({"github": {"organization": "a"}, "gitlab": {"group": "g"}}),
+                "give only one provider",
+            ),
+            (
+                json!({"awsCodeCommit": {"region": "eu-west-1"}}),
+                "spec.generators[0].scmProvider.awsCodeCommit: awsCodeCommit is not supported by prism",
+            ),
+            (
+                json!({"github": {"organization": "a"}, "cloneProtocol": "ftp"}),
+                "spec.generators[0].scmProvider.cloneProtocol: unknown clone protocol \"ftp\"",
+            ),
+            (
+                json!({"azureDevOps": {"organization": "o", "teamProject": "p"}}),
+                "azureDevOps.accessTokenRef: no access token provided",
+            ),
+            (
+                json!({"github": {"organization": "a"}, "filters": [{"labelMatch": "(x"}]}),
+                "spec.generators[0].scmProvider.filters[0].labelMatch: error compiling regexp",
+            ),
+            (json!({"gitlab": {"api": "https://g"}}), "missing field `group`"),
+        ] {
+            let e = expand_err(json!({"scmProvider": body}), false);
+            assert!(e.contains(text), "{body}: {e}");
+        }
+    }
+}

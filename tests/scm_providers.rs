@@ -1,0 +1,677 @@
+//! The `scmProvider` generator against in-test servers that replay each provider's REST
+//! API: the JSON shapes Argo CD's clients read (repositories, branches, contents), each
+//! provider's pagination and credentials, `ETag`/`304`, and its errors. The shapes and
+//! URLs follow Argo's `applicationset/services/scm_provider/` and the libraries it uses.
+
+mod common;
+
+use common::http::{serve, Request};
+use common::{prism, stderr, stdout, write};
+use prism::scm::{ScmClient, ScmTokens};
+use prism_engine::sources::{ScmError, ScmProviderService, ScmQuery, ScmRepository};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Answers by exact path and query; a request without `auth` gets 401, an unknown path
+/// 404. Every request is recorded as `path if-none-match`.
+fn replay(
+    auth: &str,
+    routes: Vec<(String, u16, Vec<String>, Value)>,
+) -> (u16, Arc<Mutex<Vec<String>>>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let auth = auth.to_string();
+    let me = Arc::new(std::sync::OnceLock::<u16>::new());
+    let port_of = me.clone();
+    let routes: HashMap<String, (u16, Vec<String>, String)> = routes
+        .into_iter()
+        .map(|(p, s, h, b)| (p, (s, h, b.to_string())))
+        .collect();
+    let port = serve(move |r: &Request| {
+        log.lock().unwrap().push(format!(
+            "{} {}",
+            r.path,
+            r.header("if-none-match").unwrap_or("-")
+        ));
+        if r.header(auth.split(':').next().unwrap()) != auth.split_once(": ").map(|(_, v)| v) {
+            return (401, vec![], r#"{"message": "Bad credentials"}"#.into());
+        }
+        // Links name this server: `PORT` in a route is its port.
+        let port = port_of.get().copied().unwrap_or_default().to_string();
+        match routes.get(&r.path) {
+            Some((status, headers, body)) => {
+                let headers: Vec<String> =
+                    headers.iter().map(|h| h.replace("PORT", &port)).collect();
+                if let Some(etag) = headers.iter().find_map(|h| h.strip_prefix("ETag: ")) {
+                    if r.header("if-none-match") == Some(etag) {
+                        return (304, headers.clone(), String::new());
+                    }
+                }
+                (*status, headers, body.replace("PORT", &port))
+            }
+            None => (404, vec![], r#"{"message": "Not Found"}"#.into()),
+        }
+    });
+    let _ = me.set(port);
+    (port, seen)
+}
+
+fn tokens(objects: Value) -> ScmTokens {
+    ScmTokens::from_secrets(objects.as_array().unwrap()).unwrap()
+}
+
+fn secret(name: &str, key: &str, value: &str) -> Value {
+    json!({"kind": "Secret", "metadata": {"name": name}, "stringData": {key: value}})
+}
+
+/// Argo's ListRepos without filters: every repository on its default branch.
+fn default_branches(
+    client: &ScmClient,
+    provider: &str,
+    config: Value,
+    tokens: &ScmTokens,
+    protocol: &str,
+) -> Result<Vec<ScmRepository>, ScmError> {
+    let query = ScmQuery {
+        provider,
+        config: &config,
+        path: "p",
+    };
+    let p = client.scm_provider(&query, tokens)?;
+    let mut out = Vec::new();
+    for r in p.list_repos(protocol)? {
+        out.extend(p.branches(&r)?);
+    }
+    Ok(out)
+}
+
+fn summary(repos: &[ScmRepository]) -> Vec<String> {
+    repos
+        .iter()
+        .map(|r| {
+            format!(
+                "{}/{}@{} {} {} [{}] {}",
+                r.organization,
+                r.repository,
+                r.branch,
+                r.sha,
+                r.url,
+                r.labels.join(","),
+                r.repository_id
+            )
+        })
+        .collect()
+}
+
+fn github_repo(id: u64, name: &str, topics: &[&str], archived: bool) -> Value {
+    json!({"id": id, "node_id": "R_x", "name": name, "full_name": format!("acme/{name}"),
+           "private": true, "owner": {"login": "acme", "id": 1, "type": "Organization"},
+           "html_url": format!("https://github.example/acme/{name}"),
+           "clone_url": format!("https://github.example/acme/{name}.git"),
+           "ssh_url": format!("git@github.example:acme/{name}.git"),
+           "default_branch": "main", "archived": archived, "topics": topics})
+}
+
+/// A GitHub Enterprise for organization `acme`: two pages of repositories (`Link`), an
+/// archived one, default branches, `deploy/` on `api` only, ETags on the listing.
+fn github() -> (u16, Arc<Mutex<Vec<String>>>) {
+    let repos = "/api/v3/orgs/acme/repos?per_page=100";
+    let branch = |name: &str, sha: &str| json!({"name": name, "commit": {"sha": sha, "url": "x"}, "protected": false});
+    let (port, seen) = replay(
+        "authorization: Bearer gh-t0ken",
+        vec![
+            (
+                repos.into(),
+                200,
+                vec![
+                    "Link: <http://127.0.0.1:PORT/api/v3/orgs/acme/repos?per_page=100&page=2>; rel=\"next\"".into(),
+                    "ETag: \"p1\"".into(),
+                ],
+                json!([github_repo(101, "api", &["deploy", "go"], false), github_repo(102, "old", &[], true)]),
+            ),
+            (
+                format!("{repos}&page=2"),
+                200,
+                vec!["ETag: \"p2\"".into()],
+                json!([github_repo(103, "web", &["deploy"], false)]),
+            ),
+            ("/api/v3/repos/acme/api/branches/main".into(), 200, vec![], branch("main", "a1a1a1a1a1a1a1a1a1a1")),
+            ("/api/v3/repos/acme/old/branches/main".into(), 200, vec![], branch("main", "0101")),
+            ("/api/v3/repos/acme/web/branches/main".into(), 200, vec![], branch("main", "b2b2b2b2b2")),
+            (
+                "/api/v3/repos/acme/api/branches?per_page=100".into(),
+                200,
+                vec![],
+                json!([branch("main", "a1a1a1a1a1a1a1a1a1a1"), branch("feature/x", "c3c3c3c3c3")]),
+            ),
+            (
+                "/api/v3/repos/acme/api/contents/deploy?ref=main".into(),
+                200,
+                vec![],
+                json!([{"type": "file", "name": "app.yaml", "path": "deploy/app.yaml"}]),
+            ),
+        ],
+    );
+    (port, seen)
+}
+
+fn github_config(port: u16, extra: Value) -> Value {
+    let mut c = json!({"organization": "acme", "api": format!("http://127.0.0.1:{port}"),
+                       "tokenRef": {"secretName": "gh", "key": "token"}});
+    for (k, v) in extra.as_object().unwrap() {
+        c[k] = v.clone();
+    }
+    c
+}
+
+/// GitHub: `orgs/{org}/repos` over `Link` pages, topics as labels, `excludeArchivedRepos`,
+/// the default branch via `branches/{branch}`, `allBranches` via `branches`, SSH or HTTPS
+/// clone URLs, and a second listing answered 304 from the ETags.
+#[test]
+fn github_repositories_branches_and_pages() {
+    let (port, seen) = github();
+    let tokens = tokens(json!([secret("gh", "token", "gh-t0ken")]));
+    let client = ScmClient::default();
+    let repos = default_branches(
+        &client,
+        "github",
+        github_config(port, json!({})),
+        &tokens,
+        "",
+    )
+    .unwrap();
+    assert_eq!(
+        summary(&repos),
+        [
+            "acme/api@main a1a1a1a1a1a1a1a1a1a1 git@github.example:acme/api.git [deploy,go] 101",
+            "acme/old@main 0101 git@github.example:acme/old.git [] 102",
+            "acme/web@main b2b2b2b2b2 git@github.example:acme/web.git [deploy] 103",
+        ]
+    );
+    let archived = json!({"excludeArchivedRepos": true, "allBranches": true});
+    let repos = default_branches(
+        &client,
+        "github",
+        github_config(port, archived),
+        &tokens,
+        "https",
+    );
+    // `web` has no branch listing: a 404 there is an error naming it, never fewer Applications.
+    let e = repos.unwrap_err().to_string();
+    assert_eq!(e, "repository not found: acme/web");
+    let seen = seen.lock().unwrap().clone();
+    // The second listing of both pages was conditional and answered 304.
+    assert!(
+        seen.contains(&"/api/v3/orgs/acme/repos?per_page=100 \"p1\"".to_string()),
+        "{seen:?}"
+    );
+    assert!(
+        seen.contains(&"/api/v3/orgs/acme/repos?per_page=100&page=2 \"p2\"".to_string()),
+        "{seen:?}"
+    );
+    assert_eq!(client.requests()[&("github".to_string(), 304)], 2);
+}
+
+/// The whole generator through `prism generate`: a filter on topics and on a path,
+/// Argo's parameters in the Applications, the token from `--scm-creds`, and errors that
+/// print nothing but the failure (never the token).
+#[test]
+fn github_organization_becomes_applications() {
+    let (port, _) = github();
+    let dir = tempfile::tempdir().unwrap();
+    let creds = write(
+        dir.path(),
+        "creds.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: gh}\nstringData: {token: gh-t0ken}\n",
+    );
+    let spec = |filters: &str, token_key: &str| {
+        write(
+            dir.path(),
+            "appset.yaml",
+            &format!(
+                r#"apiVersion: argoproj.io/v1alpha1
+kind: ApplicationSet
+metadata: {{name: services, namespace: argocd}}
+spec:
+  generators:
+  - scmProvider:
+      cloneProtocol: https
+      github:
+        organization: acme
+        api: http://127.0.0.1:{port}
+        tokenRef: {{secretName: gh, key: {token_key}}}
+      filters: {filters}
+  template:
+    metadata:
+      name: '{{{{repository}}}}-{{{{branchNormalized}}}}'
+      annotations: {{topics: '{{{{labels}}}}'}}
+    spec:
+      project: default
+      source: {{repoURL: '{{{{url}}}}', targetRevision: '{{{{sha}}}}', path: deploy}}
+      destination: {{server: https://kubernetes.default.svc, namespace: '{{{{repository}}}}'}}
+"#
+            ),
+        )
+    };
+    let out = prism(&[
+        "generate",
+        &spec(
+            r#"[{labelMatch: "^deploy$", pathsExist: [deploy/]}]"#,
+            "token",
+        ),
+        "--scm-creds",
+        &creds,
+        "-o",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let list: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{list}");
+    assert_eq!(items[0]["metadata"]["name"], "api-main");
+    assert_eq!(items[0]["metadata"]["annotations"]["topics"], "deploy,go");
+    assert_eq!(
+        items[0]["spec"]["source"]["repoURL"],
+        "https://github.example/acme/api.git"
+    );
+    assert_eq!(
+        items[0]["spec"]["source"]["targetRevision"],
+        "a1a1a1a1a1a1a1a1a1a1"
+    );
+    // A token the server refuses: an error naming the provider and organization.
+    let wrong = write(
+        dir.path(),
+        "wrong.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: gh}\nstringData: {token: nope}\n",
+    );
+    let out = prism(&["generate", &spec("[]", "token"), "--scm-creds", &wrong]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stdout(&out), "");
+    assert!(
+        stderr(&out).contains("spec.generators[0].scmProvider.github: listing repositories from github: acme: HTTP 401"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains("nope"));
+    // A key the Secret does not have.
+    let out = prism(&["generate", &spec("[]", "other"), "--scm-creds", &creds]);
+    assert!(
+        stderr(&out).contains("tokenRef: Secret gh has no key other"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// Whether `path` exists on `repo`'s first listed branch, through the provider.
+fn has_path(
+    client: &ScmClient,
+    provider: &str,
+    config: &Value,
+    tokens: &ScmTokens,
+    repo: usize,
+    path: &str,
+) -> bool {
+    let query = ScmQuery {
+        provider,
+        config,
+        path: "p",
+    };
+    let p = client.scm_provider(&query, tokens).unwrap();
+    let repos = p.list_repos("").unwrap();
+    let branch = p.branches(&repos[repo]).unwrap().remove(0);
+    p.has_path(&branch, path).unwrap()
+}
+
+/// GitLab: `groups/{group}/projects` with Argo's query (subgroups, shared, topic),
+/// `X-Next-Page` paging, `namespace.full_path` and `path`, topics (or the older
+/// `tag_list`), branches by project id, paths as a file then as a tree, `PRIVATE-TOKEN`.
+#[test]
+fn gitlab_group_projects() {
+    let project = |id: u64, path: &str, topics: Value| {
+        json!({"id": id, "name": path.to_uppercase(), "path": path,
+               "path_with_namespace": format!("platform/apps/{path}"),
+               "namespace": {"id": 9, "name": "apps", "path": "apps", "kind": "group", "full_path": "platform/apps"},
+               "default_branch": "main", "ssh_url_to_repo": format!("git@gitlab.example:platform/apps/{path}.git"),
+               "http_url_to_repo": format!("https://gitlab.example/platform/apps/{path}.git"),
+               "topics": topics, "tag_list": ["legacy-tag"]})
+    };
+    let list = "/api/v4/groups/platform%2Fapps/projects?per_page=100&include_subgroups=true&with_shared=false&topic=svc";
+    let (port, seen) = replay(
+        "private-token: gl-t0ken",
+        vec![
+            (
+                list.into(),
+                200,
+                vec!["X-Next-Page: 2".into(), "X-Total-Pages: 2".into()],
+                json!([project(11, "api", json!(["svc"]))]),
+            ),
+            (
+                format!("{list}&page=2"),
+                200,
+                vec!["X-Next-Page: ".into()],
+                json!([project(12, "web", json!([]))]),
+            ),
+            (
+                "/api/v4/projects/11/repository/branches/main".into(),
+                200,
+                vec![],
+                json!({"name": "main", "commit": {"id": "1111111111"}}),
+            ),
+            (
+                "/api/v4/projects/12/repository/branches/main".into(),
+                200,
+                vec![],
+                json!({"name": "main", "commit": {"id": "2222222222"}}),
+            ),
+            (
+                "/api/v4/projects/11/repository/tree?path=deploy&ref=main".into(),
+                200,
+                vec![],
+                json!([{"id": "x", "name": "app.yaml", "type": "blob"}]),
+            ),
+            (
+                "/api/v4/projects/11/repository/files/Chart.yaml?ref=main".into(),
+                200,
+                vec![],
+                json!({"file_name": "Chart.yaml"}),
+            ),
+        ],
+    );
+    let tokens = tokens(json!([secret("gl", "token", "gl-t0ken")]));
+    let config = json!({"group": "platform/apps", "api": format!("http://127.0.0.1:{port}"),
+                        "includeSubgroups": true, "includeSharedProjects": false, "topic": "svc",
+                        "tokenRef": {"secretName": "gl", "key": "token"}});
+    let client = ScmClient::default();
+    let repos = default_branches(&client, "gitlab", config.clone(), &tokens, "https").unwrap();
+    assert_eq!(
+        summary(&repos),
+        [
+            "platform/apps/api@main 1111111111 https://gitlab.example/platform/apps/api.git [svc] 11",
+            "platform/apps/web@main 2222222222 https://gitlab.example/platform/apps/web.git [legacy-tag] 12",
+        ]
+    );
+    assert!(has_path(&client, "gitlab", &config, &tokens, 0, "deploy"));
+    assert!(has_path(
+        &client,
+        "gitlab",
+        &config,
+        &tokens,
+        0,
+        "Chart.yaml"
+    ));
+    assert!(!has_path(&client, "gitlab", &config, &tokens, 0, "missing"));
+    assert!(seen
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|s| s.starts_with("/api/v4/projects/11/repository/files/deploy?ref=main")));
+}
+
+/// Gitea: `orgs/{owner}/repos` (Prism follows `page`/`limit` through `Link`; Argo reads
+/// one page), each repository's labels asked one by one as Argo does, the default
+/// branch's commit, `html_url` for https (Argo's choice), `token` auth.
+#[test]
+fn gitea_organization_repositories() {
+    let repo = |id: u64, name: &str| {
+        json!({"id": id, "name": name, "full_name": format!("acme/{name}"), "owner": {"login": "acme"},
+               "html_url": format!("https://gitea.example/acme/{name}"),
+               "ssh_url": format!("git@gitea.example:acme/{name}.git"),
+               "clone_url": format!("https://gitea.example/acme/{name}.git"),
+               "default_branch": "trunk", "archived": id == 2})
+    };
+    let (port, _) = replay(
+        "authorization: token gt-t0ken",
+        vec![
+            ("/api/v1/orgs/acme/repos?limit=50&page=1".into(), 200,
+             vec!["Link: <http://127.0.0.1:PORT/api/v1/orgs/acme/repos?limit=50&page=2>; rel=\"next\"".into()],
+             json!([repo(1, "api")])),
+            ("/api/v1/orgs/acme/repos?limit=50&page=2".into(), 200, vec![], json!([repo(2, "old")])),
+            ("/api/v1/repos/acme/api/labels?limit=50&page=1".into(), 200, vec![], json!([{"id": 1, "name": "team-a", "color": "ff0000"}])),
+            ("/api/v1/repos/acme/old/labels?limit=50&page=1".into(), 200, vec![], json!([])),
+            ("/api/v1/repos/acme/api/branches/trunk".into(), 200, vec![], json!({"name": "trunk", "commit": {"id": "3333333333"}})),
+        ],
+    );
+    let tokens = tokens(json!([secret("gt", "t", "gt-t0ken")]));
+    let config = json!({"owner": "acme", "api": format!("http://127.0.0.1:{port}/"), "excludeArchivedRepos": true,
+                        "tokenRef": {"secretName": "gt", "key": "t"}});
+    let repos = default_branches(
+        &ScmClient::default(),
+        "gitea",
+        config.clone(),
+        &tokens,
+        "https",
+    )
+    .unwrap();
+    assert_eq!(
+        summary(&repos),
+        ["acme/api@trunk 3333333333 https://gitea.example/acme/api [team-a] 1"]
+    );
+    // Argo: a default branch that is not found is an error, not a skipped repository.
+    let mut all = config;
+    all["excludeArchivedRepos"] = json!(false);
+    let e = default_branches(&ScmClient::default(), "gitea", all, &tokens, "")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("got 404 while getting default branch \"trunk\" for repo \"old\""),
+        "{e}"
+    );
+}
+
+/// Bitbucket Server: `projects/{key}/repos` in `start`/`isLastPage` pages, clone links by
+/// name (`ssh`, `http`), each repository's default branch (`branches/default`; an empty
+/// repository has none and is skipped, as Argo), basic auth.
+#[test]
+fn bitbucket_server_project_repositories() {
+    let repo = |id: u64, name: &str| {
+        json!({"id": id, "slug": name, "name": name, "project": {"key": "PROJ", "id": 1},
+               "links": {"clone": [{"href": format!("ssh://git@bb.example:7999/proj/{name}.git"), "name": "ssh"},
+                                   {"href": format!("https://bb.example/scm/proj/{name}.git"), "name": "http"}]}})
+    };
+    let base = "/rest/api/1.0/projects/PROJ/repos";
+    let (port, _) = replay(
+        "authorization: Basic YWRtaW46YmItcGFzcw==",
+        vec![
+            (
+                format!("{base}?limit=100"),
+                200,
+                vec![],
+                json!({"size": 1, "limit": 1, "isLastPage": false, "start": 0, "nextPageStart": 1, "values": [repo(1, "api")]}),
+            ),
+            (
+                format!("{base}?limit=100&start=1"),
+                200,
+                vec![],
+                json!({"size": 1, "limit": 1, "isLastPage": true, "start": 1, "values": [repo(2, "empty")]}),
+            ),
+            (
+                format!("{base}/api/branches/default"),
+                200,
+                vec![],
+                json!({"id": "refs/heads/main", "displayId": "main", "type": "BRANCH", "latestCommit": "4444444444", "isDefault": true}),
+            ),
+            (
+                format!("{base}/api/browse/deploy?at=main&type=true&limit=100"),
+                200,
+                vec![],
+                json!({"type": "DIRECTORY"}),
+            ),
+        ],
+    );
+    let tokens = tokens(json!([secret("bb", "password", "bb-pass")]));
+    let config = json!({"project": "PROJ", "api": format!("http://127.0.0.1:{port}"),
+                        "basicAuth": {"username": "admin", "passwordRef": {"secretName": "bb", "key": "password"}}});
+    let client = ScmClient::default();
+    let repos =
+        default_branches(&client, "bitbucketServer", config.clone(), &tokens, "https").unwrap();
+    assert_eq!(
+        summary(&repos),
+        ["PROJ/api@main 4444444444 https://bb.example/scm/proj/api.git [] 1"]
+    );
+    assert!(has_path(
+        &client,
+        "bitbucketServer",
+        &config,
+        &tokens,
+        0,
+        "deploy"
+    ));
+    assert!(!has_path(
+        &client,
+        "bitbucketServer",
+        &config,
+        &tokens,
+        0,
+        "nothing"
+    ));
+}
+
+/// Bitbucket Cloud: `repositories/{workspace}?role=member` following the body's `next`,
+/// the clone link of the protocol (an unknown one is an error), `mainbranch`, the branch's
+/// `target.hash`, paths by commit (`src/{sha}/{path}?format=meta`), app-password basic auth.
+#[test]
+fn bitbucket_cloud_workspace_repositories() {
+    let repo = |slug: &str| {
+        json!({"uuid": format!("{{{slug}-uuid}}"), "slug": slug, "full_name": format!("ws/{slug}"),
+               "mainbranch": {"name": "master", "type": "branch"},
+               "links": {"clone": [{"name": "https", "href": format!("https://bitbucket.org/ws/{slug}.git")},
+                                   {"name": "ssh", "href": format!("git@bitbucket.org:ws/{slug}.git")}]}})
+    };
+    let (port, _) = replay(
+        "authorization: Basic ZGV2OmJjLWFwcC1wYXNz",
+        vec![
+            (
+                "/2.0/repositories/ws?role=member".into(),
+                200,
+                vec![],
+                json!({"pagelen": 1, "values": [repo("api")], "next": "http://127.0.0.1:PORT/2.0/repositories/ws?role=member&page=2"}),
+            ),
+            (
+                "/2.0/repositories/ws?role=member&page=2".into(),
+                200,
+                vec![],
+                json!({"pagelen": 1, "values": [repo("web")]}),
+            ),
+            (
+                "/2.0/repositories/ws/api/refs/branches/master".into(),
+                200,
+                vec![],
+                json!({"name": "master", "target": {"hash": "5555555555"}}),
+            ),
+            (
+                "/2.0/repositories/ws/web/refs/branches/master".into(),
+                200,
+                vec![],
+                json!({"name": "master", "target": {"hash": "6666666666"}}),
+            ),
+            (
+                "/2.0/repositories/ws/api/src/5555555555/deploy?format=meta".into(),
+                200,
+                vec![],
+                json!({"type": "commit_directory"}),
+            ),
+        ],
+    );
+    let tokens = tokens(json!([secret("bc", "appPassword", "bc-app-pass")]));
+    let config = json!({"owner": "ws", "user": "dev", "appPasswordRef": {"secretName": "bc", "key": "appPassword"}});
+    let client =
+        ScmClient::default().with_bitbucket_cloud_api(&format!("http://127.0.0.1:{port}/2.0"));
+    let repos = default_branches(&client, "bitbucket", config.clone(), &tokens, "").unwrap();
+    assert_eq!(
+        summary(&repos),
+        [
+            "ws/api@master 5555555555 git@bitbucket.org:ws/api.git [] \"{api-uuid}\"",
+            "ws/web@master 6666666666 git@bitbucket.org:ws/web.git [] \"{web-uuid}\"",
+        ]
+    );
+    assert!(has_path(
+        &client,
+        "bitbucket",
+        &config,
+        &tokens,
+        0,
+        "deploy"
+    ));
+    assert!(!has_path(
+        &client,
+        "bitbucket",
+        &config,
+        &tokens,
+        0,
+        "missing"
+    ));
+    let e = default_branches(&client, "bitbucket", config, &tokens, "git")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("unknown clone protocol for Bitbucket cloud git"),
+        "{e}"
+    );
+}
+
+/// Azure DevOps: the team project's `repositories` (`value`; entries missing a name,
+/// default branch, URL or id skipped, as Argo), the default branch by short name
+/// through `stats/branches`, items by repository id and branch, a PAT as basic auth.
+#[test]
+fn azure_devops_team_project_repositories() {
+    let (port, _) = replay(
+        "authorization: Basic OmF6LXBhdA==",
+        vec![
+            ("/org/proj/_apis/git/repositories?api-version=7.1".into(), 200, vec![],
+             json!({"count": 2, "value": [
+                 {"id": "0b1a-uuid", "name": "api", "defaultBranch": "refs/heads/main",
+                  "remoteUrl": "https://dev.azure.example/org/proj/_git/api", "project": {"name": "proj"}},
+                 {"id": "0c2b-uuid", "name": "empty", "remoteUrl": "https://dev.azure.example/org/proj/_git/empty"}]})),
+            ("/org/proj/_apis/git/repositories/api/stats/branches?api-version=7.1&name=main".into(), 200, vec![],
+             json!({"name": "main", "commit": {"commitId": "7777777777"}, "aheadCount": 0})),
+            ("/org/proj/_apis/git/repositories/0b1a-uuid/items?path=deploy&versionDescriptor.version=main&api-version=7.1".into(),
+             200, vec![], json!({"objectId": "x", "path": "/deploy", "isFolder": true})),
+        ],
+    );
+    let tokens = tokens(json!([secret("az", "pat", "az-pat")]));
+    let config = json!({"organization": "org", "teamProject": "proj", "api": format!("http://127.0.0.1:{port}"),
+                        "accessTokenRef": {"secretName": "az", "key": "pat"}});
+    let client = ScmClient::default();
+    let repos = default_branches(&client, "azureDevOps", config.clone(), &tokens, "").unwrap();
+    assert_eq!(
+        summary(&repos),
+        ["org/api@main 7777777777 https://dev.azure.example/org/proj/_git/api [] \"0b1a-uuid\""]
+    );
+    assert!(has_path(
+        &client,
+        "azureDevOps",
+        &config,
+        &tokens,
+        0,
+        "deploy"
+    ));
+    assert!(!has_path(
+        &client,
+        "azureDevOps",
+        &config,
+        &tokens,
+        0,
+        "nothing"
+    ));
+}
+
+/// Argo's `--allowed-scm-providers`: with a list, an `api` not on it is refused before
+/// any request.
+#[test]
+fn only_allowed_apis_are_asked() {
+    let (port, seen) = github();
+    let tokens = tokens(json!([secret("gh", "token", "gh-t0ken")]));
+    let client = ScmClient::default().with_allowed_apis(vec!["https://github.corp.example".into()]);
+    let e = default_branches(
+        &client,
+        "github",
+        github_config(port, json!({})),
+        &tokens,
+        "",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains(&format!("scm provider \"http://127.0.0.1:{port}\" not allowed, must use one of the following: https://github.corp.example")), "{e}");
+    assert!(seen.lock().unwrap().is_empty());
+}
