@@ -675,3 +675,163 @@ fn only_allowed_apis_are_asked() {
     assert!(e.contains(&format!("scm provider \"http://127.0.0.1:{port}\" not allowed, must use one of the following: https://github.corp.example")), "{e}");
     assert!(seen.lock().unwrap().is_empty());
 }
+
+/// An RSA key made by openssl: (PKCS#1 PEM, public key as PKCS#1 DER for ring).
+fn rsa_key(dir: &std::path::Path) -> (String, Vec<u8>) {
+    let key = dir.join("app.pem");
+    let public = dir.join("app.der");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&[
+        "genrsa",
+        "-traditional",
+        "-out",
+        key.to_str().unwrap(),
+        "2048",
+    ]);
+    run(&[
+        "rsa",
+        "-in",
+        key.to_str().unwrap(),
+        "-RSAPublicKey_out",
+        "-outform",
+        "DER",
+        "-out",
+        public.to_str().unwrap(),
+    ]);
+    (
+        std::fs::read_to_string(key).unwrap(),
+        std::fs::read(public).unwrap(),
+    )
+}
+
+/// The claims of `jwt` if its RS256 signature verifies with `public`.
+fn verified_claims(jwt: &str, public: &[u8]) -> Option<Value> {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let (input, signature) = jwt.rsplit_once('.')?;
+    let signature = b64.decode(signature).ok()?;
+    ring::signature::UnparsedPublicKey::new(&ring::signature::RSA_PKCS1_2048_8192_SHA256, public)
+        .verify(input.as_bytes(), &signature)
+        .ok()?;
+    let (header, claims) = input.split_once('.')?;
+    let header: Value = serde_json::from_slice(&b64.decode(header).ok()?).ok()?;
+    (header["alg"] == "RS256").then_some(())?;
+    serde_json::from_slice(&b64.decode(claims).ok()?).ok()
+}
+
+/// GitHub App auth (`appSecretName`), as ghinstallation does it for Argo: the fake
+/// verifies the JWT with the app's public key (RS256, `iss` the app id, two minutes),
+/// trades it for an installation token, and only that token lists repositories. The
+/// installation is found from the organization when the Secret has no id, and the
+/// token is reused until shortly before it expires.
+#[test]
+fn github_app_installation_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pem, public) = rsa_key(dir.path());
+    let posts = Arc::new(Mutex::new(0));
+    let counted = posts.clone();
+    let port = serve(move |r: &Request| {
+        let jwt = r
+            .header("authorization")
+            .and_then(|a| a.strip_prefix("Bearer "));
+        let app_call = || -> Result<(), (u16, Vec<String>, String)> {
+            let claims = jwt.and_then(|j| verified_claims(j, &public)).ok_or((
+                401,
+                vec![],
+                r#"{"message": "A JSON web token could not be decoded"}"#.to_string(),
+            ))?;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs() as i64;
+            let (iat, exp) = (
+                claims["iat"].as_i64().unwrap(),
+                claims["exp"].as_i64().unwrap(),
+            );
+            assert_eq!(claims["iss"], "1234");
+            assert!(iat <= now && exp > now && exp - iat <= 600, "{claims}");
+            Ok(())
+        };
+        match (r.method.as_str(), r.path.as_str()) {
+            ("GET", "/api/v3/app/installations?per_page=100") => match app_call() {
+                Ok(()) => (200, vec![], json!([{"id": 55, "account": {"login": "other"}}, {"id": 77, "account": {"login": "Acme"}}]).to_string()),
+                Err(e) => e,
+            },
+            ("POST", "/api/v3/app/installations/77/access_tokens") => match app_call() {
+                Ok(()) => {
+                    *counted.lock().unwrap() += 1;
+                    (201, vec![], json!({"token": "ghs_installation", "expires_at": "2099-01-01T00:00:00Z",
+                                        "permissions": {"contents": "read"}}).to_string())
+                }
+                Err(e) => e,
+            },
+            ("GET", "/api/v3/orgs/acme/repos?per_page=100") if r.header("authorization") == Some("token ghs_installation") => {
+                (200, vec![], json!([github_repo(1, "api", &[], false)]).to_string())
+            }
+            ("GET", "/api/v3/repos/acme/api/branches/main") if r.header("authorization") == Some("token ghs_installation") => {
+                (200, vec![], json!({"name": "main", "commit": {"sha": "8888888888"}}).to_string())
+            }
+            _ => (401, vec![], r#"{"message": "Bad credentials"}"#.to_string()),
+        }
+    });
+    let app = |installation: Option<&str>, key: &str| {
+        let mut data = json!({"githubAppID": "1234", "githubAppPrivateKey": key, "url": "https://github.example/acme"});
+        if let Some(i) = installation {
+            data["githubAppInstallationID"] = json!(i);
+        }
+        tokens(
+            json!([{"kind": "Secret", "metadata": {"name": "gh-app", "labels": {"argocd.argoproj.io/secret-type": "repo-creds"}},
+                       "stringData": data}]),
+        )
+    };
+    let config = json!({"organization": "acme", "api": format!("http://127.0.0.1:{port}"), "appSecretName": "gh-app"});
+    let client = ScmClient::default();
+    for installation in [Some("77"), None] {
+        let repos = default_branches(
+            &client,
+            "github",
+            config.clone(),
+            &app(installation, &pem),
+            "",
+        )
+        .unwrap();
+        assert_eq!(
+            summary(&repos),
+            ["acme/api@main 8888888888 git@github.example:acme/api.git [] 1"]
+        );
+    }
+    // One exchange: the token is reused by the second listing.
+    assert_eq!(*posts.lock().unwrap(), 1);
+    // A key GitHub does not know: the exchange fails, naming the app, not the key.
+    std::fs::create_dir(dir.path().join("other")).unwrap();
+    let (other, _) = rsa_key(&dir.path().join("other"));
+    let fresh = ScmClient::default();
+    let e = default_branches(
+        &fresh,
+        "github",
+        config.clone(),
+        &app(Some("77"), &other),
+        "",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("GitHub App 1234: HTTP 401 from POST"), "{e}");
+    assert!(!e.contains("PRIVATE KEY"));
+    let e = default_branches(&fresh, "github", config, &app(Some("77"), "not a key"), "")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("appSecretName: Secret gh-app: githubAppPrivateKey holds no PEM private key"),
+        "{e}"
+    );
+}
