@@ -835,3 +835,61 @@ fn github_app_installation_tokens() {
         "{e}"
     );
 }
+
+/// TLS as the provider block asks it: `caRef` (a ConfigMap key of PEM certificates,
+/// given in `--scm-creds` on the command line) trusts a private CA, `insecure` skips
+/// verification, and neither means the public roots, which do not know this server.
+#[test]
+fn ca_ref_and_insecure_reach_a_private_ca_server() {
+    let dir = tempfile::tempdir().unwrap();
+    common::control_plane::certificates(dir.path()).unwrap();
+    let port = common::http::serve_tls(
+        &dir.path().join("server.crt"),
+        &dir.path().join("server.key"),
+        |r: &Request| {
+            match r.path.as_str() {
+            "/api/v4/groups/infra/projects?per_page=100&include_subgroups=false&with_shared=true" => (
+                200,
+                vec![],
+                json!([{"id": 5, "path": "dns", "namespace": {"full_path": "infra"}, "default_branch": "main",
+                        "ssh_url_to_repo": "git@gitlab.corp:infra/dns.git", "http_url_to_repo": "https://gitlab.corp/infra/dns.git",
+                        "topics": []}]).to_string(),
+            ),
+            "/api/v4/projects/5/repository/branches/main" => (200, vec![], json!({"name": "main", "commit": {"id": "9999999999"}}).to_string()),
+            _ => (404, vec![], "{}".into()),
+        }
+        },
+    );
+    let ca = std::fs::read_to_string(dir.path().join("ca.crt")).unwrap();
+    let objects = tokens(
+        json!([{"kind": "ConfigMap", "metadata": {"name": "corp-ca"}, "data": {"ca.crt": ca}}]),
+    );
+    let api = format!("https://127.0.0.1:{port}");
+    let client = ScmClient::default();
+    let with_ca = json!({"group": "infra", "api": api, "caRef": {"configMapName": "corp-ca", "key": "ca.crt"}});
+    let repos = default_branches(&client, "gitlab", with_ca, &objects, "").unwrap();
+    assert_eq!(
+        summary(&repos),
+        ["infra/dns@main 9999999999 git@gitlab.corp:infra/dns.git [] 5"]
+    );
+    let insecure = json!({"group": "infra", "api": api, "insecure": true});
+    assert_eq!(
+        default_branches(&client, "gitlab", insecure, &objects, "")
+            .unwrap()
+            .len(),
+        1
+    );
+    let plain = json!({"group": "infra", "api": api});
+    let e = default_branches(&client, "gitlab", plain, &objects, "")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("infra: GET https://127.0.0.1"), "{e}");
+    let missing = json!({"group": "infra", "api": api, "caRef": {"configMapName": "corp-ca", "key": "other"}});
+    let e = default_branches(&client, "gitlab", missing, &objects, "")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("caRef: ConfigMap corp-ca has no key other"),
+        "{e}"
+    );
+}

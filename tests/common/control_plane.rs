@@ -212,7 +212,9 @@ fn tail(log: &Path) -> String {
     lines[lines.len().saturating_sub(30)..].join("\n")
 }
 
-fn certificates(dir: &Path) -> Result<(), String> {
+/// A CA (`ca.crt`), a server certificate for 127.0.0.1 and localhost signed by it
+/// (`server.crt`, `server.key`) and a service-account key pair, made by openssl in `dir`.
+pub fn certificates(dir: &Path) -> Result<(), String> {
     crate::common::ensure_package("/usr/bin/openssl", "openssl");
     let openssl = |args: &[&str]| run(Command::new("openssl").current_dir(dir).args(args));
     openssl(&[
