@@ -141,9 +141,29 @@ pub trait GeneratorKind: Sync {
         false
     }
 
+    /// The SCM repository whose pull requests a body lists, so a pull request webhook
+    /// for it triggers the set.
+    fn reads_pull_requests(&self, _body: &Value) -> Option<PullRequestSource> {
+        None
+    }
+
     /// The Secrets and ConfigMaps a body names (tokens, passwords, CAs, GitHub Apps),
     /// so the controller reads them before rendering.
     fn references(&self, _body: &Value, _out: &mut References) {}
+}
+
+/// Where a `pullRequest` generator lists pull requests, as a webhook names it. A field
+/// that is templated (from a matrix's earlier child) matches anything.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PullRequestSource {
+    /// `github`, `gitlab`, `gitea`, `bitbucketServer`, `bitbucket` or `azuredevops`.
+    pub provider: String,
+    /// The spec's `api`, or the public service's.
+    pub api: String,
+    /// Owner, GitLab project (id or path), Bitbucket project key, or Azure project.
+    pub owner: String,
+    /// The repository (empty for GitLab, whose project is in `owner`).
+    pub repo: String,
 }
 
 /// What a set's generators name outside the spec, for the controller to read.

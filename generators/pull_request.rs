@@ -458,6 +458,65 @@ impl super::GeneratorKind for PullRequests {
         e.prefixes.push("labels.".into());
     }
 
+    fn reads_pull_requests(&self, body: &Value) -> Option<super::PullRequestSource> {
+        let g = typed::<PullRequestGenerator>(body)?;
+        let source = |provider: &str, api: Option<&str>, default: &str, owner: &str, repo: &str| {
+            super::PullRequestSource {
+                provider: provider.into(),
+                api: api.filter(|a| !a.is_empty()).unwrap_or(default).into(),
+                owner: owner.into(),
+                repo: repo.into(),
+            }
+        };
+        if let Some(p) = &g.github {
+            return Some(source(
+                "github",
+                p.api.as_deref(),
+                "https://api.github.com/",
+                &p.owner,
+                &p.repo,
+            ));
+        }
+        if let Some(p) = &g.gitlab {
+            return Some(source(
+                "gitlab",
+                p.api.as_deref(),
+                "https://gitlab.com/",
+                &p.project,
+                "",
+            ));
+        }
+        if let Some(p) = &g.gitea {
+            return Some(source("gitea", Some(&p.api), "", &p.owner, &p.repo));
+        }
+        if let Some(p) = &g.bitbucket_server {
+            return Some(source(
+                "bitbucketServer",
+                Some(&p.api),
+                "",
+                &p.project,
+                &p.repo,
+            ));
+        }
+        if let Some(p) = &g.bitbucket {
+            return Some(source(
+                "bitbucket",
+                p.api.as_deref(),
+                "https://api.bitbucket.org/2.0",
+                &p.owner,
+                &p.repo,
+            ));
+        }
+        let p = g.azuredevops.as_ref()?;
+        Some(source(
+            "azuredevops",
+            p.api.as_deref(),
+            "https://dev.azure.com",
+            &p.project,
+            &p.repo,
+        ))
+    }
+
     fn references(&self, body: &Value, out: &mut super::References) {
         let Some(g) = typed::<PullRequestGenerator>(body) else {
             return;

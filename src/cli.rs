@@ -83,7 +83,8 @@ pub struct ControllerArgs {
     /// Address of the webhook, metrics and health endpoints.
     #[arg(long, default_value = "0.0.0.0:8080")]
     pub listen: std::net::SocketAddr,
-    /// A directory with the webhook secrets as files `github`, `gitlab`, `gitea` (a mounted Secret).
+    /// A directory with the webhook secrets as files `github`, `gitlab`, `gitea`,
+    /// `bitbucketserver` and `azuredevops` (`user:password`): a mounted Secret.
     #[arg(long, value_name = "DIR")]
     pub webhook_secrets: Option<PathBuf>,
     /// Seconds one git fetch serves every ApplicationSet (a webhook push refreshes at once).
@@ -107,6 +108,10 @@ pub struct ControllerArgs {
     /// `tokenRef` Secrets must be labelled argocd.argoproj.io/secret-type: scm-creds (Argo's flag).
     #[arg(long)]
     pub token_ref_strict_mode: bool,
+    /// SCM API URLs the specs' `scmProvider` and `pullRequest` generators may name in
+    /// `api` (comma-separated; default: any), as Argo CD's `--allowed-scm-providers`.
+    #[arg(long, value_delimiter = ',', value_name = "URL")]
+    pub allowed_scm_providers: Vec<String>,
 }
 
 fn parse_policy(s: &str) -> Result<crate::controller::plan::Policy, String> {
@@ -130,6 +135,8 @@ pub fn controller(args: &ControllerArgs) -> Result<(), CliError> {
         github: read_secret("github")?,
         gitlab: read_secret("gitlab")?,
         gitea: read_secret("gitea")?,
+        bitbucket_server: read_secret("bitbucketserver")?,
+        azuredevops: read_secret("azuredevops")?,
     };
     let cache_dir = args
         .cache_dir
@@ -162,6 +169,7 @@ pub fn controller(args: &ControllerArgs) -> Result<(), CliError> {
         render: args.engine.options(),
         repo_policy: args.repo_policy.policy(true)?,
         token_ref_strict_mode: args.token_ref_strict_mode,
+        allowed_scm_providers: args.allowed_scm_providers.clone(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -285,7 +285,11 @@ impl SourceArgs {
             plugins,
             credentials: Arc::new(credentials),
             policy,
-            scm: Arc::new(crate::scm::ScmClient::default()),
+            // One run lists each repository once, however many sets and matrix positions ask.
+            scm: Arc::new(
+                crate::scm::ScmClient::default()
+                    .with_freshness(std::time::Duration::from_secs(3600)),
+            ),
             scm_tokens: Arc::new(scm_tokens),
         })
     }

@@ -468,6 +468,19 @@ pub fn git_sources(generators: &[Value]) -> Vec<(String, String)> {
     out
 }
 
+/// Where the set's `pullRequest` generators list pull requests.
+pub fn pull_request_sources(
+    generators: &[Value],
+) -> Vec<prism_engine::generators::PullRequestSource> {
+    let mut out = Vec::new();
+    walk(generators, &mut |kind, body| {
+        out.extend(lookup(kind).and_then(|k| k.reads_pull_requests(body)));
+    });
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// Whether a set reads Argo CD's cluster Secrets (a `clusters` generator anywhere).
 pub fn uses_clusters(generators: &[Value]) -> bool {
     let mut found = false;

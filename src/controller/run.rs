@@ -74,6 +74,8 @@ pub struct Config {
     pub repo_policy: crate::repo_policy::RepoPolicy,
     /// Only Secrets labelled `scm-creds` may hold `tokenRef` tokens.
     pub token_ref_strict_mode: bool,
+    /// API URLs a spec's SCM generators may name in `api` (empty: any).
+    pub allowed_scm_providers: Vec<String>,
 }
 
 /// What every reconcile shares.
@@ -175,6 +177,27 @@ impl Triggers {
     }
 }
 
+impl Triggers {
+    /// Sets whose `pullRequest` generators list the repository of a pull request event;
+    /// the SCM cache serves that repository fresh from now on.
+    pub fn pull_request(
+        &self,
+        event: &webhook::PullRequestEvent,
+        scm: &crate::scm::ScmClient,
+    ) -> usize {
+        let repo = match event.provider {
+            "gitlab" => event.owner.clone(),
+            _ => format!("{}/{}", event.owner, event.repo),
+        };
+        scm.forget(&repo);
+        self.send_all(|set| {
+            reconcile::pull_request_sources(generators(&set.data))
+                .iter()
+                .any(|source| webhook::lists(event, source))
+        })
+    }
+}
+
 fn generators(data: &Value) -> &[Value] {
     data["spec"]["generators"]
         .as_array()
@@ -233,7 +256,20 @@ pub async fn run(
     let triggers: Arc<OnceLock<Triggers>> = Arc::new(OnceLock::new());
 
     // HTTP first: probes answer while this replica waits for the Lease.
-    let http = serve_http(&config, &metrics, &ready, &triggers, &git, &stop).await?;
+    // One SCM client for every set: one listing per repository per git refresh
+    // interval, shared by every set and matrix position; a webhook ends it early.
+    let scm = {
+        let metrics = metrics.clone();
+        Arc::new(
+            crate::scm::ScmClient::default()
+                .with_freshness(config.git_refresh)
+                .with_allowed_apis(config.allowed_scm_providers.clone())
+                .with_observer(Box::new(move |provider, status, remaining| {
+                    metrics.scm_request(provider, status, remaining)
+                })),
+        )
+    };
+    let http = serve_http(&config, &metrics, &ready, &triggers, &git, &scm, &stop).await?;
 
     let elector = config.leader_election.then(|| {
         Elector::new(
@@ -286,12 +322,7 @@ pub async fn run(
         recorder,
         registry,
         plugins,
-        scm: {
-            let metrics = metrics.clone();
-            Arc::new(crate::scm::ScmClient::default().with_observer(Box::new(
-                move |provider, status, remaining| metrics.scm_request(provider, status, remaining),
-            )))
-        },
+        scm,
         failures: Mutex::default(),
     });
     let (kinds, loops) = application_set_controllers(&client, &config, ctx, &stop);
@@ -321,6 +352,7 @@ async fn serve_http(
     ready: &Arc<AtomicBool>,
     triggers: &Arc<OnceLock<Triggers>>,
     git: &Arc<GitCache>,
+    scm: &Arc<crate::scm::ScmClient>,
     stop: &tokio::sync::watch::Receiver<bool>,
 ) -> Result<tokio::task::JoinHandle<()>, String> {
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -331,8 +363,14 @@ async fn serve_http(
         ready: ready.clone(),
         secrets: config.secrets.clone(),
         refresh: {
-            let (triggers, git) = (triggers.clone(), git.clone());
-            Box::new(move |push| triggers.get().map(|t| t.push(push, &git)))
+            let (triggers, git, scm) = (triggers.clone(), git.clone(), scm.clone());
+            Box::new(move |change| {
+                let t = triggers.get()?;
+                Some(match change {
+                    webhook::Change::Push(push) => t.push(push, &git),
+                    webhook::Change::PullRequest(event) => t.pull_request(event, &scm),
+                })
+            })
         },
     });
     Ok(tokio::spawn(server::serve(
@@ -1285,6 +1323,7 @@ mod tests {
                 render: RenderOptions::default(),
                 repo_policy: crate::repo_policy::RepoPolicy::remote_only(false),
                 token_ref_strict_mode: false,
+                allowed_scm_providers: Vec::new(),
             },
             git: Arc::new(GitCache::new(dir.join("git"), Duration::from_secs(60))),
             apps: writer.as_reader(),

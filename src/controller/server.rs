@@ -3,7 +3,7 @@
 //! Bodies are read up to the webhook limit and no further; secrets never reach a log.
 
 use crate::controller::metrics::Metrics;
-use crate::controller::webhook::{self, Outcome, Push, Secrets, MAX_BODY};
+use crate::controller::webhook::{self, Change, Outcome, Secrets, MAX_BODY};
 use http_body_util::Full;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Bytes;
@@ -17,7 +17,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 /// Refreshes the sets a push concerns; `None` on a standby replica.
-pub type Refresh = Box<dyn Fn(&Push) -> Option<usize> + Send + Sync>;
+pub type Refresh = Box<dyn Fn(Change<'_>) -> Option<usize> + Send + Sync>;
 
 /// What the endpoints read and call.
 pub struct Endpoints {
@@ -28,7 +28,7 @@ pub struct Endpoints {
     pub ready: Arc<AtomicBool>,
     /// Webhook secrets per provider.
     pub secrets: Secrets,
-    /// Refreshes the sets a push concerns; returns how many, or `None` on a standby
+    /// Refreshes the sets a push or pull request event concerns; returns how many, or `None` on a standby
     /// replica (which answers 503, so the sender sees the push was not taken).
     pub refresh: Refresh,
 }
@@ -121,7 +121,17 @@ where
             let outcome = webhook::handle(&header, &body, &ep.secrets);
             let status = StatusCode::from_u16(outcome.status()).unwrap_or(StatusCode::BAD_REQUEST);
             match outcome {
-                Outcome::Refresh(push) => match (ep.refresh)(&push) {
+                Outcome::PullRequest(event) => match (ep.refresh)(Change::PullRequest(&event)) {
+                    Some(n) => {
+                        tracing::info!(provider = event.provider, repo = %event.repo, sets = n, "webhook: pull request");
+                        reply(status, format!("refreshing {n} ApplicationSets\n"))
+                    }
+                    None => reply(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "this replica is not the leader; redeliver the event\n",
+                    ),
+                },
+                Outcome::Refresh(push) => match (ep.refresh)(Change::Push(&push)) {
                     Some(n) => {
                         tracing::info!(branch = %push.branch, sets = n, "webhook: push");
                         reply(status, format!("refreshing {n} ApplicationSets\n"))
@@ -149,7 +159,7 @@ mod tests {
     use super::*;
     use std::sync::Mutex;
 
-    fn endpoints(pushes: Arc<Mutex<Vec<Push>>>) -> Endpoints {
+    fn endpoints(pushes: Arc<Mutex<Vec<webhook::Push>>>) -> Endpoints {
         Endpoints {
             metrics: Arc::new(Metrics::default()),
             ready: Arc::new(AtomicBool::new(false)),
@@ -157,7 +167,10 @@ mod tests {
                 github: Some(b"s3cret".to_vec()),
                 ..Secrets::default()
             },
-            refresh: Box::new(move |p| {
+            refresh: Box::new(move |change| {
+                let Change::Push(p) = change else {
+                    return Some(0);
+                };
                 let mut pushes = pushes.lock().unwrap();
                 pushes.push(p.clone());
                 // The first push arrives at the leader, the second at a standby.

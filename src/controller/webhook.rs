@@ -1,7 +1,8 @@
 //! The webhook endpoint's logic (`POST /api/webhook`), as pure functions: verify a
 //! GitHub, GitLab or Gitea push event and say which git repository and branch
-//! changed, then which ApplicationSets read them. The HTTP server around it belongs
-//! to the controller's edge.
+//! changed, or a pull request event (GitHub, GitLab, Gitea, Bitbucket Server, Azure
+//! DevOps) and say which repository's pull requests changed; then which
+//! ApplicationSets read them. The HTTP server around it belongs to the controller's edge.
 //!
 //! Bad or missing signature → 401, body over 1 MiB → 413, any other event → 200 and
 //! ignored, as Argo CD's webhook handler answers.
@@ -21,6 +22,10 @@ pub struct Secrets {
     pub gitlab: Option<Vec<u8>>,
     /// Gitea's webhook secret (HMAC-SHA256 in `X-Gitea-Signature`).
     pub gitea: Option<Vec<u8>>,
+    /// Bitbucket Server's webhook secret (HMAC-SHA256 in `X-Hub-Signature`).
+    pub bitbucket_server: Option<Vec<u8>>,
+    /// Azure DevOps' service hook basic auth, `user:password`.
+    pub azuredevops: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for Secrets {
@@ -40,11 +45,38 @@ pub struct Push {
     pub default_branch: Option<String>,
 }
 
+/// A pull request opened, closed, updated or relabelled: whose pull requests changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullRequestEvent {
+    /// `github`, `gitlab`, `gitea`, `bitbucketServer` or `azuredevops`.
+    pub provider: &'static str,
+    /// The server's host name (lower case), when the payload says it.
+    pub host: Option<String>,
+    /// Owner (GitHub, Gitea), namespace path (GitLab), project key (Bitbucket Server)
+    /// or project (Azure DevOps).
+    pub owner: String,
+    /// The repository (GitLab: the project's path).
+    pub repo: String,
+    /// GitLab's numeric project id.
+    pub project_id: Option<String>,
+}
+
+/// What a verified webhook asks to refresh.
+#[derive(Debug, Clone, Copy)]
+pub enum Change<'a> {
+    /// Sets whose git generators read the pushed branch.
+    Push(&'a Push),
+    /// Sets whose `pullRequest` generators list the repository.
+    PullRequest(&'a PullRequestEvent),
+}
+
 /// What to answer and do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// 200: refresh the sets that read this push.
     Refresh(Push),
+    /// 200: refresh the sets whose `pullRequest` generators list this repository.
+    PullRequest(PullRequestEvent),
     /// 200: not a push (or a tag push); nothing to do.
     Ignored(String),
     /// 401: the signature or token is wrong or missing.
@@ -59,7 +91,7 @@ impl Outcome {
     /// The HTTP status to answer with.
     pub fn status(&self) -> u16 {
         match self {
-            Outcome::Refresh(_) | Outcome::Ignored(_) => 200,
+            Outcome::Refresh(_) | Outcome::PullRequest(_) | Outcome::Ignored(_) => 200,
             Outcome::Unauthorized(_) => 401,
             Outcome::TooLarge => 413,
             Outcome::BadRequest(_) => 400,
@@ -78,8 +110,14 @@ pub fn handle(header: &dyn Fn(&str) -> Option<String>, body: &[u8], secrets: &Se
         ("gitea", e)
     } else if let Some(e) = header("x-gitlab-event") {
         ("gitlab", e)
+    } else if let Some(e) = header("x-event-key") {
+        ("bitbucketServer", e)
+    } else if header("x-vss-activityid").is_some() {
+        ("azuredevops", String::new())
     } else {
-        return Outcome::Ignored("not a GitHub, GitLab or Gitea event".into());
+        return Outcome::Ignored(
+            "not a GitHub, GitLab, Gitea, Bitbucket Server or Azure DevOps event".into(),
+        );
     };
     let verified = match provider {
         "github" => check_hmac(
@@ -94,6 +132,13 @@ pub fn handle(header: &dyn Fn(&str) -> Option<String>, body: &[u8], secrets: &Se
             None,
             body,
         ),
+        "bitbucketServer" => check_hmac(
+            secrets.bitbucket_server.as_deref(),
+            header("x-hub-signature"),
+            Some("sha256="),
+            body,
+        ),
+        "azuredevops" => check_basic(secrets.azuredevops.as_deref(), header("authorization")),
         _ => match (&secrets.gitlab, header("x-gitlab-token")) {
             (None, _) => Ok(()),
             (Some(_), None) => Err("missing X-Gitlab-Token".to_string()),
@@ -103,6 +148,9 @@ pub fn handle(header: &dyn Fn(&str) -> Option<String>, body: &[u8], secrets: &Se
     };
     if let Err(why) = verified {
         return Outcome::Unauthorized(format!("{provider}: {why}"));
+    }
+    if let Some(outcome) = pull_request_event(provider, &event, body) {
+        return outcome;
     }
     let is_push = match provider {
         "gitlab" => event == "Push Hook",
@@ -145,6 +193,204 @@ pub fn handle(header: &dyn Fn(&str) -> Option<String>, body: &[u8], secrets: &Se
         branch: branch.to_string(),
         default_branch: repo["default_branch"].as_str().map(str::to_string),
     })
+}
+
+/// Reads a pull request event (`None`: the event is not about pull requests). The
+/// actions that refresh are Argo's (`applicationset/webhook/webhook.go`) for GitHub,
+/// GitLab and Azure DevOps, and their counterparts for Gitea and Bitbucket Server.
+fn pull_request_event(provider: &'static str, event: &str, body: &[u8]) -> Option<Outcome> {
+    let is_pr = match provider {
+        "github" | "gitea" => event == "pull_request",
+        "gitlab" => event == "Merge Request Hook",
+        "bitbucketServer" => event.starts_with("pr:"),
+        _ => true,
+    };
+    if !is_pr {
+        return None;
+    }
+    let payload: Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) => {
+            return Some(Outcome::BadRequest(format!(
+                "{provider} pull request body is not JSON: {e}"
+            )))
+        }
+    };
+    let text = |at: &str| {
+        payload
+            .pointer(at)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    };
+    let host = |url: &str| {
+        url.split("://")
+            .nth(1)
+            .and_then(|r| r.split(['/', ':']).next())
+            .filter(|h| !h.is_empty())
+            .map(str::to_ascii_lowercase)
+    };
+    let (action, allowed, event): (&str, &[&str], PullRequestEvent) = match provider {
+        "github" => (
+            text("/action"),
+            &[
+                "opened",
+                "closed",
+                "synchronize",
+                "labeled",
+                "reopened",
+                "unlabeled",
+            ],
+            PullRequestEvent {
+                provider,
+                host: host(text("/repository/url")),
+                owner: text("/repository/owner/login").into(),
+                repo: text("/repository/name").into(),
+                project_id: None,
+            },
+        ),
+        "gitea" => (
+            text("/action"),
+            &[
+                "opened",
+                "closed",
+                "reopened",
+                "synchronized",
+                "label_updated",
+                "label_cleared",
+                "edited",
+            ],
+            PullRequestEvent {
+                provider,
+                host: host(text("/repository/html_url")),
+                owner: text("/repository/owner/login").into(),
+                repo: text("/repository/name").into(),
+                project_id: None,
+            },
+        ),
+        "gitlab" => (
+            text("/object_attributes/action"),
+            &["open", "close", "reopen", "update", "merge"],
+            PullRequestEvent {
+                provider,
+                host: host(text("/project/web_url")),
+                owner: text("/project/path_with_namespace").into(),
+                repo: String::new(),
+                project_id: payload
+                    .pointer("/object_attributes/target_project_id")
+                    .and_then(Value::as_i64)
+                    .map(|i| i.to_string()),
+            },
+        ),
+        "bitbucketServer" => (
+            event,
+            &[
+                "pr:opened",
+                "pr:modified",
+                "pr:from_ref_updated",
+                "pr:merged",
+                "pr:declined",
+                "pr:deleted",
+            ],
+            PullRequestEvent {
+                provider,
+                host: None,
+                owner: text("/pullRequest/toRef/repository/project/key").into(),
+                repo: text("/pullRequest/toRef/repository/slug").into(),
+                project_id: None,
+            },
+        ),
+        _ => {
+            let kind = text("/eventType");
+            if !kind.starts_with("git.pullrequest.") {
+                return Some(Outcome::Ignored(format!(
+                    "azuredevops event {kind:?} is not about pull requests"
+                )));
+            }
+            (
+                kind,
+                &[
+                    "git.pullrequest.created",
+                    "git.pullrequest.merged",
+                    "git.pullrequest.updated",
+                ],
+                PullRequestEvent {
+                    provider,
+                    host: host(text("/resource/repository/remoteUrl")),
+                    owner: text("/resource/repository/project/name").into(),
+                    repo: text("/resource/repository/name").into(),
+                    project_id: None,
+                },
+            )
+        }
+    };
+    if !allowed.contains(&action) {
+        return Some(Outcome::Ignored(format!(
+            "{provider} pull request action {action:?} does not change the list"
+        )));
+    }
+    if event.owner.is_empty() {
+        return Some(Outcome::BadRequest(format!(
+            "{provider} pull request event names no repository"
+        )));
+    }
+    Some(Outcome::PullRequest(event))
+}
+
+/// Whether a `pullRequest` generator listing `source` reads what `event` changed: the
+/// same provider, repository (owner and name compared without case, as GitHub does;
+/// GitLab by project id or path) and server host. A templated field matches anything.
+pub fn lists(
+    event: &PullRequestEvent,
+    source: &prism_engine::generators::PullRequestSource,
+) -> bool {
+    let templated = |s: &str| s.contains("{{");
+    let same = |a: &str, b: &str| templated(a) || a.eq_ignore_ascii_case(b);
+    if source.provider != event.provider {
+        return false;
+    }
+    let host_ok = match (&event.host, source.api.split("://").nth(1)) {
+        (Some(h), Some(rest)) if !templated(&source.api) => {
+            let api_host = rest
+                .split(['/', ':'])
+                .next()
+                .unwrap_or_default()
+                .to_ascii_lowercase();
+            // GitHub's events name `api.github.com`; Enterprise's the web host.
+            api_host == *h
+                || api_host.strip_prefix("api.") == Some(h)
+                || h.strip_prefix("api.") == Some(&api_host)
+        }
+        _ => true,
+    };
+    let repo_ok = match event.provider {
+        "gitlab" => {
+            templated(&source.owner)
+                || event.project_id.as_deref() == Some(source.owner.as_str())
+                || source.owner.eq_ignore_ascii_case(&event.owner)
+        }
+        _ => same(&source.owner, &event.owner) && same(&source.repo, &event.repo),
+    };
+    host_ok && repo_ok
+}
+
+/// Checks Azure DevOps' basic auth against `user:password`.
+fn check_basic(secret: Option<&[u8]>, header: Option<String>) -> Result<(), String> {
+    use base64::Engine;
+    let Some(secret) = secret else { return Ok(()) };
+    let given = header
+        .as_deref()
+        .and_then(|h| h.strip_prefix("Basic "))
+        .and_then(|b| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b.trim())
+                .ok()
+        })
+        .ok_or("missing basic auth")?;
+    if constant_time_eq(secret, &given) {
+        Ok(())
+    } else {
+        Err("basic auth does not match the configured user and password".into())
+    }
 }
 
 /// Whether a git source (`repoURL`, `revision`) reads what `push` changed: the same
@@ -232,6 +478,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
     use std::collections::HashMap;
 
     fn headers(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
@@ -456,6 +703,225 @@ mod tests {
             &feature,
             "https://github.com/org/services.git",
             "feature/x"
+        ));
+    }
+
+    fn source(
+        provider: &str,
+        api: &str,
+        owner: &str,
+        repo: &str,
+    ) -> prism_engine::generators::PullRequestSource {
+        prism_engine::generators::PullRequestSource {
+            provider: provider.into(),
+            api: api.into(),
+            owner: owner.into(),
+            repo: repo.into(),
+        }
+    }
+
+    fn pull_request(h: &[(&str, &str)], body: Value, secrets: &Secrets) -> Outcome {
+        handle(&headers(h), body.to_string().as_bytes(), secrets)
+    }
+
+    /// GitHub `pull_request` events refresh on Argo's actions (opened, closed,
+    /// synchronize, labeled, reopened, unlabeled) and are matched by owner and name
+    /// without case and by API host (applicationset/webhook/webhook.go).
+    #[test]
+    fn github_pull_request_events() {
+        let body = |action: &str| {
+            json!({"action": action, "number": 7,
+                   "pull_request": {"number": 7, "head": {"ref": "feature"}},
+                   "repository": {"name": "Checkout", "full_name": "Shop/Checkout",
+                                  "owner": {"login": "Shop"},
+                                  "url": "https://api.github.com/repos/Shop/Checkout",
+                                  "html_url": "https://github.com/Shop/Checkout"}})
+        };
+        let secrets = Secrets::default();
+        let h = [("X-GitHub-Event", "pull_request")];
+        let Outcome::PullRequest(event) = pull_request(&h, body("labeled"), &secrets) else {
+            panic!("not a pull request event")
+        };
+        assert_eq!(
+            (event.owner.as_str(), event.repo.as_str()),
+            ("Shop", "Checkout")
+        );
+        assert!(lists(
+            &event,
+            &source("github", "https://api.github.com/", "shop", "checkout")
+        ));
+        assert!(!lists(
+            &event,
+            &source("github", "https://api.github.com/", "shop", "cart")
+        ));
+        assert!(!lists(
+            &event,
+            &source("github", "https://github.corp.example/", "shop", "checkout")
+        ));
+        assert!(!lists(
+            &event,
+            &source("gitlab", "https://gitlab.com/", "shop/checkout", "")
+        ));
+        // A matrix child templated from an earlier child matches any repository.
+        assert!(lists(
+            &event,
+            &source(
+                "github",
+                "https://api.github.com/",
+                "{{ .organization }}",
+                "{{ .repository }}"
+            )
+        ));
+        for ignored in ["assigned", "review_requested", "edited"] {
+            assert!(
+                matches!(
+                    pull_request(&h, body(ignored), &secrets),
+                    Outcome::Ignored(_)
+                ),
+                "{ignored}"
+            );
+        }
+        // The signature is checked as for pushes.
+        let signed = Secrets {
+            github: Some(b"k".to_vec()),
+            ..Secrets::default()
+        };
+        assert_eq!(pull_request(&h, body("opened"), &signed).status(), 401);
+    }
+
+    /// GitLab merge request hooks (Argo's actions open, close, reopen, update, merge),
+    /// matched by the target project's id, as Argo, or by its path, and host.
+    #[test]
+    fn gitlab_merge_request_events() {
+        let body = |action: &str| {
+            json!({"object_kind": "merge_request", "event_type": "merge_request",
+                   "project": {"id": 4242, "path_with_namespace": "platform/checkout",
+                               "web_url": "https://gitlab.corp.example/platform/checkout"},
+                   "object_attributes": {"iid": 3, "action": action, "target_project_id": 4242,
+                                         "source_branch": "feature"}})
+        };
+        let secrets = Secrets {
+            gitlab: Some(b"tok".to_vec()),
+            ..Secrets::default()
+        };
+        let h = [
+            ("X-Gitlab-Event", "Merge Request Hook"),
+            ("X-Gitlab-Token", "tok"),
+        ];
+        let Outcome::PullRequest(event) = pull_request(&h, body("update"), &secrets) else {
+            panic!("not a merge request event")
+        };
+        assert_eq!(event.project_id.as_deref(), Some("4242"));
+        assert!(lists(
+            &event,
+            &source("gitlab", "https://gitlab.corp.example", "4242", "")
+        ));
+        assert!(lists(
+            &event,
+            &source(
+                "gitlab",
+                "https://gitlab.corp.example/",
+                "platform/checkout",
+                ""
+            )
+        ));
+        assert!(!lists(
+            &event,
+            &source("gitlab", "https://gitlab.com/", "4242", "")
+        ));
+        assert!(!lists(
+            &event,
+            &source("gitlab", "https://gitlab.corp.example", "platform/cart", "")
+        ));
+        assert!(matches!(
+            pull_request(&h, body("approved"), &secrets),
+            Outcome::Ignored(_)
+        ));
+        let wrong = [
+            ("X-Gitlab-Event", "Merge Request Hook"),
+            ("X-Gitlab-Token", "nope"),
+        ];
+        assert_eq!(pull_request(&wrong, body("open"), &secrets).status(), 401);
+    }
+
+    /// Gitea, Bitbucket Server (`pr:*` event keys, HMAC in `X-Hub-Signature`) and Azure
+    /// DevOps (Argo's `git.pullrequest.created/updated/merged`, basic auth).
+    #[test]
+    fn gitea_bitbucket_server_and_azure_devops_events() {
+        let gitea = json!({"action": "synchronized", "number": 2,
+                           "repository": {"name": "api", "owner": {"login": "acme"},
+                                          "html_url": "https://gitea.example/acme/api"}});
+        let Outcome::PullRequest(e) = pull_request(
+            &[("X-Gitea-Event", "pull_request")],
+            gitea,
+            &Secrets::default(),
+        ) else {
+            panic!("gitea")
+        };
+        assert!(lists(
+            &e,
+            &source("gitea", "https://gitea.example", "acme", "api")
+        ));
+
+        let bbs = json!({"eventKey": "pr:opened", "pullRequest": {"id": 5, "toRef": {
+                            "repository": {"slug": "api", "project": {"key": "PROJ"}}}}});
+        let key = b"bb".to_vec();
+        let sig = format!(
+            "sha256={}",
+            hex(&hmac_sha256(&key, bbs.to_string().as_bytes()))
+        );
+        let secrets = Secrets {
+            bitbucket_server: Some(key),
+            ..Secrets::default()
+        };
+        let h = [
+            ("X-Event-Key", "pr:opened"),
+            ("X-Hub-Signature", sig.as_str()),
+        ];
+        let Outcome::PullRequest(e) = pull_request(&h, bbs.clone(), &secrets) else {
+            panic!("bitbucket server")
+        };
+        assert!(lists(
+            &e,
+            &source("bitbucketServer", "https://bb.example", "PROJ", "api")
+        ));
+        assert!(!lists(
+            &e,
+            &source("bitbucketServer", "https://bb.example", "PROJ", "web")
+        ));
+        assert_eq!(
+            pull_request(&[("X-Event-Key", "pr:opened")], bbs, &secrets).status(),
+            401
+        );
+
+        use base64::Engine;
+        let azure = json!({"eventType": "git.pullrequest.updated", "resource": {"repository": {
+                              "name": "api", "project": {"name": "shop"},
+                              "remoteUrl": "https://dev.azure.com/org/shop/_git/api"}}});
+        let secrets = Secrets {
+            azuredevops: Some(b"hook:pw".to_vec()),
+            ..Secrets::default()
+        };
+        let auth = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode("hook:pw")
+        );
+        let h = [("X-Vss-ActivityId", "1"), ("Authorization", auth.as_str())];
+        let Outcome::PullRequest(e) = pull_request(&h, azure.clone(), &secrets) else {
+            panic!("azure devops")
+        };
+        assert!(lists(
+            &e,
+            &source("azuredevops", "https://dev.azure.com", "shop", "api")
+        ));
+        assert_eq!(
+            pull_request(&[("X-Vss-ActivityId", "1")], azure, &secrets).status(),
+            401
+        );
+        let push = json!({"eventType": "git.push", "resource": {}});
+        assert!(matches!(
+            pull_request(&h, push, &secrets),
+            Outcome::Ignored(_)
         ));
     }
 }
