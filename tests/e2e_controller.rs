@@ -712,9 +712,10 @@ async fn a_project_scoped_credential_serves_its_project_only() {
 }
 
 /// Preview environments in the controller: a `pullRequest` generator reads GitHub (an
-/// in-test server replaying its API) with the token of a Secret in the set's namespace;
-/// when GitHub then answers 502, the set reports the error and deletes nothing (Argo CD
-/// issue 14318).
+/// in-test server replaying its API) with the token of a Secret in the set's namespace.
+/// Nothing but a `pull_request` webhook makes the controller ask again (requeue and git
+/// refresh are an hour): a new pull request becomes a preview; when GitHub then answers
+/// 502, the set reports the error and deletes nothing (Argo CD issue 14318).
 #[tokio::test]
 async fn pull_requests_become_previews_and_a_bad_answer_deletes_nothing() {
     use std::sync::atomic::{AtomicBool, Ordering};
@@ -724,6 +725,8 @@ async fn pull_requests_become_previews_and_a_bad_answer_deletes_nothing() {
     let api = Apis::new(&tenant).await;
     let failing = Arc::new(AtomicBool::new(false));
     let fail = failing.clone();
+    let third = Arc::new(AtomicBool::new(false));
+    let opened = third.clone();
     let port = common::http::serve(move |r| {
         if r.header("authorization") != Some("Bearer gh-token") {
             return (401, vec![], r#"{"message": "Bad credentials"}"#.into());
@@ -736,11 +739,11 @@ async fn pull_requests_become_previews_and_a_bad_answer_deletes_nothing() {
                    "head": {"ref": branch, "sha": format!("{n}abcdef0123456789")},
                    "base": {"ref": "main"}, "labels": [{"name": "preview"}]})
         };
-        (
-            200,
-            vec![],
-            json!([pull(7, "feature/search"), pull(9, "fix/cart")]).to_string(),
-        )
+        let mut pulls = vec![pull(7, "feature/search"), pull(9, "fix/cart")];
+        if opened.load(Ordering::SeqCst) {
+            pulls.push(pull(11, "feature/wishlist"));
+        }
+        (200, vec![], json!(pulls).to_string())
     });
     let secrets: Api<Secret> = Api::namespaced(api.admin.clone(), &ns);
     let secret: Secret = serde_json::from_value(json!({
@@ -752,11 +755,20 @@ async fn pull_requests_become_previews_and_a_bad_answer_deletes_nothing() {
         .await
         .expect("token Secret");
     let cache = tempfile::tempdir().unwrap();
+    let hook = tempfile::tempdir().unwrap();
+    std::fs::write(hook.path().join("github"), "hook-secret\n").unwrap();
     let controller = start_controller(
         &tenant,
         "solo",
         cache.path(),
-        &["--no-leader-election", "--watch-argo-applicationsets"],
+        &[
+            "--no-leader-election",
+            "--watch-argo-applicationsets",
+            "--git-refresh-seconds",
+            "3600",
+            "--webhook-secrets",
+            &hook.path().display().to_string(),
+        ],
     );
     api.apply(json!({
         "apiVersion": "argoproj.io/v1alpha1", "kind": "ApplicationSet",
@@ -766,7 +778,7 @@ async fn pull_requests_become_previews_and_a_bad_answer_deletes_nothing() {
                 "github": {"owner": "org", "repo": "shop", "api": format!("http://127.0.0.1:{port}"),
                            "tokenRef": {"secretName": "github-token", "key": "token"},
                            "labels": ["preview"]},
-                "requeueAfterSeconds": 2}}],
+                "requeueAfterSeconds": 3600}}],
             "template": {
                 "metadata": {"name": "shop-{{branch_slug}}"},
                 "spec": {"project": "default",
@@ -793,7 +805,29 @@ async fn pull_requests_become_previews_and_a_bad_answer_deletes_nothing() {
         metrics.contains("prism_scm_requests_total{provider=\"github\",code=\"200\"}"),
         "{metrics}"
     );
+    // A pull request opened: GitHub's webhook refreshes the set at once.
+    let github = format!("http://127.0.0.1:{port}");
+    third.store(true, Ordering::SeqCst);
+    // An event for another repository refreshes nothing: the listing stays cached.
+    assert_eq!(
+        controller.github_pull_request(&github, "org/other", "opened", b"hook-secret"),
+        200
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(api.names().await.len(), 2);
+    assert_eq!(
+        controller.github_pull_request(&github, "org/shop", "opened", b"hook-secret"),
+        200
+    );
+    eventually(Duration::from_secs(20), "the third preview", || async {
+        (api.names().await.len() == 3).then_some(())
+    })
+    .await;
     failing.store(true, Ordering::SeqCst);
+    assert_eq!(
+        controller.github_pull_request(&github, "Org/Shop", "closed", b"hook-secret"),
+        200
+    );
     let message = error_of(&api.argo_sets, "previews", "").await;
     assert!(
         message.contains("listing pull requests from github: org/shop: HTTP 502"),
@@ -802,7 +836,11 @@ async fn pull_requests_become_previews_and_a_bad_answer_deletes_nothing() {
     assert!(!message.contains("gh-token"));
     assert_eq!(
         api.names().await,
-        ["shop-feature-search", "shop-fix-cart"],
+        [
+            "shop-feature-search",
+            "shop-feature-wishlist",
+            "shop-fix-cart"
+        ],
         "a bad answer deleted previews"
     );
 }

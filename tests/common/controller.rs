@@ -53,8 +53,23 @@ impl Controller {
     /// webhook; returns the HTTP status.
     pub fn github_push(&self, repo_url: &str, branch: &str, secret: &[u8]) -> u16 {
         let body = serde_json::json!({"ref": format!("refs/heads/{branch}"),
-            "repository": {"clone_url": repo_url, "html_url": repo_url, "default_branch": branch}})
-        .to_string();
+            "repository": {"clone_url": repo_url, "html_url": repo_url, "default_branch": branch}});
+        self.github_event("push", &body, secret)
+    }
+
+    /// Posts a GitHub `pull_request` event (`action`) for `owner/repo` on the GitHub
+    /// whose API is at `api` (`repository.url` is the repository's API URL).
+    pub fn github_pull_request(&self, api: &str, repo: &str, action: &str, secret: &[u8]) -> u16 {
+        let (owner, name) = repo.split_once('/').unwrap();
+        let body = serde_json::json!({"action": action, "number": 1,
+            "repository": {"name": name, "owner": {"login": owner},
+                           "url": format!("{api}/api/v3/repos/{repo}")}});
+        self.github_event("pull_request", &body, secret)
+    }
+
+    /// Posts a GitHub event signed with `secret` to the webhook endpoint; the status.
+    pub fn github_event(&self, event: &str, body: &serde_json::Value, secret: &[u8]) -> u16 {
+        let body = body.to_string();
         let signature = format!(
             "sha256={}",
             prism::digest::hex(&prism::controller::webhook::hmac_sha256(
@@ -68,7 +83,7 @@ impl Controller {
             .into();
         agent
             .post(&format!("http://127.0.0.1:{}/api/webhook", self.port))
-            .header("X-GitHub-Event", "push")
+            .header("X-GitHub-Event", event)
             .header("X-Hub-Signature-256", &signature)
             .header("Content-Type", "application/json")
             .send(body.as_bytes())
