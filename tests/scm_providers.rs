@@ -893,3 +893,90 @@ fn ca_ref_and_insecure_reach_a_private_ca_server() {
         "{e}"
     );
 }
+
+/// Previews across many repositories (argo-cd issue 17271, applicationset issue 466):
+/// a matrix of `scmProvider` × `pullRequest` whose pull request generator takes its
+/// `owner` and `repo` from the provider's parameters. Argo cannot template a child's
+/// provider fields; Prism renders them per repository, and lists each repository's pull
+/// requests once.
+#[test]
+fn a_matrix_of_repositories_and_their_pull_requests() {
+    let pull = |n: u64, branch: &str| {
+        json!({"number": n, "title": format!("PR {n}"), "state": "open", "user": {"login": "dev"},
+               "head": {"ref": branch, "sha": format!("{n:02}cdef0123456789")}, "base": {"ref": "main"},
+               "labels": [{"name": "preview"}]})
+    };
+    let branch = json!({"name": "main", "commit": {"sha": "a1a1a1a1"}});
+    let (port, seen) = replay(
+        "authorization: Bearer gh-t0ken",
+        vec![
+            (
+                "/api/v3/orgs/acme/repos?per_page=100".into(),
+                200,
+                vec![],
+                json!([github_repo(1, "api", &["preview"], false), github_repo(2, "web", &["preview"], false),
+                       github_repo(3, "docs", &[], false)]),
+            ),
+            ("/api/v3/repos/acme/api/branches/main".into(), 200, vec![], branch.clone()),
+            ("/api/v3/repos/acme/web/branches/main".into(), 200, vec![], branch),
+            ("/api/v3/repos/acme/api/pulls?per_page=100".into(), 200, vec![], json!([pull(4, "feature/login"), pull(5, "fix/typo")])),
+            ("/api/v3/repos/acme/web/pulls?per_page=100".into(), 200, vec![], json!([pull(8, "feature/Dark_Mode")])),
+        ],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let creds = write(
+        dir.path(),
+        "creds.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: gh}\nstringData: {token: gh-t0ken}\n",
+    );
+    let spec = write(
+        dir.path(),
+        "appset.yaml",
+        &format!(
+            r#"apiVersion: argoproj.io/v1alpha1
+kind: ApplicationSet
+metadata: {{name: previews, namespace: argocd}}
+spec:
+  goTemplate: true
+  goTemplateOptions: [missingkey=error]
+  generators:
+  - matrix:
+      generators:
+      - scmProvider:
+          github:
+            organization: acme
+            api: http://127.0.0.1:{port}
+            tokenRef: {{secretName: gh, key: token}}
+          filters: [{{labelMatch: preview}}]
+      - pullRequest:
+          github:
+            owner: '{{{{ .organization }}}}'
+            repo: '{{{{ .repository }}}}'
+            api: http://127.0.0.1:{port}
+            tokenRef: {{secretName: gh, key: token}}
+            labels: [preview]
+  template:
+    metadata:
+      name: '{{{{ .repository }}}}-{{{{ .branch_slug }}}}'
+    spec:
+      project: default
+      source: {{repoURL: '{{{{ .url }}}}', targetRevision: '{{{{ .head_sha }}}}', path: deploy}}
+      destination: {{server: https://kubernetes.default.svc, namespace: 'preview-{{{{ .repository }}}}-{{{{ .number }}}}'}}
+"#
+        ),
+    );
+    let out = prism(&["generate", &spec, "--scm-creds", &creds, "-o", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let list: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let names: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["api-feature-login", "api-fix-typo", "web-feature-dark-mode"]);
+    assert_eq!(list["items"][2]["spec"]["destination"]["namespace"], "preview-web-8");
+    let seen = seen.lock().unwrap();
+    let pulls: Vec<&String> = seen.iter().filter(|s| s.contains("/pulls")).collect();
+    assert_eq!(pulls.len(), 2, "{seen:?}");
+}
