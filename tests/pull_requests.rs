@@ -585,3 +585,90 @@ fn azure_devops_keeps_its_repository_and_follows_the_continuation_token() {
         ]
     );
 }
+
+/// `examples/preview-envs/` as its README runs it, with the spec's GitHub pointed at a
+/// replay server (`api`): test and prod per service from `values-<env>.yaml`, and one
+/// preview per service and open pull request labelled `preview`, named from the branch,
+/// at the head commit, with the image tagged from the short SHA.
+#[test]
+fn the_preview_envs_example_runs_against_a_replayed_github() {
+    let port = serve(|r: &Request| {
+        if r.header("authorization") != Some("Bearer replace-with-a-github-token") {
+            return (401, vec![], r#"{"message": "Bad credentials"}"#.into());
+        }
+        match r.path.as_str() {
+            "/api/v3/repos/example-org/shop/pulls?per_page=100" => (
+                200,
+                vec![],
+                json!([
+                    pull(42, "feature/Gift-Cards", "Gift cards", &["preview"]),
+                    pull(43, "docs/readme", "Docs", &[]),
+                    pull(44, "renovate/serde-1.x", "Bump serde", &["preview", "deps"]),
+                ])
+                .to_string(),
+            ),
+            _ => (404, vec![], r#"{"message": "Not Found"}"#.into()),
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let spec = std::fs::read_to_string("examples/preview-envs/applicationset.yaml")
+        .unwrap()
+        .replace(
+            "            repo: shop\n",
+            &format!("            repo: shop\n            api: http://127.0.0.1:{port}\n"),
+        );
+    assert!(spec.contains("api: http://127.0.0.1"));
+    let spec = write(dir.path(), "applicationset.yaml", &spec);
+    let out = prism(&[
+        "generate",
+        &spec,
+        "--repo",
+        "https://github.com/example-org/shop.git=examples/preview-envs/repo",
+        "--scm-creds",
+        "examples/preview-envs/scm-creds.yaml",
+        "-o",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let list: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let items = list["items"].as_array().unwrap();
+    let mut names: Vec<&str> = items
+        .iter()
+        .map(|a| a["metadata"]["name"].as_str().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "catalog-pr-42-feature-gift-cards",
+            "catalog-pr-44-renovate-serde-1-x",
+            "catalog-prod",
+            "catalog-test",
+            "checkout-pr-42-feature-gift-cards",
+            "checkout-pr-44-renovate-serde-1-x",
+            "checkout-prod",
+            "checkout-test",
+        ]
+    );
+    let preview = items
+        .iter()
+        .find(|a| a["metadata"]["name"] == "checkout-pr-42-feature-gift-cards")
+        .unwrap();
+    let source = &preview["spec"]["source"];
+    assert_eq!(source["targetRevision"], pull(42, "", "", &[])["head"]["sha"]);
+    assert_eq!(
+        source["helm"]["parameters"],
+        json!([{"name": "image.tag", "value": "pr-42345678"}])
+    );
+    assert_eq!(
+        source["helm"]["valueFiles"],
+        json!(["values.yaml", "values-preview.yaml"])
+    );
+    assert_eq!(preview["spec"]["destination"]["namespace"], "checkout-pr-42");
+    assert_eq!(preview["metadata"]["labels"]["preview/branch"], "feature-gift-cards");
+    let prod = items
+        .iter()
+        .find(|a| a["metadata"]["name"] == "catalog-prod")
+        .unwrap();
+    assert_eq!(prod["spec"]["source"]["targetRevision"], "HEAD");
+}
