@@ -732,7 +732,7 @@ mod tests {
             &org,
             json!({"github": {"organization": "acme", "allBranches": true},
                    "cloneProtocol": "https",
-                   "values": {"app": "{{repository}}-{{branchNormalized}}"}}),
+                   "values": {"app": "{{repository}}-{{branchNormalized}}", "id": "id-{{repository_id}}"}}),
             false,
         )
         .unwrap();
@@ -743,7 +743,9 @@ mod tests {
                    "sha": "0123456789abcdef0123456789abcdef01234567",
                    "short_sha": "01234567", "short_sha_7": "0123456",
                    "labels": "deploy,go", "branchNormalized": "main",
-                   "values.app": "api-main"})
+                   "values.app": "api-main",
+                   // A number is not a string: fasttemplate leaves the tag, as Argo's Replace.
+                   "values.id": "id-{{repository_id}}"})
         );
         assert_eq!(sets[1]["branchNormalized"], "feature-x");
         assert_eq!(sets[1]["short_sha"], "89abcdef");
@@ -753,11 +755,12 @@ mod tests {
         let sets = run(
             &org,
             json!({"github": {"organization": "acme"},
-                   "values": {"app": "{{ .repository }}/{{ .labels }}"}}),
+                   "values": {"app": "{{ .repository }}/{{ .labels }}", "id": "{{ .repository_id }}"}}),
             true,
         )
         .unwrap();
         assert_eq!(sets[0]["values"]["app"], "api/deploy,go");
+        assert_eq!(sets[0]["values"]["id"], "7");
     }
 
     /// Argo's `ListRepos` (applicationset/services/scm_provider/utils.go): repository

@@ -655,7 +655,10 @@ fn the_preview_envs_example_runs_against_a_replayed_github() {
         .find(|a| a["metadata"]["name"] == "checkout-pr-42-feature-gift-cards")
         .unwrap();
     let source = &preview["spec"]["source"];
-    assert_eq!(source["targetRevision"], pull(42, "", "", &[])["head"]["sha"]);
+    assert_eq!(
+        source["targetRevision"],
+        pull(42, "", "", &[])["head"]["sha"]
+    );
     assert_eq!(
         source["helm"]["parameters"],
         json!([{"name": "image.tag", "value": "pr-42345678"}])
@@ -664,8 +667,14 @@ fn the_preview_envs_example_runs_against_a_replayed_github() {
         source["helm"]["valueFiles"],
         json!(["values.yaml", "values-preview.yaml"])
     );
-    assert_eq!(preview["spec"]["destination"]["namespace"], "checkout-pr-42");
-    assert_eq!(preview["metadata"]["labels"]["preview/branch"], "feature-gift-cards");
+    assert_eq!(
+        preview["spec"]["destination"]["namespace"],
+        "checkout-pr-42"
+    );
+    assert_eq!(
+        preview["metadata"]["labels"]["preview/branch"],
+        "feature-gift-cards"
+    );
     let prod = items
         .iter()
         .find(|a| a["metadata"]["name"] == "catalog-prod")

@@ -914,13 +914,36 @@ fn a_matrix_of_repositories_and_their_pull_requests() {
                 "/api/v3/orgs/acme/repos?per_page=100".into(),
                 200,
                 vec![],
-                json!([github_repo(1, "api", &["preview"], false), github_repo(2, "web", &["preview"], false),
-                       github_repo(3, "docs", &[], false)]),
+                json!([
+                    github_repo(1, "api", &["preview"], false),
+                    github_repo(2, "web", &["preview"], false),
+                    github_repo(3, "docs", &[], false)
+                ]),
             ),
-            ("/api/v3/repos/acme/api/branches/main".into(), 200, vec![], branch.clone()),
-            ("/api/v3/repos/acme/web/branches/main".into(), 200, vec![], branch),
-            ("/api/v3/repos/acme/api/pulls?per_page=100".into(), 200, vec![], json!([pull(4, "feature/login"), pull(5, "fix/typo")])),
-            ("/api/v3/repos/acme/web/pulls?per_page=100".into(), 200, vec![], json!([pull(8, "feature/Dark_Mode")])),
+            (
+                "/api/v3/repos/acme/api/branches/main".into(),
+                200,
+                vec![],
+                branch.clone(),
+            ),
+            (
+                "/api/v3/repos/acme/web/branches/main".into(),
+                200,
+                vec![],
+                branch,
+            ),
+            (
+                "/api/v3/repos/acme/api/pulls?per_page=100".into(),
+                200,
+                vec![],
+                json!([pull(4, "feature/login"), pull(5, "fix/typo")]),
+            ),
+            (
+                "/api/v3/repos/acme/web/pulls?per_page=100".into(),
+                200,
+                vec![],
+                json!([pull(8, "feature/Dark_Mode")]),
+            ),
         ],
     );
     let dir = tempfile::tempdir().unwrap();
@@ -974,8 +997,14 @@ spec:
         .iter()
         .map(|a| a["metadata"]["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["api-feature-login", "api-fix-typo", "web-feature-dark-mode"]);
-    assert_eq!(list["items"][2]["spec"]["destination"]["namespace"], "preview-web-8");
+    assert_eq!(
+        names,
+        ["api-feature-login", "api-fix-typo", "web-feature-dark-mode"]
+    );
+    assert_eq!(
+        list["items"][2]["spec"]["destination"]["namespace"],
+        "preview-web-8"
+    );
     let seen = seen.lock().unwrap();
     let pulls: Vec<&String> = seen.iter().filter(|s| s.contains("/pulls")).collect();
     assert_eq!(pulls.len(), 2, "{seen:?}");
