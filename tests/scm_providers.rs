@@ -1009,3 +1009,65 @@ spec:
     let pulls: Vec<&String> = seen.iter().filter(|s| s.contains("/pulls")).collect();
     assert_eq!(pulls.len(), 2, "{seen:?}");
 }
+
+/// Careful with the rate limit: when `X-RateLimit-Remaining` is down to 1% of
+/// `X-RateLimit-Limit`, nothing more is asked of that host until `X-RateLimit-Reset`;
+/// the error says so, and the server sees no further request.
+#[test]
+fn the_client_stops_before_the_rate_limit() {
+    let reset = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600;
+    let limits = |left: u64| {
+        vec![
+            "X-RateLimit-Limit: 5000".to_string(),
+            format!("X-RateLimit-Remaining: {left}"),
+            format!("X-RateLimit-Reset: {reset}"),
+        ]
+    };
+    let (port, seen) = replay(
+        "authorization: Bearer gh-t0ken",
+        vec![
+            (
+                "/api/v3/orgs/acme/repos?per_page=100".into(),
+                200,
+                limits(51),
+                json!([github_repo(1, "api", &[], false)]),
+            ),
+            (
+                "/api/v3/repos/acme/api/branches/main".into(),
+                200,
+                limits(50),
+                json!({"name": "main", "commit": {"sha": "1"}}),
+            ),
+        ],
+    );
+    let tokens = tokens(json!([secret("gh", "token", "gh-t0ken")]));
+    let client = ScmClient::default();
+    // 51 left: asked; the branch answer leaves 50 (1% of 5000): the reserve.
+    assert_eq!(
+        default_branches(
+            &client,
+            "github",
+            github_config(port, json!({})),
+            &tokens,
+            ""
+        )
+        .unwrap()
+        .len(),
+        1
+    );
+    let e = default_branches(
+        &client,
+        "github",
+        github_config(port, json!({})),
+        &tokens,
+        "",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains(&format!("GitHub's rate limit is spent (or down to the 1% Prism leaves to other users of the token) until {reset}")), "{e}");
+    assert_eq!(seen.lock().unwrap().len(), 2);
+}

@@ -5,8 +5,8 @@
 //! Careful with the rate limit (Argo CD issues 9413, 21887): every GET is a
 //! conditional request (`If-None-Match` with the last `ETag`; GitHub does not count a
 //! `304` against the limit), the client stops before the limit instead of hammering
-//! (`X-RateLimit-Remaining: 0` until `X-RateLimit-Reset`, `Retry-After` after a 429 or
-//! 403), and every failure is an error naming the provider, the repository and the
+//! (when `X-RateLimit-Remaining` is down to 1% of `X-RateLimit-Limit`, until
+//! `X-RateLimit-Reset`; `Retry-After` after a 429 or 403), and every failure is an error naming the provider, the repository and the
 //! HTTP status, never an empty list, so nothing is deleted on a bad answer (Argo CD
 //! issue 14318). Tokens never appear in errors or logs.
 //!
@@ -431,7 +431,8 @@ impl ScmClient {
         {
             if until > now {
                 return Err(ScmError::Other(format!(
-                    "{what}: {}'s rate limit is spent until {until} (Unix time); not asking before then",
+                    "{what}: {}'s rate limit is spent (or down to the 1% Prism leaves to other \
+                     users of the token) until {until} (Unix time); not asking before then",
                     api.title
                 )));
             }
@@ -465,9 +466,15 @@ impl ScmClient {
         self.count(provider, status, remaining);
         let reset = header("x-ratelimit-reset").and_then(|v| v.parse::<u64>().ok());
         let retry_after = header("retry-after").and_then(|v| v.parse::<u64>().ok());
-        if let (Some(0), Some(reset)) = (remaining, reset) {
-            if let Ok(mut b) = self.blocked_until.lock() {
-                b.insert(host.clone(), reset);
+        // Stop before the limit, not at it: 1% of it stays for the token's other users
+        // (people, CI) until the window resets.
+        let limit = header("x-ratelimit-limit").and_then(|v| v.parse::<u64>().ok());
+        let reserve = limit.map(|l| l / 100).unwrap_or(0);
+        if let (Some(left), Some(reset)) = (remaining, reset) {
+            if left <= reserve {
+                if let Ok(mut b) = self.blocked_until.lock() {
+                    b.insert(host.clone(), reset);
+                }
             }
         }
         if let Some(wait) = retry_after.filter(|_| status == 429 || status == 403) {
