@@ -885,7 +885,7 @@ mod registry_tests {
         }
         assert_eq!(
             known_generators(),
-            "list, clusters, git, matrix, merge, plugin, pullRequest, values and images (prism.dev only)"
+            "list, clusters, git, matrix, merge, plugin, pullRequest, scmProvider, values and images (prism.dev only)"
         );
     }
 

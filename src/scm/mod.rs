@@ -779,6 +779,42 @@ fn next_link(link: &str) -> Option<String> {
 mod tests {
     use super::*;
 
+    fn page(bytes: usize) -> Cached {
+        Cached {
+            etag: "\"e\"".into(),
+            items: Arc::from(Vec::new()),
+            next: None,
+            what: "o/r".into(),
+            bytes,
+            seq: 0,
+            fetched: std::time::Instant::now(),
+        }
+    }
+
+    /// The conditional-request cache stays under its size: over it, the oldest quarter
+    /// goes, and the newest page is kept.
+    #[test]
+    fn the_page_cache_drops_its_oldest_pages_when_full() {
+        let mut cache = PageCache::default();
+        let each = MAX_CACHED_BYTES / 10;
+        for i in 0..10 {
+            cache.insert(format!("https://api/{i}"), page(each));
+        }
+        assert_eq!(cache.pages.len(), 10);
+        cache.insert("https://api/10".into(), page(each));
+        assert!(cache.bytes <= MAX_CACHED_BYTES, "{}", cache.bytes);
+        assert!(cache.pages.contains_key("https://api/10"));
+        assert!(!cache.pages.contains_key("https://api/0"));
+        assert_eq!(
+            cache.bytes,
+            cache.pages.values().map(|c| c.bytes).sum::<usize>()
+        );
+        // Replacing a page counts its size once.
+        let before = cache.bytes;
+        cache.insert("https://api/10".into(), page(each));
+        assert_eq!(cache.bytes, before);
+    }
+
     #[test]
     fn enterprise_urls_as_go_github() {
         assert_eq!(github_api_base(None), "https://api.github.com/");
