@@ -178,21 +178,36 @@ pub struct References {
 }
 
 impl References {
-    /// Adds what these optional references name.
-    pub fn add(
-        &mut self,
-        secrets: &[Option<&pull_request::SecretRef>],
-        config_map: Option<&pull_request::ConfigMapKeyRef>,
-        app_secret: Option<&str>,
-    ) {
-        for r in secrets.iter().flatten() {
-            self.secrets.insert(r.secret_name.clone());
-        }
-        if let Some(c) = config_map {
-            self.config_maps.insert(c.config_map_name.clone());
-        }
-        if let Some(a) = app_secret.filter(|a| !a.is_empty()) {
-            self.app_secrets.insert(a.to_string());
+    /// Adds every credential reference of a provider body: `{secretName, key}` objects
+    /// (`tokenRef`, `passwordRef`, `appPasswordRef`, `accessTokenRef`, …), `caRef`s and
+    /// `appSecretName`s, wherever the provider keeps them.
+    pub fn scan(&mut self, body: &Value) {
+        match body {
+            Value::Object(o) => {
+                for (k, v) in o {
+                    match k.as_str() {
+                        "template" | "values" | "generators" => {}
+                        "appSecretName" => {
+                            if let Some(name) = v.as_str().filter(|n| !n.is_empty()) {
+                                self.app_secrets.insert(name.to_string());
+                            }
+                        }
+                        "caRef" => {
+                            if let Some(name) = v["configMapName"].as_str() {
+                                self.config_maps.insert(name.to_string());
+                            }
+                        }
+                        _ => match v["secretName"].as_str() {
+                            Some(name) if v.get("key").is_some() => {
+                                self.secrets.insert(name.to_string());
+                            }
+                            _ => self.scan(v),
+                        },
+                    }
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|v| self.scan(v)),
+            _ => {}
         }
     }
 
@@ -230,6 +245,24 @@ pub fn repo_and_revision(body: &Value) -> Option<(String, String)> {
         .and_then(Value::as_str)
         .unwrap_or_default();
     Some((url.to_string(), rev.to_string()))
+}
+
+/// A filter's regular expression (Go's RE2 syntax) under the size `limit`; the error
+/// names the spec path `at` and the pattern, as Argo's "error compiling regexp".
+pub fn filter_regex(
+    pattern: Option<&str>,
+    at: String,
+    limit: usize,
+) -> Result<Option<regex::Regex>, Error> {
+    pattern
+        .map(|p| {
+            regex::RegexBuilder::new(p)
+                .size_limit(limit)
+                .dfa_size_limit(limit)
+                .build()
+                .map_err(|e| Error::invalid(at, format!("error compiling regexp {p:?}: {e}")))
+        })
+        .transpose()
 }
 
 /// Every generator Prism knows; adding a generator is a file and a line here.
@@ -859,6 +892,28 @@ pub(crate) mod tests {
 #[cfg(test)]
 mod registry_tests {
     use super::*;
+    use serde_json::json;
+
+    /// The SCM generators report the Secrets and ConfigMaps they name, in matrix children
+    /// too; a list element that merely looks like a reference is no reference.
+    #[test]
+    fn the_controller_learns_which_secrets_and_config_maps_a_set_names() {
+        let refs = References::of(&[
+            json!({"pullRequest": {"bitbucketServer": {"project": "P", "repo": "r", "api": "https://bb",
+                "basicAuth": {"username": "u", "passwordRef": {"secretName": "bb-pass", "key": "p"}},
+                "caRef": {"configMapName": "corp-ca", "key": "ca.crt"}},
+                "template": {"metadata": {"name": "x"}}}}),
+            json!({"matrix": {"generators": [
+                {"scmProvider": {"github": {"organization": "o", "appSecretName": "gh-app"}}},
+                {"scmProvider": {"azureDevOps": {"organization": "o", "teamProject": "t",
+                    "accessTokenRef": {"secretName": "az", "key": "pat"}}}},
+                {"list": {"elements": [{"tokenRef": {"secretName": "not-a-ref", "key": "k"}}]}}]}}),
+        ]);
+        let names = |s: &std::collections::BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>();
+        assert_eq!(names(&refs.secrets), ["az", "bb-pass"]);
+        assert_eq!(names(&refs.config_maps), ["corp-ca"]);
+        assert_eq!(names(&refs.app_secrets), ["gh-app"]);
+    }
 
     /// A registered generator is documented in the README's generator table, and its
     /// key is unique.

@@ -316,19 +316,8 @@ impl ScmProviderGenerator {
     }
 
     fn compile(&self, path: &str, limit: usize) -> Result<Vec<Compiled>, Error> {
-        let one = |pattern: &Option<String>, at: String| -> Result<Option<regex::Regex>, Error> {
-            pattern
-                .as_deref()
-                .map(|p| {
-                    regex::RegexBuilder::new(p)
-                        .size_limit(limit)
-                        .dfa_size_limit(limit)
-                        .build()
-                        .map_err(|e| {
-                            Error::invalid(at, format!("error compiling regexp {p:?}: {e}"))
-                        })
-                })
-                .transpose()
+        let one = |pattern: &Option<String>, at: String| {
+            super::filter_regex(pattern.as_deref(), at, limit)
         };
         self.filters
             .iter()
@@ -528,31 +517,7 @@ impl super::GeneratorKind for ScmProvider {
     }
 
     fn references(&self, body: &Value, out: &mut super::References) {
-        let Some(g) = super::pull_request::typed::<ScmProviderGenerator>(body) else {
-            return;
-        };
-        if let Some(p) = &g.github {
-            out.add(&[p.token_ref.as_ref()], None, p.app_secret_name.as_deref());
-        }
-        if let Some(p) = &g.gitlab {
-            out.add(&[p.token_ref.as_ref()], p.ca_ref.as_ref(), None);
-        }
-        if let Some(p) = &g.gitea {
-            out.add(&[p.token_ref.as_ref()], None, None);
-        }
-        if let Some(p) = &g.bitbucket_server {
-            let secrets = [
-                p.basic_auth.as_ref().map(|b| &b.password_ref),
-                p.bearer_token.as_ref().map(|b| &b.token_ref),
-            ];
-            out.add(&secrets, p.ca_ref.as_ref(), None);
-        }
-        if let Some(p) = &g.bitbucket {
-            out.add(&[p.app_password_ref.as_ref()], None, None);
-        }
-        if let Some(p) = &g.azure_dev_ops {
-            out.add(&[p.access_token_ref.as_ref()], None, None);
-        }
+        out.scan(body);
     }
 }
 
