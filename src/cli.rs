@@ -112,6 +112,10 @@ pub struct ControllerArgs {
     /// `api` (comma-separated; default: any), as Argo CD's `--allowed-scm-providers`.
     #[arg(long, value_delimiter = ',', value_name = "URL")]
     pub allowed_scm_providers: Vec<String>,
+    /// Act on `spec.strategy`: RollingSync steps and `deletionOrder: Reverse` (Argo CD's
+    /// flag of the same name; without it the strategy is read and ignored, as Argo's).
+    #[arg(long)]
+    pub enable_progressive_syncs: bool,
 }
 
 fn parse_policy(s: &str) -> Result<crate::controller::plan::Policy, String> {
@@ -170,6 +174,7 @@ pub fn controller(args: &ControllerArgs) -> Result<(), CliError> {
         repo_policy: args.repo_policy.policy(true)?,
         token_ref_strict_mode: args.token_ref_strict_mode,
         allowed_scm_providers: args.allowed_scm_providers.clone(),
+        progressive_syncs: args.enable_progressive_syncs,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

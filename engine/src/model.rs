@@ -214,6 +214,10 @@ pub struct RollingSyncStep {
     /// How many Applications of the step sync at once: a count or a percentage (default 100%).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_update: Option<IntOrString>,
+    /// `prism.dev` only: the step counts as done once its Applications have stayed
+    /// Healthy this many seconds (a soak time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub soak_seconds: Option<u64>,
 }
 
 /// A label requirement, as Argo's `ApplicationMatchExpression`.

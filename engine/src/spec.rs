@@ -170,6 +170,19 @@ impl ApplicationSet {
         if let Some(write_back) = &spec.write_back {
             write_back.check()?;
         }
+        let steps = spec
+            .strategy
+            .as_ref()
+            .and_then(|s| s.rolling_sync.as_ref())
+            .map_or(&[][..], |r| r.steps.as_slice());
+        if let Some(i) = steps.iter().position(|s| s.soak_seconds.is_some()) {
+            if !prism {
+                return Err(Error::invalid(
+                    format!("spec.strategy.rollingSync.steps[{i}].soakSeconds"),
+                    format!("soakSeconds is a Prism field; set apiVersion: {PRISM_API_VERSION} to use it"),
+                ));
+            }
+        }
 
         Ok(ApplicationSet {
             nodes,

@@ -1,6 +1,6 @@
 //! An Argo CD Application as the controller caches it: metadata, and the spec kept
-//! as its JSON text. Status (which Argo CD rewrites all the time and which can be
-//! large) is never decoded. A parsed `serde_json::Value` tree costs several times
+//! as its JSON text. Of the status (which Argo CD rewrites all the time and which can
+//! be large) only what progressive syncs read is kept, in a few bytes ([`Progress`]). A parsed `serde_json::Value` tree costs several times
 //! its text, so at fleet scale this is most of the controller's memory
 //! (`cargo bench --bench reflector`).
 
@@ -19,6 +19,123 @@ pub struct CachedApplication {
     /// `spec`, as the API sent it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spec: Option<Box<RawValue>>,
+    /// What progressive syncs read of `status`.
+    #[serde(default, skip_serializing)]
+    pub status: Progress,
+    /// Whether `operation` is set (a sync asked for, not yet taken up by Argo CD).
+    #[serde(default, skip_serializing, deserialize_with = "present")]
+    pub operation: bool,
+}
+
+/// An Application's health, sync and last operation, as a RollingSync reads them.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq, Hash)]
+#[serde(from = "RawStatus")]
+pub struct Progress {
+    /// `status.health.status`.
+    pub health: String,
+    /// `status.sync.status`.
+    pub sync: String,
+    /// `status.sync.revision`, or `revisions` for several sources.
+    pub revisions: Vec<String>,
+    /// `status.reconciledAt`, Unix seconds.
+    pub reconciled_at: Option<i64>,
+    /// `status.operationState.startedAt`, Unix seconds.
+    pub operation_started_at: Option<i64>,
+    /// `status.operationState.phase`.
+    pub operation_phase: Option<String>,
+    /// An `InvalidSpecError` or `UnknownError` condition.
+    pub error: bool,
+    /// A digest of `status.sync.comparedTo`'s sources and destination (0: none).
+    pub compared: u64,
+}
+
+/// The parts of `status` [`Progress`] is read from.
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct RawStatus {
+    health: Option<Value>,
+    sync: Option<Value>,
+    reconciled_at: Option<String>,
+    operation_state: Option<Value>,
+    conditions: Vec<Value>,
+}
+
+impl From<RawStatus> for Progress {
+    fn from(raw: RawStatus) -> Progress {
+        let text = |v: &Option<Value>, at: &str| {
+            v.as_ref()
+                .and_then(|v| v.pointer(at))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
+        let sync = raw.sync.unwrap_or(Value::Null);
+        let revisions = match (sync["revision"].as_str(), sync["revisions"].as_array()) {
+            (_, Some(list)) if !list.is_empty() => list
+                .iter()
+                .filter_map(|r| r.as_str().map(str::to_string))
+                .collect(),
+            (Some(r), _) => vec![r.to_string()],
+            _ => Vec::new(),
+        };
+        Progress {
+            health: text(&raw.health, "/status").unwrap_or_default(),
+            sync: sync["status"].as_str().unwrap_or_default().to_string(),
+            revisions,
+            reconciled_at: raw
+                .reconciled_at
+                .as_deref()
+                .and_then(crate::controller::rollout::unix_secs),
+            operation_started_at: text(&raw.operation_state, "/startedAt")
+                .as_deref()
+                .and_then(crate::controller::rollout::unix_secs),
+            operation_phase: text(&raw.operation_state, "/phase"),
+            error: raw.conditions.iter().any(|c| {
+                matches!(
+                    c["type"].as_str(),
+                    Some("InvalidSpecError" | "UnknownError")
+                )
+            }),
+            compared: sources_digest(&sync["comparedTo"]),
+        }
+    }
+}
+
+/// Whether a field is present (whatever it holds).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(d).map(|_| true)
+}
+
+/// A digest of an Application spec's (or `comparedTo`'s) `source`, `sources` and
+/// `destination`, with object keys in order: equal digests, equal sources (0: none).
+pub fn sources_digest(v: &Value) -> u64 {
+    use std::hash::{Hash, Hasher};
+    fn feed(v: &Value, h: &mut crate::digest::Fnv) {
+        match v {
+            Value::Object(o) => {
+                let mut keys: Vec<&String> = o.keys().collect();
+                keys.sort();
+                for k in keys {
+                    k.hash(h);
+                    feed(&o[k], h);
+                }
+                '}'.hash(h);
+            }
+            Value::Array(a) => {
+                a.iter().for_each(|x| feed(x, h));
+                ']'.hash(h);
+            }
+            other => other.to_string().hash(h),
+        }
+    }
+    if !v.is_object() {
+        return 0;
+    }
+    let mut h = crate::digest::Fnv::default();
+    for k in ["source", "sources", "destination"] {
+        k.hash(&mut h);
+        feed(&v[k], &mut h);
+    }
+    h.finish().max(1)
 }
 
 impl kube::Resource for CachedApplication {
@@ -73,6 +190,13 @@ impl CachedApplication {
     pub fn spec_text(&self) -> &str {
         self.spec.as_deref().map_or("", RawValue::get)
     }
+
+    /// Whether Argo CD has compared this spec: `status.sync.comparedTo` holds its
+    /// sources and destination.
+    pub fn compared_current(&self) -> bool {
+        let spec: Value = serde_json::from_str(self.spec_text()).unwrap_or(Value::Null);
+        self.status.compared != 0 && self.status.compared == sources_digest(&spec)
+    }
 }
 
 #[cfg(test)]
@@ -94,5 +218,42 @@ mod tests {
         assert!(cached.spec_text().contains("\"project\":\"default\""));
         use kube::Resource;
         assert_eq!(CachedApplication::api_version(&()), "argoproj.io/v1alpha1");
+        // What progressive syncs need of the status is kept; it has not compared this spec.
+        assert_eq!(cached.status.sync, "Synced");
+        assert!(!cached.compared_current());
+        assert!(!cached.operation);
+    }
+
+    /// Health, sync, revisions, the last operation and `comparedTo` are read; a
+    /// `comparedTo` with the spec's sources and destination (keys in any order) means
+    /// Argo CD has compared this spec.
+    #[test]
+    fn progress_is_read_from_the_status() {
+        let spec = json!({"project": "p", "source": {"repoURL": "r", "path": "a", "targetRevision": "main"},
+                          "destination": {"server": "https://k", "namespace": "n"}});
+        let whole = json!({"metadata": {"name": "a"}, "spec": spec,
+            "operation": {"sync": {}},
+            "status": {"health": {"status": "Progressing"},
+                       "sync": {"status": "OutOfSync", "revision": "abc",
+                                "comparedTo": {"destination": {"namespace": "n", "server": "https://k"},
+                                               "source": {"targetRevision": "main", "path": "a", "repoURL": "r"}}},
+                       "reconciledAt": "2026-12-01T10:00:05Z",
+                       "operationState": {"phase": "Running", "startedAt": "2026-12-01T10:00:00Z"},
+                       "conditions": [{"type": "InvalidSpecError", "message": "x"}]}});
+        let cached = CachedApplication::from_value(&whole).unwrap();
+        assert_eq!(cached.status.health, "Progressing");
+        assert_eq!(cached.status.revisions, ["abc"]);
+        assert_eq!(cached.status.operation_phase.as_deref(), Some("Running"));
+        assert_eq!(
+            cached.status.reconciled_at.unwrap() - cached.status.operation_started_at.unwrap(),
+            5
+        );
+        assert!(cached.status.error && cached.operation);
+        assert!(cached.compared_current());
+        let mut moved = whole.clone();
+        moved["spec"]["source"]["targetRevision"] = json!("v2");
+        assert!(!CachedApplication::from_value(&moved)
+            .unwrap()
+            .compared_current());
     }
 }

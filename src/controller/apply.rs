@@ -206,13 +206,26 @@ pub async fn patch_status(
     let mut next = serde_json::to_value(status).map_err(|e| e.to_string())?;
     if resource.group == "argoproj.io" {
         if let Some(fields) = next.as_object_mut() {
-            for prism_only in ["applications", "observedGeneration", "resourcesTruncated"] {
+            for prism_only in [
+                "applications",
+                "observedGeneration",
+                "resourcesTruncated",
+                "rolloutStep",
+            ] {
                 fields.remove(prism_only);
             }
         }
     }
-    if current.is_some_and(|c| crate::controller::plan::contains(c, &next)) {
+    // A RollingSync that ended leaves fields a merge patch must remove by name.
+    let stale: Vec<&str> = ["applicationStatus", "rolloutStep"]
+        .into_iter()
+        .filter(|k| current.is_some_and(|c| !c[*k].is_null()) && next.get(*k).is_none())
+        .collect();
+    if stale.is_empty() && current.is_some_and(|c| crate::controller::plan::contains(c, &next)) {
         return Ok(false);
+    }
+    for k in stale {
+        next[k] = Value::Null;
     }
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, resource);
     api.patch_status(
@@ -228,6 +241,30 @@ pub async fn patch_status(
         )
     })?;
     Ok(true)
+}
+
+/// Starts a sync of an Application the way Argo CD's UI and RollingSync do: its
+/// `operation` field, written by a merge patch under its own field manager so the
+/// server-side applies of the spec never remove it.
+pub async fn start_sync(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    operation: &Value,
+) -> Result<(), String> {
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), namespace, &application_resource());
+    api.patch(
+        name,
+        &PatchParams {
+            field_manager: Some("prism-rollout".into()),
+            ..PatchParams::default()
+        },
+        &Patch::Merge(json!({ "operation": operation })),
+    )
+    .await
+    .map(drop)
+    .map_err(|e| format!("{name}: starting a sync: {}", describe(&e)))
 }
 
 /// An API error as people read it: the server's message and code, no request body

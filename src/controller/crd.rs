@@ -57,6 +57,7 @@ pub fn crd() -> Value {
                     column("Up-To-Date", "string", ".status.conditions[?(@.type==\"ResourcesUpToDate\")].status"),
                     column("Error", "string", ".status.conditions[?(@.type==\"ErrorOccurred\")].status"),
                     column("Held", "string", ".status.conditions[?(@.type==\"DeletionHeld\")].status"),
+                    column("Step", "string", ".status.rolloutStep"),
                     column("Age", "date", ".metadata.creationTimestamp"),
                 ],
                 "schema": {"openAPIV3Schema": {
@@ -116,6 +117,33 @@ pub struct ApplicationSetStatus {
     /// Whether `resources` was cut at the cap.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub resources_truncated: bool,
+    /// A RollingSync's progress per Application (Argo's field).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub application_status: Vec<ApplicationStatusEntry>,
+    /// A RollingSync's step in progress (`2/3`), or `done` (Prism's, for `kubectl get`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout_step: Option<String>,
+}
+
+/// One `status.applicationStatus[]` entry, with Argo's field names.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationStatusEntry {
+    /// The Application.
+    pub application: String,
+    /// `Waiting`, `Pending`, `Progressing` or `Healthy`.
+    pub status: String,
+    /// Its step, 1-based (`-1`: no step selects it).
+    pub step: String,
+    /// The revisions Argo CD reported when the status last changed.
+    #[serde(default)]
+    pub target_revisions: Vec<String>,
+    /// Why, for people.
+    #[serde(default)]
+    pub message: String,
+    /// When `status` last changed (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_transition_time: Option<String>,
 }
 
 /// One status condition, with Argo's field names.

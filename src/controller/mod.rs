@@ -17,6 +17,7 @@ pub mod lease;
 pub mod metrics;
 pub mod plan;
 pub mod reconcile;
+pub mod rollout;
 pub mod run;
 pub mod server;
 pub mod webhook;

@@ -38,6 +38,10 @@ pub struct SetMeta {
     pub generation: i64,
     /// `metadata.annotations`.
     pub annotations: BTreeMap<String, String>,
+    /// `metadata.finalizers`.
+    pub finalizers: Vec<String>,
+    /// `metadata.resourceVersion` (a patch of the set's metadata fails on a newer one).
+    pub resource_version: String,
 }
 
 impl SetMeta {
@@ -64,6 +68,18 @@ impl SetMeta {
                         .collect()
                 })
                 .unwrap_or_default(),
+            finalizers: meta["finalizers"]
+                .as_array()
+                .map(|f| {
+                    f.iter()
+                        .filter_map(|x| x.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            resource_version: meta["resourceVersion"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
         })
     }
 
@@ -261,6 +277,7 @@ pub struct Applied {
 /// The status after a pass. Conditions keep their `lastTransitionTime` while their
 /// status is unchanged, and counts keep the last pass that wrote something, so a
 /// no-change pass leaves the status equal to the one before (no status write).
+#[allow(clippy::too_many_arguments)]
 pub fn status(
     previous: &ApplicationSetStatus,
     set: &SetMeta,
@@ -269,6 +286,7 @@ pub fn status(
     applied: &Applied,
     now: &str,
     cap: usize,
+    rollout: Option<&crate::controller::rollout::Output>,
 ) -> ApplicationSetStatus {
     let held = plan
         .actions
@@ -285,7 +303,15 @@ pub fn status(
             _ => None,
         })
         .collect();
-    let conditions = conditions(previous, plan, applied, now);
+    let mut conditions = conditions(previous, plan, applied, now);
+    if let Some(out) = rollout {
+        conditions.extend(crate::controller::rollout::conditions(
+            out,
+            &previous.conditions,
+            now,
+        ));
+        conditions.sort_by(|a, b| a.type_.cmp(&b.type_));
+    }
 
     // Applications the set has after this pass: desired and present, plus held and kept ones.
     let mut names: Vec<&str> = plan
@@ -338,6 +364,11 @@ pub fn status(
         resources,
         resources_count: total as i64,
         resources_truncated: total > cap,
+        application_status: rollout.map(|r| r.statuses.clone()).unwrap_or_default(),
+        rollout_step: rollout.map(|r| match r.progressing_step {
+            Some(step) => format!("{step}/{}", r.steps),
+            None => "done".into(),
+        }),
     }
 }
 
@@ -698,7 +729,7 @@ mod tests {
             deleted: 1,
             ..Applied::default()
         };
-        let first = status(&Default::default(), &s, &p, 2, &applied, "T1", 5000);
+        let first = status(&Default::default(), &s, &p, 2, &applied, "T1", 5000, None);
         assert_eq!(first.applications.created, 1);
         assert_eq!(first.resources_count, 2);
         assert_eq!(first.observed_generation, Some(4));
@@ -715,7 +746,7 @@ mod tests {
         let converged = [want["a"].clone(), want["b"].clone()];
         let p2 = plan(&input(&converged));
         assert_eq!(p2.writes(), 0);
-        let second = status(&first, &s, &p2, 2, &Applied::default(), "T2", 5000);
+        let second = status(&first, &s, &p2, 2, &Applied::default(), "T2", 5000, None);
         assert_eq!(second, first);
     }
 
@@ -735,6 +766,7 @@ mod tests {
             &Applied::default(),
             "T",
             5000,
+            None,
         );
         let by = |t: &str| st.conditions.iter().find(|c| c.type_ == t).unwrap().clone();
         assert_eq!(by("ErrorOccurred").status, "True");
@@ -751,7 +783,16 @@ mod tests {
             held: Some("holding 10 of 10 deletes".into()),
             error: None,
         };
-        let st = status(&Default::default(), &s, &p, 0, &Applied::default(), "T", 3);
+        let st = status(
+            &Default::default(),
+            &s,
+            &p,
+            0,
+            &Applied::default(),
+            "T",
+            3,
+            None,
+        );
         let by = |t: &str| st.conditions.iter().find(|c| c.type_ == t).unwrap().clone();
         assert_eq!(by("DeletionHeld").status, "True");
         assert_eq!(by("ResourcesUpToDate").reason, "DeletionHeld");
@@ -773,6 +814,7 @@ mod tests {
             &failed,
             "T",
             3,
+            None,
         );
         let err = st
             .conditions

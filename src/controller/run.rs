@@ -15,6 +15,7 @@ use crate::controller::lease::Elector;
 use crate::controller::metrics::Metrics;
 use crate::controller::plan::{self, Action as Step, Input, Keep, Policy};
 use crate::controller::reconcile::{self, SetMeta, OWNER_LABEL};
+use crate::controller::rollout;
 use crate::controller::server::{self, Endpoints};
 use crate::controller::webhook::{self, Push, Secrets};
 use crate::credentials::Access;
@@ -29,6 +30,7 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Client, Resource};
+use prism_engine::render::RESOURCES_FINALIZER;
 use prism_engine::{ApplicationSet, Cluster, RenderOptions, Sources};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
@@ -76,6 +78,9 @@ pub struct Config {
     pub token_ref_strict_mode: bool,
     /// API URLs a spec's SCM generators may name in `api` (empty: any).
     pub allowed_scm_providers: Vec<String>,
+    /// Act on `strategy` (RollingSync, `deletionOrder: Reverse`), as Argo's
+    /// `--enable-progressive-syncs`.
+    pub progressive_syncs: bool,
 }
 
 /// What every reconcile shares.
@@ -159,6 +164,29 @@ impl Triggers {
         }
     }
 
+    /// The owning set of an Application whose health, sync or operation changed, when
+    /// that set is a RollingSync (no other set reads them).
+    fn application_progressed(&self, app: &CachedApplication) {
+        for owner in app.owner_references() {
+            if owner.kind != "ApplicationSet" {
+                continue;
+            }
+            for kind in &self.kinds {
+                if kind.resource.api_version != owner.api_version {
+                    continue;
+                }
+                let r = ObjectRef::new_with(&owner.name, kind.resource.clone())
+                    .within(&app.namespace().unwrap_or_default());
+                let rolling = kind.store.get(&r).is_some_and(|set| {
+                    set.data["spec"]["strategy"]["type"].as_str() == Some("RollingSync")
+                });
+                if rolling {
+                    let _ = kind.send.unbounded_send(r);
+                }
+            }
+        }
+    }
+
     /// Sets with a clusters generator (a cluster Secret changed).
     fn clusters_changed(&self) -> usize {
         self.send_all(|set| reconcile::uses_clusters(generators(&set.data)))
@@ -215,6 +243,15 @@ fn fingerprint(app: &CachedApplication) -> u64 {
     app.metadata.finalizers.hash(&mut h);
     app.metadata.deletion_timestamp.is_some().hash(&mut h);
     app.spec_text().hash(&mut h);
+    h.finish()
+}
+
+/// What a RollingSync waits on of an Application: health, sync, revisions, operations.
+fn progress_print(app: &CachedApplication) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = crate::digest::Fnv::default();
+    app.status.hash(&mut h);
+    app.operation.hash(&mut h);
     h.finish()
 }
 
@@ -445,7 +482,9 @@ fn watch_applications(
     };
     let apps_writer = reflector::store::Writer::<CachedApplication>::default();
     let apps = apps_writer.as_reader();
-    let seen: Arc<Mutex<HashMap<ObjectRef<CachedApplication>, u64>>> = Arc::default();
+    // Per Application: fingerprints of what triggers any set, and of what a RollingSync reads.
+    type Prints = HashMap<ObjectRef<CachedApplication>, (u64, u64)>;
+    let seen: Arc<Mutex<Prints>> = Arc::default();
     let app_stream = reflector::reflector(
         apps_writer,
         watcher(apps_api, watcher::Config::default())
@@ -467,21 +506,30 @@ fn watch_applications(
         };
         let key = ObjectRef::from_obj(&app);
         let print = fingerprint(&app);
+        let progress = progress_print(&app);
         // A deleted Application leaves the map (it would otherwise only grow) and
         // re-converges its set (a hand-deleted Application comes back).
-        let changed = seen
+        let (changed, progressed) = seen
             .lock()
             .map(|mut s| {
                 if deleted {
-                    s.remove(&key).is_some()
+                    (s.remove(&key).is_some(), false)
                 } else {
-                    s.insert(key, print) != Some(print)
+                    match s.insert(key, (print, progress)) {
+                        Some((p, q)) => (p != print, q != progress),
+                        None => (true, false),
+                    }
                 }
             })
-            .unwrap_or(true);
-        if changed && app.labels().contains_key(OWNER_LABEL) {
+            .unwrap_or((true, false));
+        if app.labels().contains_key(OWNER_LABEL) {
             if let Some(t) = triggers.get() {
-                t.application_changed(&app);
+                if changed {
+                    t.application_changed(&app);
+                } else if progressed {
+                    // Health, sync or an operation moved: only a RollingSync waits on that.
+                    t.application_progressed(&app);
+                }
             }
         }
         futures::future::ready(())
@@ -756,12 +804,33 @@ async fn reconcile_set(
     object["kind"] = Value::from("ApplicationSet");
     let meta = SetMeta::from_object(&object).map_err(ReconcileError::Permanent)?;
     if set.meta().deletion_timestamp.is_some() {
+        if meta.finalizers.iter().any(|f| f == RESOURCES_FINALIZER) {
+            // `deletionOrder: Reverse`: the last step's Applications go first.
+            let strategy = match read_set(object.clone(), &meta).await? {
+                Ok(set) if ctx.config.progressive_syncs => Strategy::of(&set.spec),
+                _ => Strategy::default(),
+            };
+            if let (true, Some(steps)) = (strategy.reverse, &strategy.steps) {
+                if let Some(wait) = reverse_delete(&ctx, &meta, steps).await? {
+                    return Ok(Action::requeue(wait));
+                }
+            }
+            remove_finalizer(&ctx, &resource, &meta).await?;
+        }
         // Its Applications go with it by their ownerReferences.
         ctx.metrics.forget(&meta.key());
         return Ok(Action::await_change());
     }
     let requeue = reconcile::requeue_after(generators(&object));
     let parsed = read_set(object.clone(), &meta).await?;
+    let strategy = match &parsed {
+        Ok(set) if ctx.config.progressive_syncs => Strategy::of(&set.spec),
+        _ => Strategy::default(),
+    };
+    if strategy.reverse && !meta.finalizers.iter().any(|f| f == RESOURCES_FINALIZER) {
+        // Argo adds its finalizer so the set outlives its Applications' ordered deletion.
+        add_finalizer(&ctx, &resource, &meta).await?;
+    }
     let settings = parsed
         .as_ref()
         .map_err(Clone::clone)
@@ -770,6 +839,23 @@ async fn reconcile_set(
         (Ok(set), Ok(_)) => render_set(&ctx, set).await?,
         (_, Err(e)) => Err(e.clone()),
         (Err(e), _) => Err(e),
+    };
+    // A RollingSync turns automated sync off and starts the syncs itself, in order.
+    let mut prunes = BTreeMap::new();
+    let rendered = match (&strategy.steps, rendered) {
+        (Some(steps), Ok(_)) if steps.is_empty() => Err("No steps defined for rollout".into()),
+        (Some(_), Ok(mut apps)) => {
+            for app in &mut apps {
+                let name = app["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                let prune = rollout::disable_automated_sync(app);
+                prunes.insert(name, prune);
+            }
+            Ok(apps)
+        }
+        (_, rendered) => rendered,
     };
     let settings = settings.unwrap_or(reconcile::Settings {
         policy: Policy::CreateOnly,
@@ -789,8 +875,39 @@ async fn reconcile_set(
         tracing::warn!("{held}");
         publish(&ctx, &reference, EventType::Warning, "DeletionHeld", held).await;
     }
+    let previous: crate::controller::crd::ApplicationSetStatus = object
+        .get("status")
+        .and_then(|s| serde_json::from_value(s.clone()).ok())
+        .unwrap_or_default();
+    let now_secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let now = crate::plugin::rfc3339(now_secs);
+    let rollout = strategy
+        .steps
+        .as_ref()
+        .filter(|s| !s.is_empty())
+        .map(|steps| {
+            rollout_pass(
+                &ctx, &meta, steps, &plan, &desired, &existing, &previous, &now, now_secs,
+            )
+        });
     let desired = desired.unwrap_or_default();
     let applied = apply_plan(&ctx, &meta, &plan, &desired, &existing, &reference).await;
+    let mut sync_errors = Vec::new();
+    for name in rollout.iter().flat_map(|r| &r.sync) {
+        let Some(app) = desired.get(name) else {
+            continue;
+        };
+        let operation = rollout::sync_operation(app, prunes.get(name).copied().unwrap_or(false));
+        match apply::start_sync(&ctx.client, &meta.namespace, name, &operation).await {
+            Ok(()) => tracing::info!(application = %name, "RollingSync: sync started"),
+            Err(e) => sync_errors.push(e),
+        }
+    }
+    let mut applied = applied;
+    applied.errors.extend(sync_errors);
     report_status(
         &ctx,
         &resource,
@@ -799,6 +916,7 @@ async fn reconcile_set(
         &plan,
         desired_count,
         &applied,
+        (&previous, &now, rollout.as_ref()),
     )
     .await?;
     ctx.metrics.reconcile.observe(started.elapsed());
@@ -813,12 +931,240 @@ async fn reconcile_set(
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .remove(&meta.key());
+    // A rollout in progress is looked at again soon even without an Application event;
+    // a soaking step exactly when its soak ends.
+    let requeue = match &rollout {
+        Some(r) if r.progressing_step.is_some() => {
+            let soon = Duration::from_secs(r.requeue_secs.map_or(30, |s| s.clamp(1, 30) as u64));
+            Some(requeue.map_or(soon, |d| d.min(soon)))
+        }
+        _ => requeue,
+    };
     Ok(match (requeue, &plan.error) {
         // A failed render is retried sooner than the normal interval.
         (Some(d), Some(_)) => Action::requeue(d.min(Duration::from_secs(60))),
         (None, Some(_)) => Action::requeue(Duration::from_secs(60)),
         (Some(d), None) => Action::requeue(d),
         (None, None) => Action::await_change(),
+    })
+}
+
+/// What the controller does with a set's `strategy` (nothing unless
+/// `--enable-progressive-syncs`).
+#[derive(Debug, Default)]
+struct Strategy {
+    /// A RollingSync's steps (`Some(empty)`: a RollingSync without steps, an error).
+    steps: Option<Vec<prism_engine::model::RollingSyncStep>>,
+    /// `deletionOrder: Reverse` on a RollingSync with steps.
+    reverse: bool,
+}
+
+impl Strategy {
+    /// Argo's `IsRollingSyncStrategy` and `IsDeletionOrderReversed`.
+    fn of(spec: &prism_engine::model::ApplicationSetSpec) -> Strategy {
+        let Some(s) = &spec.strategy else {
+            return Strategy::default();
+        };
+        let steps = match (s.type_.as_deref(), &s.rolling_sync) {
+            (Some("RollingSync"), Some(r)) => Some(r.steps.clone()),
+            _ => None,
+        };
+        let reverse = steps.as_ref().is_some_and(|s| !s.is_empty())
+            && s.deletion_order
+                .as_deref()
+                .is_some_and(|d| d.eq_ignore_ascii_case("Reverse"));
+        Strategy { steps, reverse }
+    }
+}
+
+/// One RollingSync pass over the set's live Applications (see `rollout.rs`).
+#[allow(clippy::too_many_arguments)]
+fn rollout_pass(
+    ctx: &Context,
+    meta: &SetMeta,
+    steps: &[prism_engine::model::RollingSyncStep],
+    plan: &plan::Plan,
+    desired: &Result<BTreeMap<String, Value>, String>,
+    existing: &BTreeMap<String, plan::Existing>,
+    previous: &crate::controller::crd::ApplicationSetStatus,
+    now: &str,
+    now_secs: i64,
+) -> rollout::Output {
+    let updated: std::collections::BTreeSet<&str> = plan
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Step::Update(n) => Some(n.as_str()),
+            _ => None,
+        })
+        .collect();
+    let labels_of = |app: &Value| -> BTreeMap<String, String> {
+        app["metadata"]["labels"]
+            .as_object()
+            .map(|l| {
+                l.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut live = BTreeMap::new();
+    let mut live_labels = BTreeMap::new();
+    for (name, e) in existing {
+        if e.owner != plan::Owner::Us || e.deleting {
+            continue;
+        }
+        let Some(app) = ctx.apps.get(&ObjectRef::new(name).within(&meta.namespace)) else {
+            continue;
+        };
+        let p = &app.status;
+        live.insert(
+            name.clone(),
+            rollout::AppState {
+                health: p.health.clone(),
+                sync: p.sync.clone(),
+                revisions: p.revisions.clone(),
+                reconciled_at: p.reconciled_at,
+                operation_started_at: p.operation_started_at,
+                operation_phase: p.operation_phase.clone(),
+                has_operation: app.operation,
+                error: p.error,
+                compared_current: app.compared_current(),
+                spec_changed: updated.contains(name.as_str()),
+            },
+        );
+        live_labels.insert(name.clone(), labels_of(&e.live));
+    }
+    let desired_labels = match desired {
+        Ok(d) => d.iter().map(|(n, a)| (n.clone(), labels_of(a))).collect(),
+        // A failed render changes nothing: the steps are those of the live Applications.
+        Err(_) => live_labels,
+    };
+    let mut out = rollout::run(&rollout::Input {
+        steps,
+        desired: desired_labels,
+        live,
+        previous: &previous.application_status,
+        now,
+        now_secs,
+    });
+    if desired.is_err() {
+        out.sync.clear();
+    }
+    out
+}
+
+/// Deletes a deleted set's Applications step by step, last step first (Argo's
+/// `PerformReverseDeletion`, a step at a time rather than an Application at a time):
+/// the next step starts once every Application of the one before is gone. `Some`: look
+/// again after that long; `None`: all are gone.
+async fn reverse_delete(
+    ctx: &Context,
+    meta: &SetMeta,
+    steps: &[prism_engine::model::RollingSyncStep],
+) -> Result<Option<Duration>, ReconcileError> {
+    let label = meta.label_value();
+    let owned: BTreeMap<String, Arc<CachedApplication>> = ctx
+        .apps
+        .state()
+        .into_iter()
+        .filter(|a| {
+            a.namespace().as_deref() == Some(meta.namespace.as_str())
+                && a.labels().get(OWNER_LABEL) == Some(&label)
+        })
+        .map(|a| (a.name_any(), a))
+        .collect();
+    let labels = owned
+        .iter()
+        .map(|(n, a)| (n.clone(), a.labels().clone().into_iter().collect()))
+        .collect();
+    let Some(step) = rollout::reverse_deletion_order(steps, &labels)
+        .into_iter()
+        .next()
+    else {
+        return Ok(None);
+    };
+    let api: Api<DynamicObject> = Api::namespaced_with(
+        ctx.client.clone(),
+        &meta.namespace,
+        &apply::application_resource(),
+    );
+    for name in &step {
+        let app = &owned[name];
+        if app.meta().deletion_timestamp.is_some() {
+            continue;
+        }
+        let dp = kube::api::DeleteParams {
+            preconditions: app.meta().uid.clone().map(|uid| kube::api::Preconditions {
+                uid: Some(uid),
+                resource_version: None,
+            }),
+            ..kube::api::DeleteParams::default()
+        };
+        match api.delete(name, &dp).await {
+            Ok(_) => tracing::info!(application = %name, "deletionOrder Reverse: deleted"),
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => {
+                return Err(ReconcileError::Transient(format!(
+                    "{name}: delete: {}",
+                    apply::describe(&e)
+                )))
+            }
+        }
+    }
+    Ok(Some(Duration::from_secs(5)))
+}
+
+/// Removes Argo's resources finalizer from a deleted set, so it goes.
+async fn remove_finalizer(
+    ctx: &Context,
+    resource: &ApiResource,
+    meta: &SetMeta,
+) -> Result<(), ReconcileError> {
+    set_finalizers(
+        ctx,
+        resource,
+        meta,
+        meta.finalizers
+            .iter()
+            .filter(|f| *f != RESOURCES_FINALIZER)
+            .cloned()
+            .collect(),
+    )
+    .await
+}
+
+/// Adds Argo's resources finalizer to the set (`deletionOrder: Reverse`).
+async fn add_finalizer(
+    ctx: &Context,
+    resource: &ApiResource,
+    meta: &SetMeta,
+) -> Result<(), ReconcileError> {
+    let mut finalizers = meta.finalizers.clone();
+    finalizers.push(RESOURCES_FINALIZER.to_string());
+    set_finalizers(ctx, resource, meta, finalizers).await
+}
+
+/// Sets the set's finalizers, failing rather than overwriting a newer change.
+async fn set_finalizers(
+    ctx: &Context,
+    resource: &ApiResource,
+    meta: &SetMeta,
+    finalizers: Vec<String>,
+) -> Result<(), ReconcileError> {
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(ctx.client.clone(), &meta.namespace, resource);
+    let patch = serde_json::json!({"metadata": {"finalizers": finalizers,
+                                                "resourceVersion": meta.resource_version}});
+    api.patch(
+        &meta.name,
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(&patch),
+    )
+    .await
+    .map(drop)
+    .map_err(|e| {
+        ReconcileError::Transient(format!("updating the finalizers: {}", apply::describe(&e)))
     })
 }
 
@@ -1140,6 +1486,7 @@ async fn apply_plan(
 }
 
 /// Writes the set's status (only when it changed).
+#[allow(clippy::too_many_arguments)]
 async fn report_status(
     ctx: &Context,
     resource: &ApiResource,
@@ -1148,25 +1495,21 @@ async fn report_status(
     plan: &plan::Plan,
     desired_count: usize,
     applied: &reconcile::Applied,
+    (previous, now, rollout): (
+        &crate::controller::crd::ApplicationSetStatus,
+        &str,
+        Option<&rollout::Output>,
+    ),
 ) -> Result<(), ReconcileError> {
-    let previous: crate::controller::crd::ApplicationSetStatus = object
-        .get("status")
-        .and_then(|s| serde_json::from_value(s.clone()).ok())
-        .unwrap_or_default();
-    let now = crate::plugin::rfc3339(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0),
-    );
     let status = reconcile::status(
-        &previous,
+        previous,
         meta,
         plan,
         desired_count,
         applied,
-        &now,
+        now,
         ctx.config.resource_cap,
+        rollout,
     );
     apply::patch_status(
         &ctx.client,
@@ -1324,6 +1667,7 @@ mod tests {
                 repo_policy: crate::repo_policy::RepoPolicy::remote_only(false),
                 token_ref_strict_mode: false,
                 allowed_scm_providers: Vec::new(),
+                progressive_syncs: true,
             },
             git: Arc::new(GitCache::new(dir.join("git"), Duration::from_secs(60))),
             apps: writer.as_reader(),
