@@ -224,7 +224,7 @@ mod tests {
             .collect();
         assert_eq!(
             columns,
-            ["Applications", "Up-To-Date", "Error", "Held", "Age"]
+            ["Applications", "Up-To-Date", "Error", "Held", "Step", "Age"]
         );
         let spec = &version["schema"]["openAPIV3Schema"]["properties"]["spec"];
         assert_eq!(
