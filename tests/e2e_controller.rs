@@ -844,3 +844,240 @@ async fn pull_requests_become_previews_and_a_bad_answer_deletes_nothing() {
         "a bad answer deleted previews"
     );
 }
+
+/// Plays Argo CD's application controller for one Application: takes up a sync asked
+/// in `operation` (removes it, records the operation), and reports `health` at the
+/// current spec (`comparedTo` = its source and destination).
+async fn argo_reports(api: &Apis, name: &str, sync: &str, health: &str) -> bool {
+    let Ok(app) = api.apps.get(name).await else {
+        return false;
+    };
+    let data = &app.data;
+    let now = prism::plugin::rfc3339(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64,
+    );
+    let had_operation = !data["operation"].is_null();
+    let mut status = json!({
+        "sync": {"status": sync, "revision": "r1",
+                 "comparedTo": {"source": data["spec"]["source"], "destination": data["spec"]["destination"]}},
+        "health": {"status": health},
+        "reconciledAt": now,
+    });
+    if had_operation {
+        status["operationState"] = json!({"phase": "Succeeded", "startedAt": now, "finishedAt": now,
+                                          "operation": data["operation"]});
+    }
+    let patch = json!({"operation": null, "status": status});
+    api.apps
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("reporting the Application's status");
+    had_operation
+}
+
+/// Which Applications have a sync asked for (`operation`), sorted.
+async fn asked(api: &Apis) -> Vec<String> {
+    let mut out: Vec<String> = api
+        .apps
+        .list(&ListParams::default())
+        .await
+        .map(|l| {
+            l.items
+                .into_iter()
+                .filter(|a| !a.data["operation"].is_null())
+                .filter_map(|a| a.metadata.name)
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+/// RollingSync against a real API server, with the test playing Argo CD's application
+/// controller (Argo's docs/operator-manual/applicationset/Progressive-Syncs.md): three
+/// steps over six Applications (test, preview, prod); automated sync forced off; syncs
+/// started through `operation` in step order; a Degraded step stops the rollout; a
+/// `soakSeconds` step holds the next one; `maxUpdate: 0` pauses a step and 1 takes prod
+/// one at a time; then `deletionOrder: Reverse` deletes prod first and test last.
+#[tokio::test]
+async fn rolling_sync_goes_step_by_step_and_deletes_in_reverse() {
+    let tenant = control_plane().tenant().await;
+    let ns = tenant.namespace.clone();
+    let api = Apis::new(&tenant).await;
+    let cache = tempfile::tempdir().unwrap();
+    let _controller = start_controller(
+        &tenant,
+        "solo",
+        cache.path(),
+        &["--no-leader-election", "--enable-progressive-syncs"],
+    );
+    let set = |preview_max: i64| {
+        let element = |name: &str, env: &str| json!({"name": name, "env": env});
+        json!({
+            "apiVersion": "prism.dev/v1alpha1", "kind": "ApplicationSet",
+            "metadata": {"name": "rollout", "namespace": ns},
+            "spec": {
+                "generators": [{"list": {"elements": [
+                    element("test-a", "test"), element("test-b", "test"), element("preview-a", "preview"),
+                    element("prod-a", "prod"), element("prod-b", "prod"), element("prod-c", "prod")]}}],
+                "strategy": {"type": "RollingSync", "deletionOrder": "Reverse", "rollingSync": {"steps": [
+                    {"matchExpressions": [{"key": "env", "operator": "In", "values": ["test"]}], "soakSeconds": 4},
+                    {"matchExpressions": [{"key": "env", "operator": "In", "values": ["preview"]}], "maxUpdate": preview_max},
+                    {"matchExpressions": [{"key": "env", "operator": "NotIn", "values": ["test", "preview"]}], "maxUpdate": 1}]}},
+                "template": {
+                    "metadata": {"name": "{{name}}", "labels": {"env": "{{env}}"}},
+                    "spec": {"project": "default",
+                             "source": {"repoURL": "https://github.com/example-org/shop.git",
+                                        "path": "{{name}}", "targetRevision": "main"},
+                             "destination": {"server": "https://kubernetes.default.svc", "namespace": "{{name}}"},
+                             "syncPolicy": {"automated": {"prune": true, "selfHeal": true}}}
+                }
+            }
+        })
+    };
+    api.apply(set(0)).await;
+    let all = [
+        "preview-a",
+        "prod-a",
+        "prod-b",
+        "prod-c",
+        "test-a",
+        "test-b",
+    ];
+    eventually(Duration::from_secs(60), "six Applications", || async {
+        (api.names().await == all).then_some(())
+    })
+    .await;
+    // Automated sync is off; step 1 is asked to sync at once, the others wait while
+    // Argo CD compares them and finds them OutOfSync.
+    let app = api.apps.get("prod-a").await.unwrap();
+    assert_eq!(
+        app.data["spec"]["syncPolicy"]["automated"]["enabled"],
+        false
+    );
+    eventually(Duration::from_secs(30), "step 1 asked to sync", || async {
+        (asked(&api).await == ["test-a", "test-b"]).then_some(())
+    })
+    .await;
+    for name in ["preview-a", "prod-a", "prod-b", "prod-c"] {
+        argo_reports(&api, name, "OutOfSync", "Missing").await;
+    }
+    let op = api.apps.get("test-a").await.unwrap().data["operation"].clone();
+    assert_eq!(op["initiatedBy"]["username"], "applicationset-controller");
+    assert_eq!(op["sync"]["prune"], true);
+
+    // test-b syncs but is Degraded: the rollout stops at step 1.
+    assert!(argo_reports(&api, "test-a", "Synced", "Healthy").await);
+    assert!(argo_reports(&api, "test-b", "Synced", "Degraded").await);
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(asked(&api).await, Vec::<String>::new());
+    let status = api.sets.get("rollout").await.unwrap().data["status"].clone();
+    assert_eq!(status["rolloutStep"], "1/3", "{status}");
+
+    // Healthy now; the soak holds step 2 for 4 s; then maxUpdate 0 pauses it.
+    argo_reports(&api, "test-b", "Synced", "Healthy").await;
+    let healthy_at = Instant::now();
+    eventually(Duration::from_secs(30), "step 1 soaked", || async {
+        let status = api.sets.get("rollout").await.ok()?.data["status"].clone();
+        (status["rolloutStep"] == "2/3").then_some(())
+    })
+    .await;
+    assert!(
+        healthy_at.elapsed() >= Duration::from_secs(3),
+        "the soak was skipped"
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        asked(&api).await,
+        Vec::<String>::new(),
+        "maxUpdate 0 must pause"
+    );
+
+    // Unpaused: preview, then prod one at a time.
+    api.apply(set(1)).await;
+    eventually(Duration::from_secs(30), "step 2 asked to sync", || async {
+        (asked(&api).await == ["preview-a"]).then_some(())
+    })
+    .await;
+    argo_reports(&api, "preview-a", "Synced", "Healthy").await;
+    let mut order = Vec::new();
+    for _ in 0..3 {
+        let next = eventually(
+            Duration::from_secs(30),
+            "one prod Application asked",
+            || async {
+                let asked = asked(&api).await;
+                (asked.len() == 1 && asked[0].starts_with("prod-")).then(|| asked[0].clone())
+            },
+        )
+        .await;
+        assert!(!order.contains(&next));
+        argo_reports(&api, &next, "Synced", "Healthy").await;
+        order.push(next);
+    }
+    eventually(Duration::from_secs(30), "the rollout done", || async {
+        let status = api.sets.get("rollout").await.ok()?.data["status"].clone();
+        let done = status["rolloutStep"] == "done"
+            && status["applicationStatus"]
+                .as_array()?
+                .iter()
+                .all(|s| s["status"] == "Healthy");
+        let cond = status["conditions"]
+            .as_array()?
+            .iter()
+            .find(|c| c["type"] == "RolloutProgressing")?
+            .clone();
+        (done && cond["status"] == "False").then_some(())
+    })
+    .await;
+
+    // deletionOrder Reverse: Argo's finalizer is on the set; prod goes first, test last.
+    let set = api.sets.get("rollout").await.unwrap();
+    assert!(set
+        .metadata
+        .finalizers
+        .unwrap_or_default()
+        .contains(&"resources-finalizer.argocd.argoproj.io".to_string()));
+    api.sets
+        .delete("rollout", &DeleteParams::default())
+        .await
+        .expect("deleting the set");
+    let seen = std::cell::RefCell::new(Vec::new());
+    eventually(
+        Duration::from_secs(60),
+        "every Application deleted",
+        || async {
+            // Argo CD removes an Application's finalizer once its resources are gone.
+            for app in api.apps.list(&ListParams::default()).await.ok()?.items {
+                if app.metadata.deletion_timestamp.is_some() {
+                    let name = app.metadata.name.unwrap_or_default();
+                    let patch = json!({"metadata": {"finalizers": null}});
+                    let params = PatchParams::default();
+                    let _ = api.apps.patch(&name, &params, &Patch::Merge(&patch)).await;
+                }
+            }
+            let names = api.names().await;
+            let mut seen = seen.borrow_mut();
+            if seen.last() != Some(&names) {
+                seen.push(names.clone());
+            }
+            names.is_empty().then_some(())
+        },
+    )
+    .await;
+    let seen = seen.into_inner();
+    let without_prod = ["preview-a", "test-a", "test-b"].map(String::from).to_vec();
+    let only_test = ["test-a", "test-b"].map(String::from).to_vec();
+    let at = |n: &Vec<String>| seen.iter().position(|s| s == n);
+    assert!(
+        at(&without_prod).is_some() && at(&only_test) > at(&without_prod),
+        "deletion order: {seen:?}"
+    );
+    eventually(Duration::from_secs(30), "the set gone", || async {
+        api.sets.get("rollout").await.is_err().then_some(())
+    })
+    .await;
+}
