@@ -116,6 +116,13 @@ pub struct ControllerArgs {
     /// flag of the same name; without it the strategy is read and ignored, as Argo's).
     #[arg(long)]
     pub enable_progressive_syncs: bool,
+    /// Annotation keys whose live values every set's Applications keep (comma-separated;
+    /// Argo's flag, added to each set's `preservedFields`).
+    #[arg(long, value_delimiter = ',', value_name = "KEY")]
+    pub preserved_annotations: Vec<String>,
+    /// Label keys whose live values every set's Applications keep (comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "KEY")]
+    pub preserved_labels: Vec<String>,
 }
 
 fn parse_policy(s: &str) -> Result<crate::controller::plan::Policy, String> {
@@ -175,6 +182,10 @@ pub fn controller(args: &ControllerArgs) -> Result<(), CliError> {
         token_ref_strict_mode: args.token_ref_strict_mode,
         allowed_scm_providers: args.allowed_scm_providers.clone(),
         progressive_syncs: args.enable_progressive_syncs,
+        preserved: crate::controller::reconcile::Preserved {
+            annotations: args.preserved_annotations.clone(),
+            labels: args.preserved_labels.clone(),
+        },
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -6,7 +6,7 @@
 use crate::controller::crd::{ApplicationSetStatus, Condition, Counts, ResourceStatus};
 use crate::controller::ignore;
 use crate::controller::plan::{Action, Existing, Guard, Keep, Owner, Plan, Policy};
-use prism_engine::model::ApplicationSetSpec;
+use prism_engine::model::{ApplicationSetSpec, PreservedFields};
 use prism_engine::render::RESOURCES_FINALIZER;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -139,10 +139,16 @@ pub struct Settings {
     pub max_percent: u32,
     /// `ignoreApplicationDifferences`, parsed.
     pub ignore: Vec<ignore::Rule>,
+    /// `preservedFields` with the controller's global keys and Argo's defaults.
+    pub preserved: Preserved,
 }
 
 /// The settings of a parsed spec under the controller's ceiling; errors name the field.
-pub fn settings(spec: &ApplicationSetSpec, ceiling: Policy) -> Result<Settings, String> {
+pub fn settings(
+    spec: &ApplicationSetSpec,
+    ceiling: Policy,
+    global: &Preserved,
+) -> Result<Settings, String> {
     let max_percent = spec
         .deletion_guard
         .as_ref()
@@ -165,16 +171,66 @@ pub fn settings(spec: &ApplicationSetSpec, ceiling: Policy) -> Result<Settings, 
         preserve_resources_on_deletion: spec.preserve_resources_on_deletion(),
         max_percent,
         ignore,
+        preserved: Preserved::of(spec.preserved_fields.as_ref(), global),
     })
 }
 
+/// Annotation and label keys whose live values win over rendered ones (Argo's
+/// `preservedFields`, its global flags and its default annotations).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Preserved {
+    /// Annotation keys.
+    pub annotations: Vec<String>,
+    /// Label keys.
+    pub labels: Vec<String>,
+}
+
+/// Annotations Argo CD always preserves: notifications' state, refresh and hydrate
+/// requests (`defaultPreservedAnnotations` in Argo's controller).
+pub const DEFAULT_PRESERVED_ANNOTATIONS: &[&str] = &[
+    "notified.notifications.argoproj.io",
+    "argocd.argoproj.io/refresh",
+    "argocd.argoproj.io/hydrate",
+];
+
+impl Preserved {
+    /// The spec's `preservedFields` plus the controller's global keys and Argo's defaults.
+    pub fn of(spec: Option<&PreservedFields>, global: &Preserved) -> Preserved {
+        let mut annotations: Vec<String> = spec.map(|p| p.annotations.clone()).unwrap_or_default();
+        annotations.extend(global.annotations.iter().cloned());
+        annotations.extend(DEFAULT_PRESERVED_ANNOTATIONS.iter().map(|a| a.to_string()));
+        let mut labels: Vec<String> = spec.map(|p| p.labels.clone()).unwrap_or_default();
+        labels.extend(global.labels.iter().cloned());
+        annotations.sort();
+        annotations.dedup();
+        labels.sort();
+        labels.dedup();
+        Preserved {
+            annotations,
+            labels,
+        }
+    }
+
+    fn keys(&self) -> impl Iterator<Item = (&'static str, &String)> {
+        self.annotations
+            .iter()
+            .map(|k| ("annotations", k))
+            .chain(self.labels.iter().map(|k| ("labels", k)))
+    }
+}
+
 /// The objects to apply, by name: each rendered Application with the owner label,
-/// the ownerReference and the applied-hash, and live values at ignored paths.
+/// the ownerReference and the applied-hash, live values at ignored paths, and the
+/// live values of preserved annotations and labels (`live_meta` gives a live
+/// Application's `{annotations, labels}`). Preserved keys are left out of the hash, so
+/// a person or tool changing one causes no write.
 pub fn desired(
     set: &SetMeta,
     rendered: Vec<Value>,
     ignore_rules: &[ignore::Rule],
+    preserved: &Preserved,
     live: &dyn Fn(&str) -> Option<Value>,
+    live_meta: &dyn Fn(&str) -> Option<Value>,
 ) -> Result<BTreeMap<String, Value>, String> {
     let mut out = BTreeMap::new();
     for mut app in rendered {
@@ -185,6 +241,11 @@ pub fn desired(
         let paths = ignore::paths_for(ignore_rules, &name);
         let mut hashed = app.clone();
         ignore::strip(&mut hashed, &paths);
+        for (kind, key) in preserved.keys() {
+            if let Some(m) = hashed["metadata"][kind].as_object_mut() {
+                m.remove(key);
+            }
+        }
         let hash = crate::digest::sha256_hex(hashed.to_string().as_bytes());
         let meta = app["metadata"]
             .as_object_mut()
@@ -197,6 +258,18 @@ pub fn desired(
         if !paths.is_empty() {
             let live = live(&name);
             ignore::keep_live(&mut app, live.as_ref(), &paths);
+        }
+        if let Some(live) = live_meta(&name) {
+            for (kind, key) in preserved.keys() {
+                if let Some(v) = live[kind].get(key.as_str()) {
+                    let map = app["metadata"]
+                        .as_object_mut()
+                        .map(|m| m.entry(kind).or_insert_with(|| json!({})));
+                    if let Some(map) = map.and_then(Value::as_object_mut) {
+                        map.insert(key.clone(), v.clone());
+                    }
+                }
+            }
         }
         if out.insert(name.clone(), app).is_some() {
             return Err(format!(
@@ -594,7 +667,7 @@ mod tests {
                               "metadata": {"name": "s"}, "spec": spec});
         let set = prism_engine::ApplicationSet::from_value(&manifest, "argocd")
             .map_err(|e| e.to_string())?;
-        settings(&set.spec, ceiling)
+        settings(&set.spec, ceiling, &Preserved::default())
     }
 
     #[test]
@@ -641,9 +714,14 @@ mod tests {
         }])
         .unwrap();
         let live = rendered("a", "hand-set");
-        let d = desired(&s, vec![rendered("a", "main")], &rules, &|n| {
-            (n == "a").then(|| live.clone())
-        })
+        let d = desired(
+            &s,
+            vec![rendered("a", "main")],
+            &rules,
+            &Preserved::default(),
+            &|n| (n == "a").then(|| live.clone()),
+            &|_| None,
+        )
         .unwrap();
         let a = &d["a"];
         assert_eq!(a["metadata"]["labels"][OWNER_LABEL], "argocd.shop");
@@ -651,14 +729,30 @@ mod tests {
         assert_eq!(a["metadata"]["ownerReferences"][0]["uid"], "u-1");
         assert_eq!(a["spec"]["source"]["targetRevision"], "hand-set");
         // The hash ignores ignored fields and follows every other change.
-        let again = desired(&s, vec![rendered("a", "other")], &rules, &|_| None).unwrap();
+        let again = desired(
+            &s,
+            vec![rendered("a", "other")],
+            &rules,
+            &Preserved::default(),
+            &|_| None,
+            &|_| None,
+        )
+        .unwrap();
         assert_eq!(
             a["metadata"]["annotations"][APPLIED_HASH],
             again["a"]["metadata"]["annotations"][APPLIED_HASH]
         );
         let mut changed = rendered("a", "main");
         changed["spec"]["project"] = json!("team-a");
-        let changed = desired(&s, vec![changed], &rules, &|_| None).unwrap();
+        let changed = desired(
+            &s,
+            vec![changed],
+            &rules,
+            &Preserved::default(),
+            &|_| None,
+            &|_| None,
+        )
+        .unwrap();
         assert_ne!(
             a["metadata"]["annotations"][APPLIED_HASH],
             changed["a"]["metadata"]["annotations"][APPLIED_HASH]
@@ -667,16 +761,87 @@ mod tests {
             &s,
             vec![rendered("a", "x"), rendered("a", "y")],
             &[],
+            &Preserved::default(),
+            &|_| None,
             &|_| None,
         );
         assert!(dup.unwrap_err().contains("two Applications are named a"));
     }
 
+    /// Argo's `preservedFields` (applicationset_controller.go, createOrUpdateInCluster):
+    /// a preserved annotation or label keeps its live value, even where the template
+    /// renders another or none; a key the live Application lacks takes the rendered
+    /// value; Argo's default annotations (refresh, hydrate, notifications) always; the
+    /// controller's global keys join the spec's; changing a preserved value by hand
+    /// changes no hash, so it costs no write.
+    #[test]
+    fn preserved_fields_keep_their_live_values() {
+        let s = set();
+        let spec: ApplicationSetSpec = serde_json::from_value(json!({
+            "generators": [], "template": {"metadata": {}, "spec": {}},
+            "preservedFields": {"annotations": ["team/owner"], "labels": ["tier"]}}))
+        .unwrap();
+        let global = Preserved {
+            annotations: vec![],
+            labels: vec!["cost-center".into()],
+        };
+        let settings = settings(&spec, Policy::Sync, &global).unwrap();
+        assert_eq!(settings.preserved.labels, ["cost-center", "tier"]);
+        assert!(settings
+            .preserved
+            .annotations
+            .contains(&"argocd.argoproj.io/refresh".to_string()));
+        let mut app = rendered("a", "main");
+        app["metadata"]["labels"]["tier"] = json!("gold");
+        app["metadata"]["annotations"] = json!({"team/owner": "rendered", "other": "x"});
+        let live_meta = |live: Value| move |_: &str| Some(live.clone());
+        let run = |live: Value| {
+            desired(
+                &s,
+                vec![app.clone()],
+                &[],
+                &settings.preserved,
+                &|_| None,
+                &live_meta(live),
+            )
+            .unwrap()["a"]
+                .clone()
+        };
+        let a = run(
+            json!({"annotations": {"team/owner": "by-hand", "argocd.argoproj.io/refresh": "hard"},
+                           "labels": {"tier": "silver", "cost-center": "42", "unrelated": "y"}}),
+        );
+        assert_eq!(a["metadata"]["annotations"]["team/owner"], "by-hand");
+        assert_eq!(
+            a["metadata"]["annotations"]["argocd.argoproj.io/refresh"],
+            "hard"
+        );
+        assert_eq!(a["metadata"]["annotations"]["other"], "x");
+        assert_eq!(a["metadata"]["labels"]["tier"], "silver");
+        assert_eq!(a["metadata"]["labels"]["cost-center"], "42");
+        assert!(a["metadata"]["labels"].get("unrelated").is_none());
+        let b = run(json!({"annotations": {}, "labels": {}}));
+        assert_eq!(b["metadata"]["annotations"]["team/owner"], "rendered");
+        assert_eq!(b["metadata"]["labels"]["tier"], "gold");
+        assert_eq!(
+            a["metadata"]["annotations"][APPLIED_HASH],
+            b["metadata"]["annotations"][APPLIED_HASH]
+        );
+    }
+
     #[test]
     fn ownership_needs_label_and_owner_reference_and_adoption_needs_the_key() {
         let s = set();
-        let mut ours =
-            desired(&s, vec![rendered("a", "main")], &[], &|_| None).unwrap()["a"].clone();
+        let mut ours = desired(
+            &s,
+            vec![rendered("a", "main")],
+            &[],
+            &Preserved::default(),
+            &|_| None,
+            &|_| None,
+        )
+        .unwrap()["a"]
+            .clone();
         assert_eq!(owner_of(&s, &ours), Owner::Us);
         ours["metadata"]["ownerReferences"] = json!([]);
         assert_eq!(owner_of(&s, &ours), Owner::Other { adoptable: false });
@@ -697,6 +862,8 @@ mod tests {
             &s,
             vec![rendered("a", "main"), rendered("b", "main")],
             &[],
+            &Preserved::default(),
+            &|_| None,
             &|_| None,
         )
         .unwrap();

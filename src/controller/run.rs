@@ -81,6 +81,9 @@ pub struct Config {
     /// Act on `strategy` (RollingSync, `deletionOrder: Reverse`), as Argo's
     /// `--enable-progressive-syncs`.
     pub progressive_syncs: bool,
+    /// Annotations and labels preserved on every set's Applications
+    /// (`--preserved-annotations`, `--preserved-labels`).
+    pub preserved: reconcile::Preserved,
 }
 
 /// What every reconcile shares.
@@ -834,7 +837,7 @@ async fn reconcile_set(
     let settings = parsed
         .as_ref()
         .map_err(Clone::clone)
-        .and_then(|set| reconcile::settings(&set.spec, ctx.config.policy));
+        .and_then(|set| reconcile::settings(&set.spec, ctx.config.policy, &ctx.config.preserved));
     let rendered = match (parsed, &settings) {
         (Ok(set), Ok(_)) => render_set(&ctx, set).await?,
         (_, Err(e)) => Err(e.clone()),
@@ -862,6 +865,7 @@ async fn reconcile_set(
         preserve_resources_on_deletion: false,
         max_percent: 50,
         ignore: Vec::new(),
+        preserved: reconcile::Preserved::default(),
     });
     let (plan, desired, existing) = plan_set(&ctx, &meta, &settings, rendered);
     let desired_count = desired.as_ref().map_or(0, |d| d.len());
@@ -1399,9 +1403,18 @@ fn plan_set(
         .collect();
     let desired = rendered.and_then(|apps| {
         isolated("planning", || {
-            reconcile::desired(meta, apps, &settings.ignore, &|name| {
-                live.get(name).map(|a| a.to_value())
-            })
+            reconcile::desired(
+                meta,
+                apps,
+                &settings.ignore,
+                &settings.preserved,
+                &|name| live.get(name).map(|a| a.to_value()),
+                &|name| {
+                    live.get(name).map(|a| {
+                        serde_json::json!({"annotations": a.annotations(), "labels": a.labels()})
+                    })
+                },
+            )
         })
     });
     let label = meta.label_value();
@@ -1628,7 +1641,16 @@ mod tests {
             .into_iter()
             .map(|a| a.manifest)
             .collect();
-        let mut v = reconcile::desired(&meta, manifests, &[], &|_| None).unwrap()[name].clone();
+        let mut v = reconcile::desired(
+            &meta,
+            manifests,
+            &[],
+            &reconcile::Preserved::default(),
+            &|_| None,
+            &|_| None,
+        )
+        .unwrap()[name]
+            .clone();
         v["metadata"]["uid"] = json!(format!("uid-{name}"));
         v
     }
@@ -1668,6 +1690,7 @@ mod tests {
                 token_ref_strict_mode: false,
                 allowed_scm_providers: Vec::new(),
                 progressive_syncs: true,
+                preserved: reconcile::Preserved::default(),
             },
             git: Arc::new(GitCache::new(dir.join("git"), Duration::from_secs(60))),
             apps: writer.as_reader(),
