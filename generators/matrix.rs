@@ -242,7 +242,7 @@ mod tests {
                 false
             ),
             "spec.generators[0].matrix.generators[1].lisst: unknown generator `lisst`; expected one of: \
-             list, clusters, git, matrix, merge, plugin, pullRequest, scmProvider, values and images (prism.dev only)"
+             list, clusters, clusterDecisionResource, git, matrix, merge, plugin, pullRequest, scmProvider, values and images (prism.dev only)"
         );
     }
 }

@@ -12,6 +12,7 @@
 //! and `template`, the matrix-style interpolation of a generator's own fields from
 //! earlier parameters, and Argo's templated `values`.
 
+pub mod cluster_decision_resource;
 pub mod clusters;
 pub mod git;
 pub mod images;
@@ -34,8 +35,6 @@ use serde_json::{Map, Value};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
-
-const ARGO_UNSUPPORTED: &[&str] = &["clusterDecisionResource"];
 
 /// What generators read and write while expanding one ApplicationSet.
 pub struct Context<'a> {
@@ -147,6 +146,11 @@ pub trait GeneratorKind: Sync {
         None
     }
 
+    /// The decision resources a body reads, so the controller reads and watches them.
+    fn reads_decisions(&self, _body: &Value) -> Option<DecisionSource> {
+        None
+    }
+
     /// The Secrets and ConfigMaps a body names (tokens, passwords, CAs, GitHub Apps),
     /// so the controller reads them before rendering.
     fn references(&self, _body: &Value, _out: &mut References) {}
@@ -164,6 +168,17 @@ pub struct PullRequestSource {
     pub owner: String,
     /// The repository (empty for GitLab, whose project is in `owner`).
     pub repo: String,
+}
+
+/// What a `clusterDecisionResource` generator reads: its ConfigMap and selection.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct DecisionSource {
+    /// `configMapRef`.
+    pub config_map: String,
+    /// `name`, when it picks one resource.
+    pub name: Option<String>,
+    /// `labelSelector` in Kubernetes' query syntax, when it selects by labels.
+    pub label_selector: Option<String>,
 }
 
 /// What a set's generators name outside the spec, for the controller to read.
@@ -269,6 +284,7 @@ pub fn filter_regex(
 pub const REGISTRY: &[&dyn GeneratorKind] = &[
     &list::List,
     &clusters::Clusters,
+    &cluster_decision_resource::ClusterDecisionResource,
     &git::Git,
     &matrix::Matrix,
     &merge::Merge,
@@ -454,12 +470,6 @@ impl GeneratorNode {
             #[cfg(feature = "test-panic")]
             if k == "testPanic" {
                 panic!("the testPanic generator panics on purpose (test builds only)");
-            }
-            if ARGO_UNSUPPORTED.contains(&k.as_str()) {
-                return Err(Error::new(
-                    format!("{path}.{k}"),
-                    ErrorKind::Unsupported(format!("the {k} generator")),
-                ));
             }
             if lookup(k).is_none() {
                 return Err(Error::new(
@@ -940,7 +950,7 @@ mod registry_tests {
         }
         assert_eq!(
             known_generators(),
-            "list, clusters, git, matrix, merge, plugin, pullRequest, scmProvider, values and images (prism.dev only)"
+            "list, clusters, clusterDecisionResource, git, matrix, merge, plugin, pullRequest, scmProvider, values and images (prism.dev only)"
         );
     }
 

@@ -11,6 +11,7 @@
 pub mod cli;
 pub mod controller;
 pub mod credentials;
+pub mod decisions;
 pub mod diff;
 pub mod digest;
 pub mod fsread;

@@ -229,6 +229,10 @@ pub struct SourceArgs {
     /// without a tokenRef, GitHub's token is $GITHUB_TOKEN, as in Argo CD).
     #[arg(long, value_name = "FILE")]
     pub scm_creds: Option<PathBuf>,
+    /// The ConfigMaps and decision resources `clusterDecisionResource` generators read
+    /// (YAML, as `kubectl get … -o yaml` prints them).
+    #[arg(long, value_name = "FILE")]
+    pub resources: Option<PathBuf>,
     /// Treat the specs as untrusted (say, from a pull request): read only remote
     /// repositories and the --repo mappings, never local paths or file://, and keep every
     /// render limit at its default.
@@ -249,6 +253,7 @@ pub struct Shared {
     policy: RepoPolicy,
     scm: Arc<crate::scm::ScmClient>,
     scm_tokens: Arc<crate::scm::ScmTokens>,
+    resources: Arc<Vec<serde_json::Value>>,
 }
 
 impl SourceArgs {
@@ -279,7 +284,12 @@ impl SourceArgs {
             Some(f) => crate::scm::ScmTokens::load(f).map_err(CliError::Failed)?,
             None => crate::scm::ScmTokens::default(),
         };
+        let resources = match &self.resources {
+            Some(f) => crate::credentials::read_objects(f).map_err(CliError::Failed)?,
+            None => Vec::new(),
+        };
         Ok(Shared {
+            resources: Arc::new(resources),
             clusters,
             registry,
             plugins,
@@ -308,6 +318,7 @@ impl SourceArgs {
         .with_credentials(shared.credentials.clone())
         .with_policy(shared.policy.clone())
         .with_scm(shared.scm.clone(), shared.scm_tokens.clone())
+        .with_resources(shared.resources.clone())
     }
 
     /// Sources as the engine sees them: the local sources, plus the plugin host when

@@ -35,6 +35,8 @@ pub struct LocalSources {
     credentials: Arc<crate::credentials::Credentials>,
     policy: crate::repo_policy::RepoPolicy,
     scm: (Arc<crate::scm::ScmClient>, Arc<crate::scm::ScmTokens>),
+    /// `--resources`: ConfigMaps and decision resources, when given.
+    resources: Option<Arc<Vec<serde_json::Value>>>,
 }
 
 impl LocalSources {
@@ -55,6 +57,7 @@ impl LocalSources {
             credentials: Arc::default(),
             policy: crate::repo_policy::RepoPolicy::local(),
             scm: Default::default(),
+            resources: None,
         }
     }
 
@@ -65,6 +68,12 @@ impl LocalSources {
         tokens: Arc<crate::scm::ScmTokens>,
     ) -> Self {
         self.scm = (client, tokens);
+        self
+    }
+
+    /// Reads `clusterDecisionResource` inputs from these objects (`--resources`).
+    pub fn with_resources(mut self, objects: Arc<Vec<serde_json::Value>>) -> Self {
+        self.resources = Some(objects);
         self
     }
 
@@ -202,6 +211,20 @@ impl Sources for LocalSources {
     ) -> Result<Vec<prism_engine::sources::PullRequest>, prism_engine::sources::ScmError> {
         let (client, tokens) = self.scm();
         client.pull_requests(query, tokens)
+    }
+
+    fn decision_resources(
+        &self,
+        query: &prism_engine::sources::DecisionQuery<'_>,
+    ) -> Result<prism_engine::sources::DecisionResources, String> {
+        match &self.resources {
+            Some(objects) => crate::decisions::select(objects, query),
+            None => Err(format!(
+                "configMapRef {:?} cannot be read here: pass --resources FILE with the ConfigMap \
+                 and the decision resources (`kubectl get … -o yaml`)",
+                query.config_map
+            )),
+        }
     }
 
     fn scm_provider(

@@ -56,7 +56,7 @@ fn unknown_generator_key() {
         err,
         format!(
             "error: {file}: document 1: ApplicationSet bad: spec.generators[0].lists: unknown generator `lists`; \
-             expected one of: list, clusters, git, matrix, merge, plugin, pullRequest, scmProvider, values and images (prism.dev only)"
+             expected one of: list, clusters, clusterDecisionResource, git, matrix, merge, plugin, pullRequest, scmProvider, values and images (prism.dev only)"
         )
     );
 }

@@ -304,3 +304,93 @@ spec:
     );
     assert!(items[1]["spec"].get("syncPolicy").is_none());
 }
+
+/// `clusterDecisionResource` on the command line: the ConfigMap and the decision
+/// resources come from `--resources` (`kubectl get -o yaml` output, a List), the
+/// clusters from `--clusters`; a label selector picks the resource.
+#[test]
+fn cluster_decision_resources_from_a_resources_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let resources = write(
+        dir.path(),
+        "resources.yaml",
+        r#"apiVersion: v1
+kind: List
+items:
+- apiVersion: v1
+  kind: ConfigMap
+  metadata: {name: ocm-placement-generator, namespace: argocd}
+  data: {apiVersion: cluster.open-cluster-management.io/v1beta1, kind: placementdecisions,
+         statusListKey: decisions, matchKey: clusterName}
+- apiVersion: cluster.open-cluster-management.io/v1beta1
+  kind: PlacementDecision
+  metadata: {name: shop-decision-1, namespace: argocd, labels: {cluster.open-cluster-management.io/placement: shop}}
+  status:
+    decisions:
+    - {clusterName: test-eu-1, reason: ""}
+    - {clusterName: prod-us-1, reason: ""}
+- apiVersion: cluster.open-cluster-management.io/v1beta1
+  kind: PlacementDecision
+  metadata: {name: other-decision-1, namespace: argocd, labels: {cluster.open-cluster-management.io/placement: other}}
+  status:
+    decisions:
+    - {clusterName: preview-eu-1, reason: ""}
+"#,
+    );
+    let spec = write(
+        dir.path(),
+        "appset.yaml",
+        r#"apiVersion: argoproj.io/v1alpha1
+kind: ApplicationSet
+metadata: {name: placed, namespace: argocd}
+spec:
+  generators:
+  - clusterDecisionResource:
+      configMapRef: ocm-placement-generator
+      labelSelector:
+        matchLabels: {cluster.open-cluster-management.io/placement: shop}
+  template:
+    metadata: {name: 'shop-{{name}}'}
+    spec:
+      project: default
+      source: {repoURL: https://github.com/example-org/shop.git, path: deploy, targetRevision: HEAD}
+      destination: {server: '{{server}}', namespace: shop}
+"#,
+    );
+    let out = prism(&[
+        "generate",
+        &spec,
+        "--clusters",
+        "examples/multi-env/clusters.yaml",
+        "--resources",
+        &resources,
+        "-o",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let list: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let names: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["shop-prod-us-1", "shop-test-eu-1"]);
+    assert_eq!(
+        list["items"][1]["spec"]["destination"]["server"],
+        "https://test-eu-1.k8s.example.com"
+    );
+    // Without --resources: an error saying what to pass.
+    let out = prism(&[
+        "generate",
+        &spec,
+        "--clusters",
+        "examples/multi-env/clusters.yaml",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("pass --resources FILE"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -329,6 +329,23 @@ impl<S: Sources + Send + Sync + 'static> Sources for PluginSources<S> {
         self.inner.pull_requests(query)
     }
 
+    fn scm_provider(
+        &self,
+        query: &prism_engine::sources::ScmQuery<'_>,
+    ) -> Result<
+        Box<dyn prism_engine::sources::ScmProviderService + '_>,
+        prism_engine::sources::ScmError,
+    > {
+        self.inner.scm_provider(query)
+    }
+
+    fn decision_resources(
+        &self,
+        query: &prism_engine::sources::DecisionQuery<'_>,
+    ) -> Result<prism_engine::sources::DecisionResources, String> {
+        self.inner.decision_resources(query)
+    }
+
     fn plugin(&self, call: &PluginCall<'_>) -> Result<Vec<ParamSet>, String> {
         let sources: Arc<dyn Sources + Send + Sync> = self.inner.clone();
         self.host.generate(call, Some(sources))

@@ -60,6 +60,27 @@ impl LabelSelector {
         Ok(())
     }
 
+    /// The selector in Kubernetes' query syntax (`env=prod,region in (eu,us),!legacy`),
+    /// as `metav1.FormatLabelSelector` writes it for a list call.
+    pub fn to_query(&self) -> String {
+        let mut parts: Vec<String> = self
+            .match_labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        for r in &self.match_expressions {
+            let mut values = r.values.clone();
+            values.sort();
+            parts.push(match r.operator.as_str() {
+                "In" => format!("{} in ({})", r.key, values.join(",")),
+                "NotIn" => format!("{} notin ({})", r.key, values.join(",")),
+                "Exists" => r.key.clone(),
+                _ => format!("!{}", r.key),
+            });
+        }
+        parts.join(",")
+    }
+
     /// Whether `labels` satisfy every requirement (call [`LabelSelector::validate`] first).
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
         self.match_labels
@@ -87,6 +108,18 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn query_syntax_as_kubernetes_writes_it() {
+        let sel: LabelSelector = serde_json::from_str(
+            r#"{"matchLabels":{"env":"prod"},"matchExpressions":[{"key":"region","operator":"In","values":["us","eu"]},{"key":"tier","operator":"NotIn","values":["x"]},{"key":"a","operator":"Exists"},{"key":"legacy","operator":"DoesNotExist"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            sel.to_query(),
+            "env=prod,region in (eu,us),tier notin (x),a,!legacy"
+        );
     }
 
     #[test]

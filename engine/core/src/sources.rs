@@ -97,6 +97,16 @@ pub trait Sources {
         )))
     }
 
+    /// The ConfigMap a `clusterDecisionResource` generator names and the decision
+    /// resources it selects. Sources that cannot read them refuse, saying how.
+    fn decision_resources(&self, query: &DecisionQuery<'_>) -> Result<DecisionResources, String> {
+        Err(format!(
+            "no cluster decision resources are available here to read configMapRef {:?}; \
+             pass --resources FILE (the ConfigMap and the resources, as `kubectl get -o yaml` prints them)",
+            query.config_map
+        ))
+    }
+
     /// Runs the plugin a `plugin` generator names and returns its parameter sets.
     /// Sources without plugin definitions refuse, saying how to provide them.
     fn plugin(&self, call: &PluginCall<'_>) -> Result<Vec<ParamSet>, String> {
@@ -186,6 +196,26 @@ pub trait ScmProviderService {
     fn branches(&self, repo: &ScmRepository) -> Result<Vec<ScmRepository>, ScmError>;
     /// Whether `path` (a file or a directory) exists on the repository's branch.
     fn has_path(&self, repo: &ScmRepository, path: &str) -> Result<bool, ScmError>;
+}
+
+/// What a `clusterDecisionResource` generator asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecisionQuery<'a> {
+    /// `configMapRef`: the ConfigMap (in Argo CD's namespace) describing the resource kind.
+    pub config_map: &'a str,
+    /// `name`: one resource by name, or
+    pub name: Option<&'a str>,
+    /// `labelSelector`: the resources whose labels match.
+    pub label_selector: Option<&'a crate::selector::LabelSelector>,
+}
+
+/// The ConfigMap's `data` and the selected resources (whole objects).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DecisionResources {
+    /// `apiVersion`, `kind`, `statusListKey`, `matchKey`.
+    pub config: std::collections::BTreeMap<String, String>,
+    /// The decision resources, in name order.
+    pub resources: Vec<serde_json::Value>,
 }
 
 /// A branch or tag and the commit it points at.
