@@ -253,7 +253,7 @@ pub struct Shared {
     policy: RepoPolicy,
     scm: Arc<crate::scm::ScmClient>,
     scm_tokens: Arc<crate::scm::ScmTokens>,
-    resources: Arc<Vec<serde_json::Value>>,
+    resources: Option<Arc<Vec<serde_json::Value>>>,
 }
 
 impl SourceArgs {
@@ -285,11 +285,13 @@ impl SourceArgs {
             None => crate::scm::ScmTokens::default(),
         };
         let resources = match &self.resources {
-            Some(f) => crate::credentials::read_objects(f).map_err(CliError::Failed)?,
-            None => Vec::new(),
+            Some(f) => Some(Arc::new(
+                crate::credentials::read_objects(f).map_err(CliError::Failed)?,
+            )),
+            None => None,
         };
         Ok(Shared {
-            resources: Arc::new(resources),
+            resources,
             clusters,
             registry,
             plugins,
@@ -306,7 +308,7 @@ impl SourceArgs {
 
     /// Sources reading repositories at `revision`.
     pub fn sources(&self, revision: RevisionChoice, shared: &Shared) -> LocalSources {
-        LocalSources::new(
+        let sources = LocalSources::new(
             self.repo.clone(),
             self.cache_dir
                 .clone()
@@ -317,8 +319,11 @@ impl SourceArgs {
         .with_registry(shared.registry.clone())
         .with_credentials(shared.credentials.clone())
         .with_policy(shared.policy.clone())
-        .with_scm(shared.scm.clone(), shared.scm_tokens.clone())
-        .with_resources(shared.resources.clone())
+        .with_scm(shared.scm.clone(), shared.scm_tokens.clone());
+        match &shared.resources {
+            Some(objects) => sources.with_resources(objects.clone()),
+            None => sources,
+        }
     }
 
     /// Sources as the engine sees them: the local sources, plus the plugin host when
