@@ -1081,3 +1081,176 @@ async fn rolling_sync_goes_step_by_step_and_deletes_in_reverse() {
     })
     .await;
 }
+
+/// Server-side applies `doc` as the admin (namespaced unless it is a CRD).
+async fn admin_apply(api: &Apis, doc: Value) {
+    let (group, version) = match doc["apiVersion"].as_str().unwrap().split_once('/') {
+        Some((g, v)) => (g.to_string(), v.to_string()),
+        None => (
+            String::new(),
+            doc["apiVersion"].as_str().unwrap().to_string(),
+        ),
+    };
+    let kind = doc["kind"].as_str().unwrap().to_string();
+    let ar = kube::api::ApiResource::from_gvk_with_plural(
+        &kube::api::GroupVersionKind::gvk(&group, &version, &kind),
+        &format!("{}s", kind.to_lowercase()),
+    );
+    let name = doc["metadata"]["name"].as_str().unwrap().to_string();
+    let target: Api<DynamicObject> = match doc["metadata"]["namespace"].as_str() {
+        Some(ns) => Api::namespaced_with(api.admin.clone(), ns, &ar),
+        None => Api::all_with(api.admin.clone(), &ar),
+    };
+    target
+        .patch(
+            &name,
+            &PatchParams::apply("e2e").force(),
+            &Patch::Apply(&doc),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("applying {kind} {name}: {e}"));
+}
+
+/// `clusterDecisionResource` in the controller (Argo's duck type, as Open Cluster
+/// Management's PlacementDecision feeds it): the test installs a PlacementDecision-like
+/// CRD and grants the controller `list`/`watch` on it, as the README tells admins to.
+/// Applications follow the decisions through the watch; when every decision resource
+/// is gone, the deletion guard holds the deletes (Argo deletes nothing ever: issue 11939).
+#[tokio::test]
+async fn cluster_decision_resources_are_read_and_watched() {
+    let tenant = control_plane().tenant().await;
+    let ns = tenant.namespace.clone();
+    let api = Apis::new(&tenant).await;
+    admin_apply(&api, json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "placementdecisions.cluster.open-cluster-management.io"},
+        "spec": {"group": "cluster.open-cluster-management.io", "scope": "Namespaced",
+                 "names": {"kind": "PlacementDecision", "plural": "placementdecisions",
+                           "singular": "placementdecision", "listKind": "PlacementDecisionList"},
+                 "versions": [{"name": "v1beta1", "served": true, "storage": true,
+                               "schema": {"openAPIV3Schema": {"type": "object",
+                                          "x-kubernetes-preserve-unknown-fields": true}}}]}
+    }))
+    .await;
+    // The admin's grant for the kind the ConfigMap names.
+    admin_apply(
+        &api,
+        json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": {"name": "prism-placements", "namespace": ns},
+            "rules": [{"apiGroups": ["cluster.open-cluster-management.io"],
+                       "resources": ["placementdecisions"], "verbs": ["list", "watch"]}]
+        }),
+    )
+    .await;
+    admin_apply(&api, json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "prism-placements", "namespace": ns},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "prism-placements"},
+        "subjects": [{"kind": "ServiceAccount", "name": "prism-controller", "namespace": ns}]
+    }))
+    .await;
+    for (name, server) in [
+        ("east", "https://east.example:6443"),
+        ("west", "https://west.example:6443"),
+    ] {
+        admin_apply(
+            &api,
+            json!({
+                "apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": format!("cluster-{name}"), "namespace": ns,
+                             "labels": {"argocd.argoproj.io/secret-type": "cluster"}},
+                "stringData": {"name": name, "server": server}
+            }),
+        )
+        .await;
+    }
+    admin_apply(&api, json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "ocm-placement-generator", "namespace": ns},
+        "data": {"apiVersion": "cluster.open-cluster-management.io/v1beta1",
+                 "kind": "placementdecisions", "statusListKey": "decisions", "matchKey": "clusterName"}
+    }))
+    .await;
+    let decision = |clusters: &[&str]| {
+        json!({
+            "apiVersion": "cluster.open-cluster-management.io/v1beta1", "kind": "PlacementDecision",
+            "metadata": {"name": "shop-decision-1", "namespace": ns,
+                         "labels": {"cluster.open-cluster-management.io/placement": "shop"}},
+            "status": {"decisions": clusters.iter()
+                .map(|c| json!({"clusterName": c, "reason": ""})).collect::<Vec<_>>()}
+        })
+    };
+    admin_apply(&api, decision(&["east", "west"])).await;
+    let cache = tempfile::tempdir().unwrap();
+    let _controller = start_controller(
+        &tenant,
+        "solo",
+        cache.path(),
+        &["--no-leader-election", "--watch-argo-applicationsets"],
+    );
+    api.apply(json!({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "ApplicationSet",
+        "metadata": {"name": "placed", "namespace": ns},
+        "spec": {
+            "generators": [{"clusterDecisionResource": {
+                "configMapRef": "ocm-placement-generator",
+                "labelSelector": {"matchLabels": {"cluster.open-cluster-management.io/placement": "shop"}},
+                "requeueAfterSeconds": 3600}}],
+            "template": {
+                "metadata": {"name": "shop-{{name}}"},
+                "spec": {"project": "default",
+                         "source": {"repoURL": "https://github.com/example-org/shop.git", "path": "deploy"},
+                         "destination": {"server": "{{server}}", "namespace": "shop"}}
+            }
+        }
+    }))
+    .await;
+    eventually(
+        Duration::from_secs(60),
+        "an Application per decision",
+        || async { (api.names().await == ["shop-east", "shop-west"]).then_some(()) },
+    )
+    .await;
+    // The watch: a decision dropped is an Application deleted, without a requeue.
+    admin_apply(&api, decision(&["east"])).await;
+    eventually(
+        Duration::from_secs(30),
+        "west's Application deleted",
+        || async {
+            // Deleted, or being deleted (Argo CD, not here, would remove its finalizer).
+            let west = api.apps.get_opt("shop-west").await.ok()?;
+            west.is_none_or(|a| a.metadata.deletion_timestamp.is_some())
+                .then_some(())
+        },
+    )
+    .await;
+    // Every decision resource gone: the deletion guard holds the last delete.
+    let decisions: Api<DynamicObject> = Api::namespaced_with(
+        api.admin.clone(),
+        &ns,
+        &kube::api::ApiResource::from_gvk_with_plural(
+            &kube::api::GroupVersionKind::gvk(
+                "cluster.open-cluster-management.io",
+                "v1beta1",
+                "PlacementDecision",
+            ),
+            "placementdecisions",
+        ),
+    );
+    decisions
+        .delete("shop-decision-1", &DeleteParams::default())
+        .await
+        .expect("deleting the decision");
+    let held = eventually(Duration::from_secs(30), "the deletion guard", || async {
+        let set = api.argo_sets.get("placed").await.ok()?;
+        set.data["status"]["conditions"]
+            .as_array()?
+            .iter()
+            .find(|c| c["type"] == "ResourcesUpToDate" && c["reason"] == "DeletionHeld")
+            .map(|c| c["message"].to_string())
+    })
+    .await;
+    assert!(held.contains("shop-east") || held.contains("all"), "{held}");
+    assert!(api.names().await.contains(&"shop-east".to_string()));
+}

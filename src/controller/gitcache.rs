@@ -12,7 +12,7 @@ use crate::repo_policy::RepoPolicy;
 use prism_engine::generators::images::{ImageQuery, ResolvedImage};
 use prism_engine::sources::normalize_url;
 use prism_engine::{Cluster, GitRef, Repository, SourceError, Sources};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -273,7 +273,16 @@ pub struct ControllerSources {
     pub reader: Reader,
     /// The SCM client and the tokens the set's `pullRequest` generators name.
     pub scm: (Arc<crate::scm::ScmClient>, Arc<crate::scm::ScmTokens>),
+    /// The decision resources the set's `clusterDecisionResource` generators read, read
+    /// before the render (or why not).
+    pub decisions: Decisions,
 }
+
+/// Decision resources by what a generator asks for.
+pub type Decisions = BTreeMap<
+    prism_engine::generators::DecisionSource,
+    Result<prism_engine::sources::DecisionResources, String>,
+>;
 
 impl Sources for ControllerSources {
     fn repository(
@@ -294,6 +303,24 @@ impl Sources for ControllerSources {
         query: &prism_engine::sources::ScmQuery<'_>,
     ) -> Result<Vec<prism_engine::sources::PullRequest>, prism_engine::sources::ScmError> {
         self.scm.0.pull_requests(query, &self.scm.1)
+    }
+
+    fn decision_resources(
+        &self,
+        query: &prism_engine::sources::DecisionQuery<'_>,
+    ) -> Result<prism_engine::sources::DecisionResources, String> {
+        let key = prism_engine::generators::DecisionSource {
+            config_map: query.config_map.to_string(),
+            name: query.name.map(str::to_string),
+            label_selector: query.label_selector.map(|s| s.to_query()),
+        };
+        self.decisions.get(&key).cloned().unwrap_or_else(|| {
+            Err(
+                "not read before the render (a templated configMapRef, name or labelSelector \
+                 cannot be read by the controller)"
+                    .into(),
+            )
+        })
     }
 
     fn scm_provider(

@@ -585,6 +585,17 @@ pub fn pull_request_sources(
     out
 }
 
+/// What the set's `clusterDecisionResource` generators read.
+pub fn decision_sources(generators: &[Value]) -> Vec<prism_engine::generators::DecisionSource> {
+    let mut out = Vec::new();
+    walk(generators, &mut |kind, body| {
+        out.extend(lookup(kind).and_then(|k| k.reads_decisions(body)));
+    });
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// Whether a set reads Argo CD's cluster Secrets (a `clusters` generator anywhere).
 pub fn uses_clusters(generators: &[Value]) -> bool {
     let mut found = false;

@@ -101,6 +101,10 @@ pub struct Context {
     scm: Arc<crate::scm::ScmClient>,
     /// Transient failures in a row, by set (`namespace.name`), for the backoff.
     failures: Mutex<HashMap<String, u32>>,
+    /// The triggers, to which the decision resources' watches report.
+    triggers: Arc<OnceLock<Triggers>>,
+    /// The decision resource kinds (`apiVersion`, plural) already watched.
+    decision_watches: Mutex<std::collections::BTreeSet<(String, String)>>,
 }
 
 /// Why a reconcile could not finish, and so how it is retried.
@@ -364,6 +368,8 @@ pub async fn run(
         plugins,
         scm,
         failures: Mutex::default(),
+        triggers: triggers.clone(),
+        decision_watches: Mutex::default(),
     });
     let (kinds, loops) = application_set_controllers(&client, &config, ctx, &stop);
     let _ = triggers.set(Triggers { kinds });
@@ -1350,12 +1356,14 @@ async fn render_set(
         Ok(tokens) => tokens,
         Err(e) => return Ok(Err(e)),
     };
+    let decisions = decisions_of(ctx, &appset).await?;
     let sources = ControllerSources {
         git: ctx.git.clone(),
         clusters: clusters(&ctx.secrets),
         registry: Some(ctx.registry.clone()),
         reader,
         scm: (ctx.scm.clone(), Arc::new(tokens)),
+        decisions,
     };
     let plugins = ctx.plugins.clone();
     let options = ctx.config.render.clone();
@@ -1378,6 +1386,131 @@ async fn render_set(
     })
     .await
     .map_err(|e| ReconcileError::Transient(format!("render task: {e}")))
+}
+
+/// The decision resources the set's `clusterDecisionResource` generators read: the
+/// ConfigMap (in Argo CD's namespace) and the resources it describes, listed there by
+/// name or label selector with the dynamic API. Each kind is watched from its first read
+/// on, so a changed decision re-renders the sets that read decisions. A read the API
+/// refuses is that generator's error (the admin grants `list`/`watch` on the kind).
+async fn decisions_of(
+    ctx: &Context,
+    appset: &ApplicationSet,
+) -> Result<crate::controller::gitcache::Decisions, ReconcileError> {
+    let mut out = crate::controller::gitcache::Decisions::new();
+    let ns = &ctx.config.argocd_namespace;
+    for source in reconcile::decision_sources(&appset.spec.generators) {
+        let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ns);
+        let config = match config_maps.get_opt(&source.config_map).await {
+            Ok(Some(cm)) => cm.data.unwrap_or_default(),
+            Ok(None) => {
+                out.insert(source, Err(format!("ConfigMap does not exist in {ns}")));
+                continue;
+            }
+            Err(e) => {
+                return Err(ReconcileError::Transient(format!(
+                    "reading ConfigMap {}: {}",
+                    source.config_map,
+                    apply::describe(&e)
+                )))
+            }
+        };
+        let config: BTreeMap<String, String> = config.into_iter().collect();
+        let api_version = config.get("apiVersion").cloned().unwrap_or_default();
+        let plural = config.get("kind").cloned().unwrap_or_default();
+        let Some((group, version)) = api_version.split_once('/').filter(|(g, _)| !g.is_empty())
+        else {
+            // The generator reports the ConfigMap's problem.
+            out.insert(
+                source,
+                Ok(prism_engine::sources::DecisionResources {
+                    config,
+                    resources: vec![],
+                }),
+            );
+            continue;
+        };
+        let resource = ApiResource {
+            group: group.into(),
+            version: version.into(),
+            api_version: api_version.clone(),
+            kind: plural.clone(),
+            plural: plural.clone(),
+        };
+        watch_decisions(ctx, &resource);
+        let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), ns, &resource);
+        let params = match (&source.name, &source.label_selector) {
+            (Some(name), _) => {
+                kube::api::ListParams::default().fields(&format!("metadata.name={name}"))
+            }
+            (None, Some(selector)) => kube::api::ListParams::default().labels(selector),
+            (None, None) => kube::api::ListParams::default(),
+        };
+        let listed = match api.list(&params).await {
+            Ok(list) => {
+                let mut resources: Vec<Value> = list
+                    .items
+                    .iter()
+                    .map(|o| serde_json::to_value(o).unwrap_or(Value::Null))
+                    .collect();
+                resources.sort_by(|a, b| {
+                    a["metadata"]["name"]
+                        .as_str()
+                        .cmp(&b["metadata"]["name"].as_str())
+                });
+                Ok(prism_engine::sources::DecisionResources { config, resources })
+            }
+            Err(kube::Error::Api(s)) if s.code == 403 || s.code == 404 => Err(format!(
+                "listing {plural}.{group} in {ns}: {} (grant the controller list and watch on it)",
+                s.message
+            )),
+            Err(e) => {
+                return Err(ReconcileError::Transient(format!(
+                    "listing {plural}.{group}: {}",
+                    apply::describe(&e)
+                )))
+            }
+        };
+        out.insert(source, listed);
+    }
+    Ok(out)
+}
+
+/// Starts a watch of a decision resource kind (once per kind): any change re-renders
+/// the sets with a `clusterDecisionResource` generator.
+fn watch_decisions(ctx: &Context, resource: &ApiResource) {
+    let key = (resource.api_version.clone(), resource.plural.clone());
+    let new = ctx
+        .decision_watches
+        .lock()
+        .map(|mut w| w.insert(key))
+        .unwrap_or(false);
+    if !new {
+        return;
+    }
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(ctx.client.clone(), &ctx.config.argocd_namespace, resource);
+    let triggers = ctx.triggers.clone();
+    let what = format!("{}.{}", resource.plural, resource.group);
+    tokio::spawn(
+        watcher(api, watcher::Config::default())
+            .default_backoff()
+            .for_each(move |event| {
+                match event {
+                    Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_)) => {
+                        if let Some(t) = triggers.get() {
+                            let n = t.send_all(|set| {
+                                !reconcile::decision_sources(generators(&set.data)).is_empty()
+                            });
+                            tracing::debug!(sets = n, "{what} changed");
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!("watching {what}: {e}"),
+                }
+                futures::future::ready(())
+            }),
+    );
 }
 
 /// A plan, with the desired Applications (or the render's error) and the existing ones.
@@ -1701,6 +1834,8 @@ mod tests {
             plugins: None,
             scm: Arc::new(crate::scm::ScmClient::default()),
             failures: Mutex::default(),
+            triggers: Arc::default(),
+            decision_watches: Mutex::default(),
         })
     }
 
