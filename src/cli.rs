@@ -116,6 +116,10 @@ pub struct ControllerArgs {
     /// flag of the same name; without it the strategy is read and ignored, as Argo's).
     #[arg(long)]
     pub enable_progressive_syncs: bool,
+    /// Namespaces besides Argo CD's whose ApplicationSets are reconciled (comma-separated
+    /// globs, or `/regex/`), as Argo's flag; default: every watched namespace.
+    #[arg(long, value_delimiter = ',', value_name = "NAMESPACE")]
+    pub applicationset_namespaces: Vec<String>,
     /// Annotation keys whose live values every set's Applications keep (comma-separated;
     /// Argo's flag, added to each set's `preservedFields`).
     #[arg(long, value_delimiter = ',', value_name = "KEY")]
@@ -182,6 +186,7 @@ pub fn controller(args: &ControllerArgs) -> Result<(), CliError> {
         token_ref_strict_mode: args.token_ref_strict_mode,
         allowed_scm_providers: args.allowed_scm_providers.clone(),
         progressive_syncs: args.enable_progressive_syncs,
+        applicationset_namespaces: args.applicationset_namespaces.clone(),
         preserved: crate::controller::reconcile::Preserved {
             annotations: args.preserved_annotations.clone(),
             labels: args.preserved_labels.clone(),

@@ -597,8 +597,10 @@ fn git_set(ns: &str, name: &str, project: &str, url: &str) -> Value {
     })
 }
 
-/// Apps in any namespace: a set outside the Argo CD namespace reads only what its
-/// AppProject's `sourceRepos` allow, and must name its project plainly.
+/// Apps in any namespace: a set outside the Argo CD namespace must name its project
+/// plainly, the project must list the set's namespace in `sourceNamespaces` (globs or
+/// `/regex/`, Argo's IsAppNamespacePermitted), and the set reads only what its
+/// `sourceRepos` allow.
 #[tokio::test]
 async fn a_set_outside_the_argo_cd_namespace_reads_only_its_projects_repositories() {
     let home = control_plane().tenant().await;
@@ -609,18 +611,24 @@ async fn a_set_outside_the_argo_cd_namespace_reads_only_its_projects_repositorie
         &home.namespace,
         &resource("argoproj.io", "AppProject", "appprojects"),
     );
-    projects
-        .patch(
-            "team",
-            &PatchParams::apply("e2e").force(),
-            &Patch::Apply(
-                json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "AppProject",
-                                 "metadata": {"name": "team"},
-                                 "spec": {"sourceRepos": ["https://git.example/allowed/*"]}}),
-            ),
-        )
-        .await
-        .expect("AppProject");
+    for (name, source_namespaces) in [
+        ("team", json!(["other", format!("/^{}$/", away.namespace)])),
+        ("closed", json!(["other-*"])),
+    ] {
+        projects
+            .patch(
+                name,
+                &PatchParams::apply("e2e").force(),
+                &Patch::Apply(
+                    json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "AppProject",
+                    "metadata": {"name": name},
+                    "spec": {"sourceRepos": ["https://git.example/allowed/*"],
+                             "sourceNamespaces": source_namespaces}}),
+                ),
+            )
+            .await
+            .expect("AppProject");
+    }
     let sets: Api<DynamicObject> = Api::namespaced_with(
         admin.clone(),
         &away.namespace,
@@ -652,6 +660,11 @@ async fn a_set_outside_the_argo_cd_namespace_reads_only_its_projects_repositorie
             "must name its AppProject plainly",
         ),
         ("missing", "nobody", "AppProject nobody does not exist"),
+        (
+            "closed",
+            "closed",
+            "AppProject closed does not permit Applications in namespace",
+        ),
     ] {
         sets.patch(
             name,

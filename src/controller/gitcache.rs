@@ -238,7 +238,7 @@ impl Reader {
 
 /// `*` (any run, `/` included) and `?` (one character) over the whole text; linear in
 /// practice, and the URL policy bounds both sides.
-fn wildcard(pattern: &str, text: &str) -> bool {
+pub(crate) fn wildcard(pattern: &str, text: &str) -> bool {
     let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
     let (mut i, mut j, mut star, mut mark) = (0, 0, None, 0);
     while j < t.len() {

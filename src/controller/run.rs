@@ -84,6 +84,9 @@ pub struct Config {
     /// Annotations and labels preserved on every set's Applications
     /// (`--preserved-annotations`, `--preserved-labels`).
     pub preserved: reconcile::Preserved,
+    /// Namespaces besides Argo CD's whose sets are reconciled (globs or `/regex/`;
+    /// empty: every watched namespace).
+    pub applicationset_namespaces: Vec<String>,
 }
 
 /// What every reconcile shares.
@@ -812,6 +815,10 @@ async fn reconcile_set(
     object["apiVersion"] = Value::from(resource.api_version.clone());
     object["kind"] = Value::from("ApplicationSet");
     let meta = SetMeta::from_object(&object).map_err(ReconcileError::Permanent)?;
+    if !namespace_allowed(&ctx.config, &meta.namespace) {
+        // Argo's `--applicationset-namespaces`: other namespaces' sets are not ours.
+        return Ok(Action::await_change());
+    }
     if set.meta().deletion_timestamp.is_some() {
         if meta.finalizers.iter().any(|f| f == RESOURCES_FINALIZER) {
             // `deletionOrder: Reverse`: the last step's Applications go first.
@@ -957,6 +964,28 @@ async fn reconcile_set(
         (Some(d), None) => Action::requeue(d),
         (None, None) => Action::await_change(),
     })
+}
+
+/// Whether sets in `namespace` are reconciled: Argo CD's namespace always; others when
+/// `--applicationset-namespaces` lists them (globs, or `/regex/`), or when it is not given.
+fn namespace_allowed(config: &Config, namespace: &str) -> bool {
+    namespace == config.argocd_namespace
+        || config.applicationset_namespaces.is_empty()
+        || matches_list(&config.applicationset_namespaces, namespace)
+}
+
+/// Argo's `glob.MatchStringInList` in its `regexp` mode: `/…/` is a regular expression,
+/// anything else a glob.
+pub fn matches_list(patterns: &[String], item: &str) -> bool {
+    patterns.iter().any(
+        |p| match p.strip_prefix('/').and_then(|r| r.strip_suffix('/')) {
+            Some(re) if p.len() > 1 => regex::RegexBuilder::new(re)
+                .size_limit(1 << 20)
+                .build()
+                .is_ok_and(|r| r.is_match(item)),
+            _ => crate::controller::gitcache::wildcard(p, item),
+        },
+    )
 }
 
 /// What the controller does with a set's `strategy` (nothing unless
@@ -1247,6 +1276,23 @@ async fn reader_of(
             "spec.template.spec.project: AppProject {project} does not exist in {argocd}"
         )));
     };
+    // Argo's IsAppNamespacePermitted: Applications outside Argo CD's namespace only in
+    // the namespaces the project lists.
+    let source_namespaces: Vec<String> = found.data["spec"]["sourceNamespaces"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    if !matches_list(&source_namespaces, &appset.namespace) {
+        return Ok(Err(format!(
+            "AppProject {project} does not permit Applications in namespace {} \
+             (add it to the project's spec.sourceNamespaces)",
+            appset.namespace
+        )));
+    }
     let repos = found.data["spec"]["sourceRepos"]
         .as_array()
         .map(|a| {
@@ -1357,6 +1403,9 @@ async fn render_set(
         Err(e) => return Ok(Err(e)),
     };
     let decisions = decisions_of(ctx, &appset).await?;
+    // A set outside Argo CD's namespace was checked against one project: its
+    // Applications may name no other (a generator's template could try).
+    let checked_project = reader.source_repos.as_ref().map(|(p, _)| p.clone());
     let sources = ControllerSources {
         git: ctx.git.clone(),
         clusters: clusters(&ctx.secrets),
@@ -1380,6 +1429,20 @@ async fn render_set(
                 .map_err(|e| e.to_string())?;
             for w in &out.warnings {
                 tracing::warn!("{w}");
+            }
+            if let Some(project) = &checked_project {
+                if let Some(app) = out
+                    .applications
+                    .iter()
+                    .find(|a| a.manifest["spec"]["project"].as_str() != Some(project.as_str()))
+                {
+                    return Err(format!(
+                        "Application {} names project {}, but this set (outside the Argo CD \
+                         namespace) was checked against project {project} only",
+                        app.manifest["metadata"]["name"].as_str().unwrap_or("?"),
+                        app.manifest["spec"]["project"]
+                    ));
+                }
             }
             Ok(out.applications.into_iter().map(|a| a.manifest).collect())
         })
@@ -1691,6 +1754,7 @@ async fn publish(
 
 #[cfg(test)]
 mod tests {
+
     //! Whole reconcile passes against kube-rs's mocked tower service: every request
     //! the pass makes is recorded and answered, then asserted by method and path.
 
@@ -1700,6 +1764,52 @@ mod tests {
     use kube::client::Body;
     use kube::runtime::reflector::store::Writer;
     use serde_json::json;
+
+    /// A controller configuration for tests.
+    fn test_config() -> Config {
+        Config {
+            namespace: None,
+            argocd_namespace: "argocd".into(),
+            policy: Policy::Sync,
+            concurrency: 1,
+            watch_argo: false,
+            leader_election: false,
+            lease: ("l".into(), "argocd".into()),
+            identity: "test".into(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            secrets: Secrets::default(),
+            git_refresh: Duration::from_secs(60),
+            cache_dir: PathBuf::from("/nonexistent"),
+            resource_cap: 5000,
+            render: RenderOptions::default(),
+            repo_policy: crate::repo_policy::RepoPolicy::remote_only(false),
+            token_ref_strict_mode: false,
+            allowed_scm_providers: Vec::new(),
+            progressive_syncs: true,
+            preserved: reconcile::Preserved::default(),
+            applicationset_namespaces: Vec::new(),
+        }
+    }
+
+    /// Argo's `glob.MatchStringInList` (regexp mode) for `--applicationset-namespaces`
+    /// and `sourceNamespaces`: globs, `/regex/`, and Argo CD's own namespace always.
+    #[test]
+    fn namespaces_match_globs_and_regexes() {
+        let list = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(matches_list(&list(&["team-*"]), "team-a"));
+        assert!(!matches_list(&list(&["team-*"]), "ops"));
+        assert!(matches_list(&list(&["/^prod-[0-9]+$/"]), "prod-12"));
+        assert!(!matches_list(&list(&["/^prod-[0-9]+$/"]), "prod-x"));
+        assert!(!matches_list(&list(&[]), "anything"));
+        let config = |namespaces: &[&str]| Config {
+            applicationset_namespaces: list(namespaces),
+            ..test_config()
+        };
+        assert!(namespace_allowed(&config(&[]), "anywhere"));
+        assert!(namespace_allowed(&config(&["team-*"]), "argocd"));
+        assert!(namespace_allowed(&config(&["team-*"]), "team-b"));
+        assert!(!namespace_allowed(&config(&["team-*"]), "ops"));
+    }
 
     type Recorded = Vec<(String, String, Value)>;
 
@@ -1805,25 +1915,8 @@ mod tests {
         Arc::new(Context {
             client,
             config: Config {
-                namespace: None,
-                argocd_namespace: "argocd".into(),
-                policy: Policy::Sync,
-                concurrency: 1,
-                watch_argo: false,
-                leader_election: false,
-                lease: ("l".into(), "argocd".into()),
-                identity: "test".into(),
-                listen: "127.0.0.1:0".parse().unwrap(),
-                secrets: Secrets::default(),
-                git_refresh: Duration::from_secs(60),
                 cache_dir: dir.to_path_buf(),
-                resource_cap: 5000,
-                render: RenderOptions::default(),
-                repo_policy: crate::repo_policy::RepoPolicy::remote_only(false),
-                token_ref_strict_mode: false,
-                allowed_scm_providers: Vec::new(),
-                progressive_syncs: true,
-                preserved: reconcile::Preserved::default(),
+                ..test_config()
             },
             git: Arc::new(GitCache::new(dir.join("git"), Duration::from_secs(60))),
             apps: writer.as_reader(),
