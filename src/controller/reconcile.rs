@@ -242,7 +242,12 @@ pub fn desired(
         let mut hashed = app.clone();
         ignore::strip(&mut hashed, &paths);
         for (kind, key) in preserved.keys() {
-            if let Some(m) = hashed["metadata"][kind].as_object_mut() {
+            // `get_mut`, not indexing: indexing would insert a null and change the hash.
+            if let Some(m) = hashed
+                .get_mut("metadata")
+                .and_then(|m| m.get_mut(kind))
+                .and_then(Value::as_object_mut)
+            {
                 m.remove(key);
             }
         }
