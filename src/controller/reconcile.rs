@@ -450,6 +450,31 @@ pub fn status(
     }
 }
 
+/// A condition that keeps its `lastTransitionTime` from `previous` while its status
+/// stays the same (so a pass that changes nothing writes nothing).
+pub fn condition(
+    previous: &[Condition],
+    now: &str,
+    type_: &str,
+    ok: bool,
+    reason: &str,
+    message: String,
+) -> Condition {
+    let status = if ok { "True" } else { "False" };
+    let since = previous
+        .iter()
+        .find(|c| c.type_ == type_ && c.status == status)
+        .and_then(|c| c.last_transition_time.clone())
+        .unwrap_or_else(|| now.to_string());
+    Condition {
+        type_: type_.into(),
+        status: status.into(),
+        reason: reason.into(),
+        message,
+        last_transition_time: Some(since),
+    }
+}
+
 /// Argo's conditions for a pass, each keeping its `lastTransitionTime` while its status
 /// stays the same.
 fn conditions(
@@ -459,20 +484,7 @@ fn conditions(
     now: &str,
 ) -> Vec<Condition> {
     let cond = |type_: &str, ok: bool, reason: &str, message: String| {
-        let status = if ok { "True" } else { "False" };
-        let since = previous
-            .conditions
-            .iter()
-            .find(|c| c.type_ == type_ && c.status == status)
-            .and_then(|c| c.last_transition_time.clone())
-            .unwrap_or_else(|| now.to_string());
-        Condition {
-            type_: type_.into(),
-            status: status.into(),
-            reason: reason.into(),
-            message,
-            last_transition_time: Some(since),
-        }
+        condition(&previous.conditions, now, type_, ok, reason, message)
     };
     let failed = !applied.errors.is_empty();
     let error = match (&plan.error, failed) {
@@ -566,39 +578,35 @@ pub fn requeue_after(generators: &[Value]) -> Option<Duration> {
     best
 }
 
-/// Every (`repoURL`, `revision`) a set's git and values generators read, nested ones included.
-pub fn git_sources(generators: &[Value]) -> Vec<(String, String)> {
+/// What every generator of a set (nested ones included) answers to `ask`, sorted, once each.
+fn collect<T: Ord>(
+    generators: &[Value],
+    ask: impl Fn(&dyn prism_engine::generators::GeneratorKind, &Value) -> Option<T>,
+) -> Vec<T> {
     let mut out = Vec::new();
     walk(generators, &mut |kind, body| {
-        out.extend(lookup(kind).and_then(|k| k.reads_git(body)));
+        out.extend(lookup(kind).and_then(|k| ask(k, body)));
     });
     out.sort();
     out.dedup();
     out
+}
+
+/// Every (`repoURL`, `revision`) a set's git and values generators read.
+pub fn git_sources(generators: &[Value]) -> Vec<(String, String)> {
+    collect(generators, |k, body| k.reads_git(body))
 }
 
 /// Where the set's `pullRequest` generators list pull requests.
 pub fn pull_request_sources(
     generators: &[Value],
 ) -> Vec<prism_engine::generators::PullRequestSource> {
-    let mut out = Vec::new();
-    walk(generators, &mut |kind, body| {
-        out.extend(lookup(kind).and_then(|k| k.reads_pull_requests(body)));
-    });
-    out.sort();
-    out.dedup();
-    out
+    collect(generators, |k, body| k.reads_pull_requests(body))
 }
 
 /// What the set's `clusterDecisionResource` generators read.
 pub fn decision_sources(generators: &[Value]) -> Vec<prism_engine::generators::DecisionSource> {
-    let mut out = Vec::new();
-    walk(generators, &mut |kind, body| {
-        out.extend(lookup(kind).and_then(|k| k.reads_decisions(body)));
-    });
-    out.sort();
-    out.dedup();
-    out
+    collect(generators, |k, body| k.reads_decisions(body))
 }
 
 /// Whether a set reads Argo CD's cluster Secrets (a `clusters` generator anywhere).

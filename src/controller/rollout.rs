@@ -16,6 +16,7 @@
 //! - A sync is started once per transition to Pending, and again only while Argo CD has
 //!   neither an `operation` nor a sync started since.
 
+use crate::controller::application::Progress;
 use crate::controller::crd::{ApplicationStatusEntry, Condition};
 use prism_engine::model::{IntOrString, RollingSyncStep};
 use std::collections::{BTreeMap, BTreeSet};
@@ -32,22 +33,10 @@ pub const HEALTHY: &str = "Healthy";
 /// What the controller knows of one live Application owned by the set.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AppState {
-    /// `status.health.status`.
-    pub health: String,
-    /// `status.sync.status`.
-    pub sync: String,
-    /// `status.sync.revision` or `revisions`.
-    pub revisions: Vec<String>,
-    /// `status.reconciledAt`, Unix seconds.
-    pub reconciled_at: Option<i64>,
-    /// `status.operationState.startedAt`, Unix seconds.
-    pub operation_started_at: Option<i64>,
-    /// `status.operationState.phase`.
-    pub operation_phase: Option<String>,
+    /// Its health, sync, revisions and last operation, from the cache.
+    pub progress: Progress,
     /// Whether `operation` is set (a sync asked for and not yet taken up).
     pub has_operation: bool,
-    /// An `InvalidSpecError` or `UnknownError` condition: it cannot sync.
-    pub error: bool,
     /// Argo CD has compared the current spec (`status.sync.comparedTo` matches it).
     pub compared_current: bool,
     /// This pass writes a new spec to it.
@@ -300,7 +289,7 @@ pub fn run(input: &Input) -> Output {
             Some(p) => (*p).clone(),
             None => ApplicationStatusEntry {
                 application: name.clone(),
-                target_revisions: app.revisions.clone(),
+                target_revisions: app.progress.revisions.clone(),
                 last_transition_time: now(),
                 message: "No Application status found, defaulting status to Waiting".into(),
                 status: WAITING.into(),
@@ -309,9 +298,9 @@ pub fn run(input: &Input) -> Output {
         };
         let mut next = current.clone();
         next.step = step_label(name);
-        let revisions_changed = current.target_revisions != app.revisions;
+        let revisions_changed = current.target_revisions != app.progress.revisions;
         if revisions_changed || app.spec_changed {
-            next.target_revisions = app.revisions.clone();
+            next.target_revisions = app.progress.revisions.clone();
             next.message = match (revisions_changed, app.spec_changed) {
                 (true, true) => "Application has pending changes (revision and spec differ), setting status to Waiting",
                 (true, false) => "Application has pending changes, setting status to Waiting",
@@ -321,11 +310,11 @@ pub fn run(input: &Input) -> Output {
             next.status = WAITING.into();
             next.last_transition_time = now();
         }
-        let settled = app.sync == "Synced" && app.compared_current && !app.spec_changed;
+        let settled = app.progress.sync == "Synced" && app.compared_current && !app.spec_changed;
         if next.status == WAITING {
             if settled {
                 next.last_transition_time = now();
-                if app.health == "Healthy" {
+                if app.progress.health == "Healthy" {
                     next.status = HEALTHY.into();
                     next.message =
                         "Application resource has synced, updating status to Healthy".into();
@@ -337,17 +326,21 @@ pub fn run(input: &Input) -> Output {
             }
         } else {
             let since = secs(&current.last_transition_time).unwrap_or(0);
-            if current.status == PENDING && app.reconciled_at.is_none_or(|r| r >= since) {
-                if app.operation_started_at.is_some_and(|s| s >= since) {
+            if current.status == PENDING && app.progress.reconciled_at.is_none_or(|r| r >= since) {
+                if app
+                    .progress
+                    .operation_started_at
+                    .is_some_and(|s| s >= since)
+                {
                     next.last_transition_time = now();
                     next.status = PROGRESSING.into();
-                    next.message = match app.operation_phase.as_deref() {
+                    next.message = match app.progress.operation_phase.as_deref() {
                         Some("Succeeded") => "Application resource completed a sync successfully, updating status from Pending to Progressing",
                         Some("Failed" | "Error") => "Application resource completed a sync, updating status from Pending to Progressing",
                         _ => "Application resource became Progressing, updating status from Pending to Progressing",
                     }
                     .into();
-                } else if app.error {
+                } else if app.progress.error {
                     next.last_transition_time = now();
                     next.status = PROGRESSING.into();
                     next.message =
@@ -355,7 +348,7 @@ pub fn run(input: &Input) -> Output {
                             .into();
                 }
             }
-            if current.status == PROGRESSING && settled && app.health == "Healthy" {
+            if current.status == PROGRESSING && settled && app.progress.health == "Healthy" {
                 next.last_transition_time = now();
                 next.status = HEALTHY.into();
                 next.message =
@@ -447,7 +440,7 @@ pub fn run(input: &Input) -> Output {
         .filter(|s| {
             let app = &input.live[&s.application];
             let since = secs(&s.last_transition_time).unwrap_or(0);
-            !app.has_operation && app.operation_started_at.is_none_or(|t| t < since)
+            !app.has_operation && app.progress.operation_started_at.is_none_or(|t| t < since)
         })
         .map(|s| s.application.clone())
         .collect();
@@ -478,19 +471,7 @@ pub fn run(input: &Input) -> Output {
 /// status stays the same.
 pub fn conditions(out: &Output, previous: &[Condition], now: &str) -> Vec<Condition> {
     let cond = |type_: &str, ok: bool, reason: &str, message: String| {
-        let status = if ok { "True" } else { "False" };
-        let since = previous
-            .iter()
-            .find(|c| c.type_ == type_ && c.status == status)
-            .and_then(|c| c.last_transition_time.clone())
-            .unwrap_or_else(|| now.to_string());
-        Condition {
-            type_: type_.into(),
-            status: status.into(),
-            reason: reason.into(),
-            message,
-            last_transition_time: Some(since),
-        }
+        crate::controller::reconcile::condition(previous, now, type_, ok, reason, message)
     };
     vec![
         match &out.invalid {
@@ -627,19 +608,21 @@ mod tests {
 
     fn out_of_sync() -> AppState {
         AppState {
-            health: "Healthy".into(),
-            sync: "OutOfSync".into(),
-            revisions: vec!["r1".into()],
+            progress: Progress {
+                health: "Healthy".into(),
+                sync: "OutOfSync".into(),
+                revisions: vec!["r1".into()],
+                ..Progress::default()
+            },
             compared_current: true,
             ..AppState::default()
         }
     }
 
     fn healthy() -> AppState {
-        AppState {
-            sync: "Synced".into(),
-            ..out_of_sync()
-        }
+        let mut app = out_of_sync();
+        app.progress.sync = "Synced".into();
+        app
     }
 
     struct World {
@@ -695,11 +678,11 @@ mod tests {
         fn synced(&mut self, name: &str, health: &str) {
             let app = self.live.get_mut(name).unwrap();
             app.has_operation = false;
-            app.operation_started_at = Some(self.now);
-            app.operation_phase = Some("Succeeded".into());
-            app.reconciled_at = Some(self.now);
-            app.sync = "Synced".into();
-            app.health = health.into();
+            app.progress.operation_started_at = Some(self.now);
+            app.progress.operation_phase = Some("Succeeded".into());
+            app.progress.reconciled_at = Some(self.now);
+            app.progress.sync = "Synced".into();
+            app.progress.health = health.into();
         }
     }
 
@@ -733,7 +716,7 @@ mod tests {
             out.sync.is_empty(),
             "step 2 starts before test-1 is Healthy"
         );
-        w.live.get_mut("test-1").unwrap().health = "Healthy".into();
+        w.live.get_mut("test-1").unwrap().progress.health = "Healthy".into();
         // The pass that sees step 1 Healthy starts step 2.
         let out = w.pass();
         assert_eq!(out.sync, ["preview-1"].map(String::from).into());

@@ -1056,18 +1056,11 @@ fn rollout_pass(
         let Some(app) = ctx.apps.get(&ObjectRef::new(name).within(&meta.namespace)) else {
             continue;
         };
-        let p = &app.status;
         live.insert(
             name.clone(),
             rollout::AppState {
-                health: p.health.clone(),
-                sync: p.sync.clone(),
-                revisions: p.revisions.clone(),
-                reconciled_at: p.reconciled_at,
-                operation_started_at: p.operation_started_at,
-                operation_phase: p.operation_phase.clone(),
+                progress: app.status.clone(),
                 has_operation: app.operation,
-                error: p.error,
                 compared_current: app.compared_current(),
                 spec_changed: updated.contains(name.as_str()),
             },
