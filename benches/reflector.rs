@@ -123,7 +123,7 @@ fn main() {
         times.push(started.elapsed());
     }
     times.sort();
-    println!("reflector, {N} Applications as `prism controller` keeps them (metadata without managedFields, spec as text, no status): {:.1} MiB ({:.2} KiB each)",
+    println!("reflector, {N} Applications as `prism controller` keeps them (metadata without managedFields, spec as text, of the status only progress): {:.1} MiB ({:.2} KiB each)",
         cached_kib as f64 / 1024.0, cached_kib as f64 / N as f64);
     println!("one reconcile's view of the cache ({N} owned, decoded to JSON values): min {:?}, median {:?}", times[0], times[times.len() / 2]);
     // For comparison (measured after, on a heap with the first store still held).
