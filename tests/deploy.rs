@@ -165,3 +165,86 @@ fn kubectl_kustomize_builds_the_base() {
     assert!(text.contains("namespace: argocd"));
     assert!(text.contains("image: ghcr.io/prism-dev/prism:0.1.0"));
 }
+
+/// The Dockerfile and `deploy/` agree: the user the pod runs as, the port it serves,
+/// the entrypoint its args follow, and the writable paths (`HOME`, the cache) the
+/// Deployment mounts on a read-only root filesystem.
+#[test]
+fn the_dockerfile_matches_the_deployment() {
+    let dockerfile =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Dockerfile")).unwrap();
+    let run_stage = dockerfile.rsplit("\nFROM ").next().unwrap();
+    let line = |prefix: &str| {
+        run_stage
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("the run stage has no {prefix}"))
+            .trim()
+            .to_string()
+    };
+    let d = &docs("deployment.yaml")[0];
+    let pod = &d["spec"]["template"]["spec"];
+    let c = &pod["containers"][0];
+    let user = line("USER ");
+    assert_eq!(
+        user,
+        format!(
+            "{}:{}",
+            pod["securityContext"]["runAsUser"], pod["securityContext"]["runAsGroup"]
+        )
+    );
+    assert_eq!(line("EXPOSE "), c["ports"][0]["containerPort"].to_string());
+    assert_eq!(line("ENTRYPOINT "), r#"["prism"]"#);
+    assert_eq!(c["args"][0], "controller");
+    for tool in ["git", "openssh-client", "ca-certificates"] {
+        assert!(run_stage.contains(tool), "the image lacks {tool}");
+    }
+    // Writable paths: HOME and the cache are the Deployment's mounts.
+    let home = line("ENV HOME=");
+    let env_home = c["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "HOME")
+        .unwrap()["value"]
+        .clone();
+    assert_eq!(env_home, home.as_str());
+    let mounts: Vec<&str> = c["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["mountPath"].as_str().unwrap())
+        .collect();
+    assert!(mounts.contains(&home.as_str()));
+    assert!(mounts.contains(&"/var/cache/prism"));
+    assert!(run_stage.contains("chown 65532:65532 /var/cache/prism"));
+    assert!(c["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a == "--cache-dir=/var/cache/prism"));
+}
+
+/// Where a Docker daemon runs, the image builds and `prism version` runs in it.
+#[test]
+fn the_image_builds_where_docker_runs() {
+    let daemon = Command::new("docker")
+        .args(["info", "--format", "{{.ServerVersion}}"])
+        .output();
+    if !daemon.as_ref().is_ok_and(|o| o.status.success()) {
+        eprintln!("no Docker daemon here: the Dockerfile was checked against deploy/ only");
+        return;
+    }
+    let dir = env!("CARGO_MANIFEST_DIR");
+    let built = Command::new("docker")
+        .args(["build", "-q", "-t", "prism-test:latest", dir])
+        .status()
+        .unwrap();
+    assert!(built.success(), "docker build failed");
+    let out = Command::new("docker")
+        .args(["run", "--rm", "--read-only", "prism-test:latest", "version"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("prism"));
+}
