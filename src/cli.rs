@@ -51,6 +51,13 @@ pub enum Command {
     Controller(ControllerArgs),
     /// Print the version.
     Version,
+    /// Print a shell completion script: `prism completions bash > /etc/bash_completion.d/prism`.
+    Completions {
+        /// bash, zsh, fish, powershell or elvish.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff): `prism man > prism.1`.
+    Man,
 }
 
 /// `prism controller`.
@@ -330,6 +337,20 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         }
         Command::Validate(args) => validate(&args)?,
         Command::Version => format!("prism {}\n", env!("CARGO_PKG_VERSION")),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "prism", &mut out);
+            String::from_utf8(out).map_err(|e| CliError::Failed(e.to_string()))?
+        }
+        Command::Man => {
+            use clap::CommandFactory;
+            let mut out = Vec::new();
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut out)
+                .map_err(|e| CliError::Failed(e.to_string()))?;
+            String::from_utf8(out).map_err(|e| CliError::Failed(e.to_string()))?
+        }
         Command::Crd => crate::controller::crd::crd_yaml().map_err(CliError::Failed)?,
         Command::Controller(args) => {
             controller(&args)?;

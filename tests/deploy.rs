@@ -245,6 +245,10 @@ fn the_image_builds_where_docker_runs() {
         .args(["run", "--rm", "--read-only", "prism-test:latest", "version"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("prism"));
 }

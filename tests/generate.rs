@@ -394,3 +394,42 @@ spec:
         stderr(&out)
     );
 }
+
+/// `prism completions SHELL` prints a script each shell accepts (bash's parses with
+/// `bash -n`), naming the subcommands; `prism man` prints a roff man page.
+#[test]
+fn completions_and_the_man_page_print() {
+    for (shell, marker) in [
+        ("bash", "_prism()"),
+        ("zsh", "#compdef prism"),
+        ("fish", "complete -c prism"),
+        ("powershell", "Register-ArgumentCompleter"),
+    ] {
+        let out = prism(&["completions", shell]);
+        assert!(out.status.success(), "{shell}: {}", stderr(&out));
+        let script = stdout(&out);
+        assert!(script.contains(marker), "{shell}");
+        for sub in ["generate", "diff", "lint", "controller"] {
+            assert!(script.contains(sub), "{shell} lacks {sub}");
+        }
+        if shell == "bash" {
+            let dir = tempfile::tempdir().unwrap();
+            let path = write(dir.path(), "prism.bash", &script);
+            let checked = std::process::Command::new("bash")
+                .args(["-n", &path])
+                .status()
+                .unwrap();
+            assert!(checked.success(), "bash -n rejects the completion script");
+        }
+    }
+    let out = prism(&["completions", "tcsh"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = prism(&["man"]);
+    assert!(out.status.success());
+    let page = stdout(&out);
+    assert!(page.contains(".TH prism 1"), "{page}");
+    assert!(
+        page.contains(".SH NAME") && page.contains("generate"),
+        "{page}"
+    );
+}
