@@ -433,3 +433,49 @@ fn completions_and_the_man_page_print() {
         "{page}"
     );
 }
+
+/// `-o table`: a header and one row per Application, columns aligned as `kubectl get`
+/// prints them; the source is the repository and path (or chart) at its revision.
+#[test]
+fn table_output_for_people() {
+    let out = prism(&[
+        "generate",
+        "examples/multi-env/applicationset.yaml",
+        "--clusters",
+        "examples/multi-env/clusters.yaml",
+        "--repo",
+        "https://github.com/example-org/services.git=examples/multi-env/repo",
+        "-o",
+        "table",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("NAME "), "{text}");
+    let names = prism(&[
+        "generate",
+        "examples/multi-env/applicationset.yaml",
+        "--clusters",
+        "examples/multi-env/clusters.yaml",
+        "--repo",
+        "https://github.com/example-org/services.git=examples/multi-env/repo",
+        "-o",
+        "names",
+    ]);
+    assert_eq!(lines.len(), stdout(&names).lines().count() + 1);
+    for header in ["PROJECT", "CLUSTER", "NAMESPACE", "SOURCE"] {
+        let col = lines[0].find(header).unwrap();
+        for l in &lines[1..] {
+            assert!(l[..col].ends_with("  "), "column {header} not aligned: {l}");
+        }
+    }
+    let api = lines
+        .iter()
+        .find(|l| l.starts_with("api-prod-eu-1 "))
+        .unwrap();
+    assert!(
+        api.ends_with("https://github.com/example-org/services.git services/api@HEAD"),
+        "{api}"
+    );
+    assert!(api.contains("https://prod-eu-1.k8s.example.com"));
+}
