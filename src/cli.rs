@@ -230,11 +230,21 @@ pub struct GenerateArgs {
 /// `prism lint`.
 #[derive(Debug, Args)]
 pub struct LintArgs {
-    /// An ApplicationSet file, a directory of them, or - for stdin.
-    pub spec: String,
+    /// ApplicationSet files, directories of them, or - for stdin; with several, files
+    /// holding no ApplicationSet are skipped (pre-commit passes every changed YAML file).
+    #[arg(required = true, num_args = 1..)]
+    pub spec: Vec<String>,
     /// Treat findings as errors (exit status 1).
     #[arg(long)]
     pub strict: bool,
+    /// Argo CD cluster Secrets (repeatable): `empty-matrix-child` then reports a matrix
+    /// child whose selector matches none of them.
+    #[arg(long, value_name = "FILE")]
+    pub clusters: Vec<PathBuf>,
+    /// Read repository URL from a local clone or directory (repeatable):
+    /// `empty-matrix-child` then reports a matrix child whose pattern matches no path.
+    #[arg(long, value_name = "URL=PATH", value_parser = crate::pipeline::parse_repo_mapping)]
+    pub repo: Vec<(String, PathBuf)>,
     /// Accepted as `generate --untrusted` takes it: lint reads no repository and runs no
     /// plugin, at the default limits, so every spec is already read as untrusted.
     #[arg(long)]
@@ -247,8 +257,10 @@ pub struct LintArgs {
 /// `prism validate`.
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
-    /// An ApplicationSet file, a directory of them, or - for stdin.
-    pub spec: String,
+    /// ApplicationSet files, directories of them, or - for stdin; with several, files
+    /// holding no ApplicationSet are skipped (pre-commit passes every changed YAML file).
+    #[arg(required = true, num_args = 1..)]
+    pub spec: Vec<String>,
     /// Accepted as `generate --untrusted` takes it: validate reads no repository and runs
     /// no plugin, at the default limits, so every spec is already read as untrusted.
     #[arg(long)]
@@ -357,8 +369,25 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
             String::new()
         }
         Command::Lint(args) => {
-            let specs = read_specs(&args.spec, &args.namespace, &Default::default())?;
-            let (report, findings) = crate::lint::lint(&specs)?;
+            let specs =
+                crate::input::read_many_specs(&args.spec, &args.namespace, &Default::default())?;
+            let evidence = if args.clusters.is_empty() && args.repo.is_empty() {
+                None
+            } else {
+                let limits = prism_engine::Limits::default();
+                let clusters = crate::input::read_clusters(&args.clusters, &limits)?;
+                // Only what the person named: no fetch, no other local path.
+                Some(
+                    crate::sources::LocalSources::new(
+                        args.repo.clone(),
+                        crate::git::default_cache_dir(),
+                        clusters,
+                    )
+                    .with_policy(crate::repo_policy::RepoPolicy::remote_only(false)),
+                )
+            };
+            let evidence_ref = evidence.as_ref().map(|s| s as &dyn prism_engine::Sources);
+            let (report, findings) = crate::lint::lint(&specs, evidence_ref)?;
             if args.strict && findings > 0 {
                 out.write_all(report.as_bytes())
                     .map_err(|e| CliError::Failed(format!("writing output: {e}")))?;
@@ -534,7 +563,7 @@ pub fn plugin_inspect(args: &PluginInspectArgs) -> Result<String, CliError> {
 
 /// Checks every ApplicationSet in `args.spec` without reading sources.
 pub fn validate(args: &ValidateArgs) -> Result<String, CliError> {
-    let specs = read_specs(&args.spec, &args.namespace, &Default::default())?;
+    let specs = crate::input::read_many_specs(&args.spec, &args.namespace, &Default::default())?;
     let mut out = String::new();
     for spec in &specs {
         prism_engine::render::check(&spec.appset).map_err(|e| {

@@ -23,6 +23,37 @@ pub struct SpecDoc {
     pub first_line: usize,
 }
 
+/// The error for an argument holding no ApplicationSet.
+fn no_application_set(arg: &str) -> CliError {
+    CliError::Failed(format!(
+        "{arg}: no ApplicationSet found (looked for kind: ApplicationSet with apiVersion argoproj.io/v1alpha1 or prism.dev/v1alpha1)"
+    ))
+}
+
+/// The ApplicationSets of several arguments (`lint` and `validate` as pre-commit hooks
+/// call them, one file each): files holding none are skipped, as long as one holds some.
+pub fn read_many_specs(
+    args: &[String],
+    default_namespace: &str,
+    limits: &Limits,
+) -> Result<Vec<SpecDoc>, CliError> {
+    if let [one] = args {
+        return read_specs(one, default_namespace, limits);
+    }
+    let mut all = Vec::new();
+    for arg in args {
+        match read_specs(arg, default_namespace, limits) {
+            Ok(specs) => all.extend(specs),
+            Err(CliError::Failed(m)) if m == no_application_set(arg).to_string() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if all.is_empty() {
+        return Err(no_application_set(&args.join(", ")));
+    }
+    Ok(all)
+}
+
 /// Reads every ApplicationSet named by `arg`.
 pub fn read_specs(
     arg: &str,
@@ -82,9 +113,7 @@ pub fn read_specs(
         }
     }
     if specs.is_empty() {
-        return Err(CliError::Failed(format!(
-            "{arg}: no ApplicationSet found (looked for kind: ApplicationSet with apiVersion argoproj.io/v1alpha1 or prism.dev/v1alpha1)"
-        )));
+        return Err(no_application_set(arg));
     }
     Ok(specs)
 }

@@ -115,13 +115,17 @@ pub fn locate(lines: &[&str], path: &str) -> (usize, usize) {
     best
 }
 
-/// Lints every spec; returns the report and the number of findings.
-pub fn lint(specs: &[SpecDoc]) -> Result<(String, usize), CliError> {
+/// Lints every spec; returns the report and the number of findings. `evidence` (the
+/// `--clusters` and `--repo` given) lets `empty-matrix-child` expand children.
+pub fn lint(
+    specs: &[SpecDoc],
+    evidence: Option<&dyn prism_engine::Sources>,
+) -> Result<(String, usize), CliError> {
     let mut out = String::new();
     let mut count = 0;
     for spec in specs {
         let lines: Vec<&str> = spec.text.lines().collect();
-        for f in prism_engine::lint::lint(&spec.appset) {
+        for f in prism_engine::lint::lint_with(&spec.appset, evidence) {
             let (line, col) = locate(&lines, &f.path);
             out.push_str(&format!(
                 "{}:{}:{} {} {}: {}\n",

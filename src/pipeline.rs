@@ -357,7 +357,7 @@ fn parse_time(s: &str) -> Result<i64, String> {
         .map_err(|_| format!("expected RFC 3339 UTC time like 2026-01-01T00:00:00Z, got {s:?}"))
 }
 
-fn parse_repo_mapping(s: &str) -> Result<(String, PathBuf), String> {
+pub(crate) fn parse_repo_mapping(s: &str) -> Result<(String, PathBuf), String> {
     match s.rsplit_once('=') {
         Some((url, path)) if !url.is_empty() && !path.is_empty() => {
             Ok((url.to_string(), PathBuf::from(path)))

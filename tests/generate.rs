@@ -479,3 +479,37 @@ fn table_output_for_people() {
     );
     assert!(api.contains("https://prod-eu-1.k8s.example.com"));
 }
+
+/// `.pre-commit-hooks.yaml` parses as pre-commit reads it, each hook's entry is a
+/// `prism` command that exists, and, as pre-commit calls it with every changed YAML
+/// file, files holding no ApplicationSet are skipped.
+#[test]
+fn the_pre_commit_hooks_run() {
+    let text = std::fs::read_to_string(".pre-commit-hooks.yaml").unwrap();
+    let hooks: Vec<serde_yaml::Value> = serde_yaml::from_str(&text).unwrap();
+    let ids: Vec<&str> = hooks.iter().map(|h| h["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["prism-validate", "prism-lint"]);
+    for hook in &hooks {
+        assert_eq!(hook["language"].as_str(), Some("system"));
+        assert!(hook["name"].as_str().is_some() && hook["types"].as_sequence().is_some());
+        let entry: Vec<&str> = hook["entry"].as_str().unwrap().split_whitespace().collect();
+        assert_eq!(entry[0], "prism");
+        // The files pre-commit would pass: an ApplicationSet and another YAML file.
+        let mut args: Vec<&str> = entry[1..].to_vec();
+        args.extend([
+            "deploy/service.yaml",
+            "examples/multi-env/applicationset.yaml",
+        ]);
+        let out = prism(&args);
+        assert!(out.status.success(), "{:?}: {}", entry, stderr(&out));
+    }
+    // A bad spec fails the hook.
+    let dir = tempfile::tempdir().unwrap();
+    let bad = write(
+        dir.path(),
+        "bad.yaml",
+        "apiVersion: argoproj.io/v1alpha1\nkind: ApplicationSet\nmetadata: {name: b}\nspec: {generators: []}\n",
+    );
+    let out = prism(&["validate", "deploy/service.yaml", &bad]);
+    assert_eq!(out.status.code(), Some(1));
+}

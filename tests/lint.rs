@@ -161,34 +161,60 @@ fn gotemplate_without_missingkey() {
     assert_eq!(out, "");
 }
 
+/// `empty-matrix-child` fires on evidence only: a literal empty list; with `--clusters`,
+/// a selector none of them matches; with `--repo`, a pattern no path matches. A child
+/// that merely could be empty (a selector, a git pattern, a templated one) is quiet.
 #[test]
-fn matrix_child_that_can_be_empty() {
-    let risky = "  generators:\n  - matrix:\n      generators:\n      - list:\n          elements:\n          - cluster: a\n            url: https://a\n      - clusters:\n          selector:\n            matchLabels: {env: prod}\n";
-    let (_, out, _) = run(
-        Case {
-            generators: Some(risky),
-            name: "{{cluster}}-{{name}}",
-            ..Default::default()
-        },
-        false,
-    );
+fn matrix_child_that_is_empty_on_evidence() {
+    let lint = |generators: &str, extra: &[&str]| {
+        let text = BASE
+            .replace("API", "argoproj.io/v1alpha1")
+            .replace("EXTRA", "")
+            .replace("NAME", "{{cluster}}-x")
+            .replace("LABEL", "payments")
+            .replace("PROJECT", "default");
+        let start = text.find("  generators:\n").unwrap();
+        let end = text.find("  template:\n").unwrap();
+        let mut text = text;
+        text.replace_range(start..end, generators);
+        let tmp = tempfile::tempdir().unwrap();
+        let file = write(tmp.path(), "appset.yaml", &text);
+        let mut args = vec!["lint", file.as_str()];
+        args.extend_from_slice(extra);
+        let out = prism(&args);
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out).replace(&file, "F")
+    };
+    let matrix = |second: &str| {
+        format!("  generators:\n  - matrix:\n      generators:\n      - list:\n          elements:\n          - cluster: a\n            url: https://a\n{second}")
+    };
+    let selector = "      - clusters:\n          selector:\n            matchLabels: {env: prod}\n";
+    let clusters = ["--clusters", "examples/multi-env/clusters.yaml"];
+    // Could be empty, no evidence: quiet.
+    assert_eq!(lint(&matrix(selector), &[]), "");
+    // examples/multi-env/clusters.yaml has env=prod clusters: quiet.
+    assert_eq!(lint(&matrix(selector), &clusters), "");
+    let nowhere = selector.replace("prod", "staging");
     assert_eq!(
-        out,
-        "F:13:9 empty-matrix-child spec.generators[0].matrix.generators[1]: this matrix child can yield no parameter sets (no match, empty selection), which silently empties the whole matrix\n"
+        lint(&matrix(&nowhere), &clusters),
+        "F:13:9 empty-matrix-child spec.generators[0].matrix.generators[1]: this matrix child yields no parameter sets (expanded against the given clusters and repositories, it yields nothing), which empties the whole matrix\n"
     );
-    let safe = risky.replace(
-        "          selector:\n            matchLabels: {env: prod}\n",
-        "          values: {x: y}\n",
-    );
-    let (_, out, _) = run(
-        Case {
-            generators: Some(&safe),
-            name: "{{cluster}}-{{name}}",
-            ..Default::default()
-        },
-        false,
-    );
-    assert_eq!(out, "");
+    // Templated from the first child: cannot be judged alone.
+    let templated = selector.replace("prod", "'{{cluster}}'");
+    assert_eq!(lint(&matrix(&templated), &clusters), "");
+    // A literal empty list, always.
+    let empty = "      - list:\n          elements: []\n";
+    assert!(lint(&matrix(empty), &[]).contains("(its list has no elements)"));
+    // A values pattern no path of the given repository matches.
+    let repo = [
+        "--repo",
+        "https://github.com/example-org/services.git=examples/multi-env/repo",
+    ];
+    let values = |pattern: &str| {
+        format!("      - git:\n          repoURL: https://github.com/example-org/services.git\n          revision: HEAD\n          directories:\n          - path: '{pattern}'\n")
+    };
+    assert_eq!(lint(&matrix(&values("services/*")), &repo), "");
+    assert!(lint(&matrix(&values("charts/*")), &repo).contains("empty-matrix-child"));
 }
 
 #[test]

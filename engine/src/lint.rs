@@ -105,6 +105,12 @@ type Find<'a> = dyn FnMut(&'static str, String, String) + 'a;
 
 /// Lints a parsed spec.
 pub fn lint(appset: &ApplicationSet) -> Vec<Finding> {
+    lint_with(appset, None)
+}
+
+/// Lints a parsed spec; with `evidence` (the clusters and repositories a caller gave),
+/// `empty-matrix-child` also checks the children it can expand.
+pub fn lint_with(appset: &ApplicationSet, evidence: Option<&dyn crate::Sources>) -> Vec<Finding> {
     let mut out = Vec::new();
     let mut find = |rule: &'static str, path: String, message: String| {
         out.push(Finding {
@@ -118,7 +124,7 @@ pub fn lint(appset: &ApplicationSet) -> Vec<Finding> {
     missingkey_rule(appset, &mut find);
     parameter_rules(appset, &mut find);
     length_rules(appset, &mut find);
-    matrix_rules(appset, &mut find);
+    matrix_rules(appset, evidence, &mut find);
     policy_rule(appset, &mut find);
     duplicate_rule(appset, &mut find);
     out
@@ -282,10 +288,54 @@ fn length_rules(appset: &ApplicationSet, find: &mut Find) {
     }
 }
 
-/// `empty-matrix-child`.
-fn matrix_rules(appset: &ApplicationSet, find: &mut Find) {
-    // Matrix children that may yield nothing.
-    fn walk_matrix(g: &Value, path: &str, find: &mut dyn FnMut(&'static str, String, String)) {
+/// `empty-matrix-child`: fires only on evidence that a matrix child yields nothing (an
+/// empty product) — a literal `list` without elements; or, given clusters and
+/// repositories, a child that is not templated from an earlier one and, expanded
+/// against them, yields no parameter sets (a selector no cluster matches, a pattern no
+/// path matches). A child that merely *could* be empty is not reported.
+fn matrix_rules(appset: &ApplicationSet, evidence: Option<&dyn crate::Sources>, find: &mut Find) {
+    let renderer = crate::template::Renderer::new(&appset.engine).ok();
+    let options = crate::RenderOptions::default();
+    let warnings = std::cell::RefCell::new(Vec::new());
+    let ctx = match (evidence, &renderer) {
+        (Some(sources), Some(renderer)) => Some(crate::generators::Context {
+            sources,
+            renderer,
+            options: &options,
+            warnings: &warnings,
+            prism: appset.is_prism(),
+            appset_name: &appset.name,
+            repositories: &[],
+            upstream: None,
+        }),
+        _ => None,
+    };
+    let empty = |c: &Value, path: &str| -> Option<&'static str> {
+        let literal = c
+            .pointer("/list/elements")
+            .and_then(Value::as_array)
+            .is_some_and(|a| a.is_empty())
+            && c.pointer("/list/elementsYaml").is_none();
+        if literal {
+            return Some("its list has no elements");
+        }
+        let ctx = ctx.as_ref()?;
+        if c.to_string().contains("{{") || c.get("matrix").is_some() || c.get("merge").is_some() {
+            return None;
+        }
+        match crate::generators::expand_raw(c, path, ctx) {
+            Ok(sets) if sets.is_empty() => {
+                Some("expanded against the given clusters and repositories, it yields nothing")
+            }
+            _ => None,
+        }
+    };
+    fn walk_matrix(
+        g: &Value,
+        path: &str,
+        empty: &dyn Fn(&Value, &str) -> Option<&'static str>,
+        find: &mut Find,
+    ) {
         let Some(obj) = g.as_object() else { return };
         for (k, body) in obj {
             if k != "matrix" && k != "merge" {
@@ -300,27 +350,20 @@ fn matrix_rules(appset: &ApplicationSet, find: &mut Find) {
             {
                 let cpath = format!("{path}.{k}.generators[{i}]");
                 if k == "matrix" {
-                    let risky = c.get("git").is_some()
-                        || c.get("values").is_some()
-                        || c.pointer("/clusters/selector").is_some()
-                        || c.get("selector").is_some()
-                        || c.pointer("/list/elements")
-                            .and_then(Value::as_array)
-                            .is_some_and(|a| a.is_empty());
-                    if risky {
+                    if let Some(why) = empty(c, &cpath) {
                         find(
                             "empty-matrix-child",
                             cpath.clone(),
-                            "this matrix child can yield no parameter sets (no match, empty selection), which silently empties the whole matrix".into(),
+                            format!("this matrix child yields no parameter sets ({why}), which empties the whole matrix"),
                         );
                     }
                 }
-                walk_matrix(c, &cpath, find);
+                walk_matrix(c, &cpath, empty, find);
             }
         }
     }
     for (i, g) in appset.spec.generators.iter().enumerate() {
-        walk_matrix(g, &format!("spec.generators[{i}]"), find);
+        walk_matrix(g, &format!("spec.generators[{i}]"), &empty, find);
     }
 }
 
