@@ -227,3 +227,21 @@ fn images_and_write_back() {
         "{text}"
     );
 }
+
+/// Every example lints clean under `--strict`: lint reports evidence, not shapes.
+#[test]
+fn every_example_lints_clean() {
+    for entry in std::fs::read_dir("examples").unwrap() {
+        let spec = entry.unwrap().path().join("applicationset.yaml");
+        if spec.exists() {
+            let out = prism(&["lint", "--strict", spec.to_str().unwrap()]);
+            assert!(
+                out.status.success(),
+                "{}: {}{}",
+                spec.display(),
+                stdout(&out),
+                stderr(&out)
+            );
+        }
+    }
+}

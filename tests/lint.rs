@@ -98,7 +98,7 @@ fn templated_project_with_position() {
     assert_eq!(code, Some(1));
     assert_eq!(
         out,
-        "F:17:7 templated-project spec.template.spec.project: spec.project is templated; Argo CD refuses a templated project: use a fixed project\n"
+        "F:17:7 templated-project spec.template.spec.project: spec.project is templated: whoever controls the generator's source chooses the AppProject, and so its permissions (Argo CD's Security.md); keep that source admin-only or use a fixed project\n"
     );
     assert_eq!(err.trim_end(), "error: 1 lint findings (--strict)");
     // Without --strict a finding is a warning: exit 0.

@@ -138,7 +138,7 @@ fn project_rules(appset: &ApplicationSet, find: &mut Find) {
             find(
                 "templated-project",
                 "spec.template.spec.project".into(),
-                "spec.project is templated; Argo CD refuses a templated project: use a fixed project".into(),
+                "spec.project is templated: whoever controls the generator's source chooses the AppProject, and so its permissions (Argo CD's Security.md); keep that source admin-only or use a fixed project".into(),
             );
         }
     }
