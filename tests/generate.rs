@@ -438,30 +438,13 @@ fn completions_and_the_man_page_print() {
 /// prints them; the source is the repository and path (or chart) at its revision.
 #[test]
 fn table_output_for_people() {
-    let out = prism(&[
-        "generate",
-        "examples/multi-env/applicationset.yaml",
-        "--clusters",
-        "examples/multi-env/clusters.yaml",
-        "--repo",
-        "https://github.com/example-org/services.git=examples/multi-env/repo",
-        "-o",
-        "table",
-    ]);
+    let example = |format: &str| prism(&[EXAMPLE, &["-o", format]].concat());
+    let out = example("table");
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     let lines: Vec<&str> = text.lines().collect();
     assert!(lines[0].starts_with("NAME "), "{text}");
-    let names = prism(&[
-        "generate",
-        "examples/multi-env/applicationset.yaml",
-        "--clusters",
-        "examples/multi-env/clusters.yaml",
-        "--repo",
-        "https://github.com/example-org/services.git=examples/multi-env/repo",
-        "-o",
-        "names",
-    ]);
+    let names = example("names");
     assert_eq!(lines.len(), stdout(&names).lines().count() + 1);
     for header in ["PROJECT", "CLUSTER", "NAMESPACE", "SOURCE"] {
         let col = lines[0].find(header).unwrap();
