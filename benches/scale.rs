@@ -81,6 +81,42 @@ fn main() {
         // The output's checksum: equal before and after a change that keeps output equal.
         println!("scale: {mode}: output sha256 {digest}");
     }
+    // `prism diff` of the scenario against itself: two renders and a diff of every
+    // Application (issue 17's target is 400 ms).
+    let mut times = Vec::new();
+    for _ in 0..RUNS {
+        let start = Instant::now();
+        let out = Command::new(env!("CARGO_BIN_EXE_prism"))
+            .args([
+                "diff",
+                "appset.yaml",
+                "--from",
+                "HEAD",
+                "--to",
+                "HEAD",
+                "--clusters",
+                "clusters.yaml",
+                "--repo",
+                &repo_arg,
+            ])
+            .current_dir(tmp.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run prism diff");
+        times.push(start.elapsed());
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "prism diff found differences or failed"
+        );
+    }
+    times.sort();
+    println!(
+        "scale: diff (two renders, no difference): wall time min {} ms, median {} ms ({RUNS} runs)",
+        ms(times[0]),
+        ms(times[RUNS / 2])
+    );
     println!(
         "scale: goTemplate / fasttemplate median ratio: {:.2}",
         medians[1].as_secs_f64() / medians[0].as_secs_f64()
