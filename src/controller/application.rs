@@ -84,10 +84,10 @@ impl From<RawStatus> for Progress {
             reconciled_at: raw
                 .reconciled_at
                 .as_deref()
-                .and_then(crate::controller::rollout::unix_secs),
+                .and_then(crate::plugin::unix_of_rfc3339),
             operation_started_at: text(&raw.operation_state, "/startedAt")
                 .as_deref()
-                .and_then(crate::controller::rollout::unix_secs),
+                .and_then(crate::plugin::unix_of_rfc3339),
             operation_phase: text(&raw.operation_state, "/phase"),
             error: raw.conditions.iter().any(|c| {
                 matches!(

@@ -280,7 +280,7 @@ pub fn run(input: &Input) -> Output {
         .map(|e| (e.application.as_str(), e))
         .collect();
     let now = || Some(input.now.to_string());
-    let secs = |t: &Option<String>| t.as_deref().and_then(unix_secs);
+    let secs = |t: &Option<String>| t.as_deref().and_then(crate::plugin::unix_of_rfc3339);
 
     // UpdateApplicationSetApplicationStatus: each live Application's status from its own.
     let mut statuses: Vec<ApplicationStatusEntry> = Vec::with_capacity(input.live.len());
@@ -503,13 +503,6 @@ pub fn conditions(out: &Output, previous: &[Condition], now: &str) -> Vec<Condit
             ),
         },
     ]
-}
-
-/// An RFC 3339 time in Unix seconds.
-pub fn unix_secs(t: &str) -> Option<i64> {
-    prism_engine::gotemplate::time::Time::parse(crate::plugin::RFC3339, t)
-        .ok()
-        .map(|t| t.secs)
 }
 
 /// The order `deletionOrder: Reverse` deletes in: Applications of the last step first,

@@ -285,6 +285,14 @@ pub fn rfc3339(secs: i64) -> String {
     prism_engine::gotemplate::time::Time { secs, nanos: 0 }.format(RFC3339)
 }
 
+/// An RFC 3339 time (`2016-07-11T22:14:10Z`, what Kubernetes and GitHub write) in Unix
+/// seconds; the inverse of [`rfc3339`].
+pub fn unix_of_rfc3339(t: &str) -> Option<i64> {
+    prism_engine::gotemplate::time::Time::parse(RFC3339, t)
+        .ok()
+        .map(|t| t.secs)
+}
+
 /// Any engine [`Sources`] plus a plugin host: what `prism generate --plugins` renders with.
 pub struct PluginSources<S> {
     inner: Arc<S>,

@@ -150,7 +150,8 @@ impl ScmClient {
             .to_string();
         let expires = answer["expires_at"]
             .as_str()
-            .and_then(unix_of_rfc3339)
+            .and_then(crate::plugin::unix_of_rfc3339)
+            .and_then(|t| u64::try_from(t).ok())
             .unwrap_or(now + 600);
         if let Ok(mut t) = self.apps.tokens.lock() {
             t.insert(key, (token.clone(), expires));
@@ -232,39 +233,22 @@ impl ScmClient {
     }
 }
 
-/// `2016-07-11T22:14:10Z` as Unix seconds (GitHub's `expires_at`; UTC only).
-fn unix_of_rfc3339(s: &str) -> Option<u64> {
-    let b = s.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || !s.ends_with('Z') {
-        return None;
-    }
-    let n = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
-    let (y, m, d) = (n(0..4)?, n(5..7)?, n(8..10)?);
-    let (hh, mm, ss) = (n(11..13)?, n(14..16)?, n(17..19)?);
-    // Days from civil (Howard Hinnant's algorithm).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    u64::try_from(days * 86_400 + hh * 3600 + mm * 60 + ss).ok()
-}
-
 #[cfg(test)]
 mod tests {
     #[test]
     fn expiry_times_read_as_unix_seconds() {
-        assert_eq!(super::unix_of_rfc3339("1970-01-01T00:00:00Z"), Some(0));
         assert_eq!(
-            super::unix_of_rfc3339("2016-07-11T22:14:10Z"),
+            crate::plugin::unix_of_rfc3339("1970-01-01T00:00:00Z"),
+            Some(0)
+        );
+        assert_eq!(
+            crate::plugin::unix_of_rfc3339("2016-07-11T22:14:10Z"),
             Some(1_468_275_250)
         );
         assert_eq!(
-            super::unix_of_rfc3339("2024-02-29T12:00:00Z"),
+            crate::plugin::unix_of_rfc3339("2024-02-29T12:00:00Z"),
             Some(1_709_208_000)
         );
-        assert_eq!(super::unix_of_rfc3339("yesterday"), None);
+        assert_eq!(crate::plugin::unix_of_rfc3339("yesterday"), None);
     }
 }

@@ -403,10 +403,7 @@ impl ScmClient {
             .and_then(|r| r.split('/').next())
             .unwrap_or_default()
             .to_string();
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
+        let now = unix_now();
         let cached_etag = {
             let cache = self
                 .cache
