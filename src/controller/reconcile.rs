@@ -221,8 +221,8 @@ impl Preserved {
 
 /// The objects to apply, by name: each rendered Application with the owner label,
 /// the ownerReference and the applied-hash, live values at ignored paths, and the
-/// live values of preserved annotations and labels (`live_meta` gives a live
-/// Application's `{annotations, labels}`). Preserved keys are left out of the hash, so
+/// live values of preserved annotations and labels (`live_meta(name, kind, key)`: a
+/// live Application's `annotations` or `labels` value, without decoding the rest). Preserved keys are left out of the hash, so
 /// a person or tool changing one causes no write.
 pub fn desired(
     set: &SetMeta,
@@ -230,7 +230,7 @@ pub fn desired(
     ignore_rules: &[ignore::Rule],
     preserved: &Preserved,
     live: &dyn Fn(&str) -> Option<Value>,
-    live_meta: &dyn Fn(&str) -> Option<Value>,
+    live_meta: &dyn Fn(&str, &str, &str) -> Option<String>,
 ) -> Result<BTreeMap<String, Value>, String> {
     let mut out = BTreeMap::new();
     for mut app in rendered {
@@ -264,15 +264,13 @@ pub fn desired(
             let live = live(&name);
             ignore::keep_live(&mut app, live.as_ref(), &paths);
         }
-        if let Some(live) = live_meta(&name) {
-            for (kind, key) in preserved.keys() {
-                if let Some(v) = live[kind].get(key.as_str()) {
-                    let map = app["metadata"]
-                        .as_object_mut()
-                        .map(|m| m.entry(kind).or_insert_with(|| json!({})));
-                    if let Some(map) = map.and_then(Value::as_object_mut) {
-                        map.insert(key.clone(), v.clone());
-                    }
+        for (kind, key) in preserved.keys() {
+            if let Some(v) = live_meta(&name, kind, key) {
+                let map = app["metadata"]
+                    .as_object_mut()
+                    .map(|m| m.entry(kind).or_insert_with(|| json!({})));
+                if let Some(map) = map.and_then(Value::as_object_mut) {
+                    map.insert(key.clone(), Value::String(v));
                 }
             }
         }
@@ -744,7 +742,7 @@ mod tests {
             &rules,
             &Preserved::default(),
             &|n| (n == "a").then(|| live.clone()),
-            &|_| None,
+            &|_, _, _| None,
         )
         .unwrap();
         let a = &d["a"];
@@ -759,7 +757,7 @@ mod tests {
             &rules,
             &Preserved::default(),
             &|_| None,
-            &|_| None,
+            &|_, _, _| None,
         )
         .unwrap();
         assert_eq!(
@@ -774,7 +772,7 @@ mod tests {
             &rules,
             &Preserved::default(),
             &|_| None,
-            &|_| None,
+            &|_, _, _| None,
         )
         .unwrap();
         assert_ne!(
@@ -787,7 +785,7 @@ mod tests {
             &[],
             &Preserved::default(),
             &|_| None,
-            &|_| None,
+            &|_, _, _| None,
         );
         assert!(dup.unwrap_err().contains("two Applications are named a"));
     }
@@ -818,7 +816,9 @@ mod tests {
         let mut app = rendered("a", "main");
         app["metadata"]["labels"]["tier"] = json!("gold");
         app["metadata"]["annotations"] = json!({"team/owner": "rendered", "other": "x"});
-        let live_meta = |live: Value| move |_: &str| Some(live.clone());
+        let live_meta = |live: Value| {
+            move |_: &str, kind: &str, key: &str| live[kind][key].as_str().map(str::to_string)
+        };
         let run = |live: Value| {
             desired(
                 &s,
@@ -862,7 +862,7 @@ mod tests {
             &[],
             &Preserved::default(),
             &|_| None,
-            &|_| None,
+            &|_, _, _| None,
         )
         .unwrap()["a"]
             .clone();
@@ -888,7 +888,7 @@ mod tests {
             &[],
             &Preserved::default(),
             &|_| None,
-            &|_| None,
+            &|_, _, _| None,
         )
         .unwrap();
         let mut stale = want["a"].clone();

@@ -1598,10 +1598,14 @@ fn plan_set(
                 &settings.ignore,
                 &settings.preserved,
                 &|name| live.get(name).map(|a| a.to_value()),
-                &|name| {
-                    live.get(name).map(|a| {
-                        serde_json::json!({"annotations": a.annotations(), "labels": a.labels()})
-                    })
+                &|name, kind, key| {
+                    let a = live.get(name)?;
+                    let map = if kind == "labels" {
+                        a.labels()
+                    } else {
+                        a.annotations()
+                    };
+                    map.get(key).cloned()
                 },
             )
         })
@@ -1883,7 +1887,7 @@ mod tests {
             &[],
             &reconcile::Preserved::default(),
             &|_| None,
-            &|_| None,
+            &|_, _, _| None,
         )
         .unwrap()[name]
             .clone();
