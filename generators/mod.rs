@@ -225,26 +225,6 @@ impl References {
             _ => {}
         }
     }
-
-    /// Everything the generators of `generators` name, descending into matrix and merge.
-    pub fn of(generators: &[Value]) -> References {
-        fn walk(generators: &[Value], out: &mut References) {
-            for g in generators {
-                let Some(obj) = g.as_object() else { continue };
-                for (key, body) in obj {
-                    if let Some(kind) = lookup(key) {
-                        kind.references(body, out);
-                    }
-                    if let Some(children) = body.get("generators").and_then(Value::as_array) {
-                        walk(children, out);
-                    }
-                }
-            }
-        }
-        let mut out = References::default();
-        walk(generators, &mut out);
-        out
-    }
 }
 
 /// How often a set reading git, values or images is rendered again without a trigger.
@@ -903,27 +883,6 @@ pub(crate) mod tests {
 mod registry_tests {
     use super::*;
     use serde_json::json;
-
-    /// The SCM generators report the Secrets and ConfigMaps they name, in matrix children
-    /// too; a list element that merely looks like a reference is no reference.
-    #[test]
-    fn the_controller_learns_which_secrets_and_config_maps_a_set_names() {
-        let refs = References::of(&[
-            json!({"pullRequest": {"bitbucketServer": {"project": "P", "repo": "r", "api": "https://bb",
-                "basicAuth": {"username": "u", "passwordRef": {"secretName": "bb-pass", "key": "p"}},
-                "caRef": {"configMapName": "corp-ca", "key": "ca.crt"}},
-                "template": {"metadata": {"name": "x"}}}}),
-            json!({"matrix": {"generators": [
-                {"scmProvider": {"github": {"organization": "o", "appSecretName": "gh-app"}}},
-                {"scmProvider": {"azureDevOps": {"organization": "o", "teamProject": "t",
-                    "accessTokenRef": {"secretName": "az", "key": "pat"}}}},
-                {"list": {"elements": [{"tokenRef": {"secretName": "not-a-ref", "key": "k"}}]}}]}}),
-        ]);
-        let names = |s: &std::collections::BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>();
-        assert_eq!(names(&refs.secrets), ["az", "bb-pass"]);
-        assert_eq!(names(&refs.config_maps), ["corp-ca"]);
-        assert_eq!(names(&refs.app_secrets), ["gh-app"]);
-    }
 
     /// A registered generator is documented in the README's generator table, and its
     /// key is unique.

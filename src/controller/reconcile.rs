@@ -602,6 +602,18 @@ pub fn pull_request_sources(
     collect(generators, |k, body| k.reads_pull_requests(body))
 }
 
+/// The Secrets and ConfigMaps the set's generators name (tokens, passwords, CAs,
+/// GitHub Apps), for the controller to read before rendering.
+pub fn references(generators: &[Value]) -> prism_engine::generators::References {
+    let mut out = prism_engine::generators::References::default();
+    walk(generators, &mut |kind, body| {
+        if let Some(k) = lookup(kind) {
+            k.references(body, &mut out);
+        }
+    });
+    out
+}
+
 /// What the set's `clusterDecisionResource` generators read.
 pub fn decision_sources(generators: &[Value]) -> Vec<prism_engine::generators::DecisionSource> {
     collect(generators, |k, body| k.reads_decisions(body))
@@ -650,6 +662,27 @@ mod tests {
         json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
                "metadata": {"name": name, "namespace": "argocd", "labels": {"team": "a"}},
                "spec": {"project": "default", "source": {"targetRevision": rev}}})
+    }
+
+    /// The SCM generators report the Secrets and ConfigMaps they name, in matrix children
+    /// too; a list element that merely looks like a reference is no reference.
+    #[test]
+    fn the_controller_learns_which_secrets_and_config_maps_a_set_names() {
+        let refs = references(&[
+            json!({"pullRequest": {"bitbucketServer": {"project": "P", "repo": "r", "api": "https://bb",
+                "basicAuth": {"username": "u", "passwordRef": {"secretName": "bb-pass", "key": "p"}},
+                "caRef": {"configMapName": "corp-ca", "key": "ca.crt"}},
+                "template": {"metadata": {"name": "x"}}}}),
+            json!({"matrix": {"generators": [
+                {"scmProvider": {"github": {"organization": "o", "appSecretName": "gh-app"}}},
+                {"scmProvider": {"azureDevOps": {"organization": "o", "teamProject": "t",
+                    "accessTokenRef": {"secretName": "az", "key": "pat"}}}},
+                {"list": {"elements": [{"tokenRef": {"secretName": "not-a-ref", "key": "k"}}]}}]}}),
+        ]);
+        let names = |s: &std::collections::BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>();
+        assert_eq!(names(&refs.secrets), ["az", "bb-pass"]);
+        assert_eq!(names(&refs.config_maps), ["corp-ca"]);
+        assert_eq!(names(&refs.app_secrets), ["gh-app"]);
     }
 
     #[test]

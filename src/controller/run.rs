@@ -1310,7 +1310,7 @@ async fn scm_tokens_of(
     ctx: &Context,
     appset: &ApplicationSet,
 ) -> Result<Result<crate::scm::ScmTokens, String>, ReconcileError> {
-    let refs = prism_engine::generators::References::of(&appset.spec.generators);
+    let refs = reconcile::references(&appset.spec.generators);
     if refs == prism_engine::generators::References::default() {
         return Ok(Ok(crate::scm::ScmTokens::default()));
     }
