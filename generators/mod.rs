@@ -882,7 +882,6 @@ pub(crate) mod tests {
 #[cfg(test)]
 mod registry_tests {
     use super::*;
-    use serde_json::json;
 
     /// A registered generator is documented in the README's generator table, and its
     /// key is unique.
