@@ -260,6 +260,23 @@ pub fn filter_regex(
         .transpose()
 }
 
+/// A provider block of an SCM generator (`github`, `gitlab`, …) as JSON, when given.
+pub(crate) fn provider_block<T: serde::Serialize>(block: &Option<T>) -> Option<Value> {
+    block
+        .as_ref()
+        .map(|b| serde_json::to_value(b).unwrap_or_default())
+}
+
+/// The provider blocks an SCM generator's body gives, by key (one, when it is right).
+pub(crate) fn given_providers<const N: usize>(
+    blocks: [(&'static str, Option<Value>); N],
+) -> Vec<(&'static str, Value)> {
+    blocks
+        .into_iter()
+        .filter_map(|(name, b)| Some((name, b?)))
+        .collect()
+}
+
 /// Every generator Prism knows; adding a generator is a file and a line here.
 pub const REGISTRY: &[&dyn GeneratorKind] = &[
     &list::List,

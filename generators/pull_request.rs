@@ -266,21 +266,15 @@ impl Compiled {
 impl PullRequestGenerator {
     /// The providers given (one, when the spec is right): name and block.
     fn provider(&self) -> Vec<(&'static str, Value)> {
-        fn block<T: Serialize>(t: &Option<T>) -> Option<Value> {
-            t.as_ref()
-                .map(|t| serde_json::to_value(t).unwrap_or_default())
-        }
-        [
+        use super::provider_block as block;
+        super::given_providers([
             ("github", block(&self.github)),
             ("gitlab", block(&self.gitlab)),
             ("gitea", block(&self.gitea)),
             ("bitbucketServer", block(&self.bitbucket_server)),
             ("bitbucket", block(&self.bitbucket)),
             ("azuredevops", block(&self.azuredevops)),
-        ]
-        .into_iter()
-        .filter_map(|(name, b)| Some((name, b?)))
-        .collect()
+        ])
     }
 
     fn compile(&self, path: &str, limit: usize) -> Result<Vec<Compiled>, Error> {

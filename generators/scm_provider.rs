@@ -297,11 +297,8 @@ const PROVIDERS: &str = "github, gitlab, gitea, bitbucketServer, bitbucket or az
 impl ScmProviderGenerator {
     /// The providers given (one, when the spec is right): name and block.
     fn provider(&self) -> Vec<(&'static str, Value)> {
-        fn block<T: Serialize>(t: &Option<T>) -> Option<Value> {
-            t.as_ref()
-                .map(|t| serde_json::to_value(t).unwrap_or_default())
-        }
-        [
+        use super::provider_block as block;
+        super::given_providers([
             ("github", block(&self.github)),
             ("gitlab", block(&self.gitlab)),
             ("gitea", block(&self.gitea)),
@@ -309,10 +306,7 @@ impl ScmProviderGenerator {
             ("bitbucket", block(&self.bitbucket)),
             ("azureDevOps", block(&self.azure_dev_ops)),
             ("awsCodeCommit", self.aws_code_commit.clone()),
-        ]
-        .into_iter()
-        .filter_map(|(name, b)| Some((name, b?)))
-        .collect()
+        ])
     }
 
     fn compile(&self, path: &str, limit: usize) -> Result<Vec<Compiled>, Error> {
