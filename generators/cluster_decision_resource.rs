@@ -149,12 +149,12 @@ impl ClusterDecisionResourceGenerator {
                 }
                 add_values(&mut params, &self.values, ctx.shape());
                 out.push(params);
+                if out.len() > ctx.options.limits.parameter_sets {
+                    return Err(fail(
+                        prism_core::limits::Limit::ParameterSets.exceeded(&ctx.options.limits),
+                    ));
+                }
             }
-        }
-        if out.len() > ctx.options.limits.parameter_sets {
-            return Err(fail(
-                prism_core::limits::Limit::ParameterSets.exceeded(&ctx.options.limits),
-            ));
         }
         Ok(out)
     }
@@ -176,8 +176,19 @@ fn add_values(params: &mut ParamSet, values: &BTreeMap<String, String>, shape: P
     }
 }
 
+/// Deepest nesting of a decision entry's value printed; deeper parts print as `…`.
+const MAX_PRINT_DEPTH: usize = 64;
+
 /// A JSON value as Go's `fmt.Sprintf("%v")` prints what it decodes to.
 fn go_string(v: &Value) -> String {
+    go_string_at(v, 0)
+}
+
+fn go_string_at(v: &Value, depth: usize) -> String {
+    if depth > MAX_PRINT_DEPTH {
+        return "…".into();
+    }
+    let go_string = |v: &Value| go_string_at(v, depth + 1);
     match v {
         Value::String(s) => s.clone(),
         Value::Null => "<nil>".into(),
@@ -342,6 +353,26 @@ mod tests {
         );
         let nested = run(&sources, body, true).unwrap();
         assert_eq!(nested[0]["values"]["tier"], "{{name}}-raw");
+    }
+
+    /// Decision values print as Go's `%v`; nesting an API answer controls is bounded.
+    #[test]
+    fn values_print_as_go_and_deep_nesting_is_cut() {
+        assert_eq!(
+            super::go_string(&json!([1, 2.5, true, {"a": null}])),
+            "[1 2.5 true map[a:<nil>]]"
+        );
+        let mut deep = json!("x");
+        // (serde_json stops parsing at 128 levels; a Value built deeper would not even drop.)
+        for _ in 0..120 {
+            deep = json!([deep]);
+        }
+        let printed = super::go_string(&deep);
+        assert!(
+            printed.contains('…') && printed.len() < 1000,
+            "{}",
+            printed.len()
+        );
     }
 
     /// No resource (every decision gone) is no parameter sets, not Argo's error, so the

@@ -33,6 +33,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
+/// Most path lookups (one provider request each) one generator's filters may make.
+pub const MAX_PATH_CHECKS: usize = 10_000;
+
 /// How often a set with an `scmProvider` generator is rendered again (Argo's default).
 pub const SCM_PROVIDER_REQUEUE: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 
@@ -261,7 +264,19 @@ impl Compiled {
         &self,
         provider: &dyn ScmProviderService,
         repo: &ScmRepository,
+        checks: &std::cell::Cell<usize>,
     ) -> Result<bool, ScmError> {
+        // Each path is a request to the provider: a spec may not ask for unboundedly many.
+        let has_path = |path: &str| {
+            checks.set(checks.get() + 1);
+            if checks.get() > MAX_PATH_CHECKS {
+                return Err(ScmError::Other(format!(
+                    "more than {MAX_PATH_CHECKS} path checks (pathsExist, pathsDoNotExist \
+                     over every branch); narrow the filters with repositoryMatch or branchMatch"
+                )));
+            }
+            provider.has_path(repo, path.trim_end_matches('/'))
+        };
         if self
             .repository
             .as_ref()
@@ -278,12 +293,12 @@ impl Compiled {
             return Ok(false);
         }
         for path in &self.paths_exist {
-            if !provider.has_path(repo, path.trim_end_matches('/'))? {
+            if !has_path(path)? {
                 return Ok(false);
             }
         }
         for path in &self.paths_do_not_exist {
-            if provider.has_path(repo, path.trim_end_matches('/'))? {
+            if has_path(path)? {
                 return Ok(false);
             }
         }
@@ -422,6 +437,7 @@ impl ScmProviderGenerator {
             .list_repos(self.clone_protocol.as_deref().unwrap_or(""))
             .map_err(fail)?;
         too_many(repos.len())?;
+        let checks = std::cell::Cell::new(0);
         let keep = |stage: Stage, repos: Vec<ScmRepository>| -> Result<Vec<ScmRepository>, Error> {
             let stage_filters: Vec<&Compiled> =
                 filters.iter().filter(|f| f.stage == stage).collect();
@@ -431,7 +447,7 @@ impl ScmProviderGenerator {
             let mut kept = Vec::with_capacity(repos.len());
             for repo in repos {
                 for f in &stage_filters {
-                    if f.matches(provider, &repo).map_err(fail)? {
+                    if f.matches(provider, &repo, &checks).map_err(fail)? {
                         kept.push(repo);
                         break;
                     }
@@ -796,6 +812,28 @@ mod tests {
                 .any(|a| a.starts_with("path web") || a.starts_with("branches web")),
             "{asked:?}"
         );
+    }
+
+    /// Path filters cost a provider request each: past MAX_PATH_CHECKS the generator
+    /// fails instead of asking on.
+    #[test]
+    fn path_checks_are_bounded() {
+        let org = org();
+        let paths: Vec<String> = (0..4000).map(|i| format!("nowhere-{i}")).collect();
+        let e = run(
+            &org,
+            json!({"github": {"organization": "acme"}, "filters": [{"pathsDoNotExist": paths}]}),
+            false,
+        )
+        .unwrap_err();
+        assert!(e.contains("more than 10000 path checks"), "{e}");
+        let asked = org
+            .asked
+            .borrow()
+            .iter()
+            .filter(|a| a.starts_with("path "))
+            .count();
+        assert_eq!(asked, 10_000);
     }
 
     /// A provider error fails the generator (nothing applied or deleted), naming it.
