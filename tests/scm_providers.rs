@@ -733,7 +733,9 @@ fn verified_claims(jwt: &str, public: &[u8]) -> Option<Value> {
 /// verifies the JWT with the app's public key (RS256, `iss` the app id, two minutes),
 /// trades it for an installation token, and only that token lists repositories. The
 /// installation is found from the organization when the Secret has no id, and the
-/// token is reused until shortly before it expires.
+/// token is reused until shortly before it expires (Argo's
+/// applicationset/services/internal/github_app/client.go, util/git/creds.go
+/// DiscoverGitHubAppInstallationID, util/db/repository_secrets.go for the keys).
 #[test]
 fn github_app_installation_tokens() {
     let dir = tempfile::tempdir().unwrap();

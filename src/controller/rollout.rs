@@ -680,7 +680,9 @@ mod tests {
     }
 
     /// Steps run in order; each waits until every Application of the steps before is
-    /// Healthy; `maxUpdate` bounds a step's Pending and Progressing Applications.
+    /// Healthy; `maxUpdate` bounds a step's Pending and Progressing Applications
+    /// (Argo's applicationset/progressivesync/progressive_sync.go: getAppsToSync,
+    /// UpdateApplicationSetApplicationStatusProgress).
     #[test]
     fn steps_run_in_order_under_max_update() {
         let mut w = World::new(vec![
@@ -739,7 +741,8 @@ mod tests {
     }
 
     /// A step that fails (Degraded after its sync) stops the rollout; `maxUpdate: 0`
-    /// pauses a step; a percentage rounds down with a floor of 1.
+    /// pauses a step; a percentage rounds down with a floor of 1 (progressive_sync.go;
+    /// docs/operator-manual/applicationset/Progressive-Syncs.md).
     #[test]
     fn a_failed_step_stops_and_zero_pauses() {
         let mut w = World::new(vec![step(&["test"], None), step(&["preview"], None)]);
@@ -789,8 +792,8 @@ mod tests {
         assert_eq!(w.status_of("preview-1"), WAITING);
     }
 
-    /// `soakSeconds`: a step's Healthy Applications must stay so that long; the pass
-    /// asks to run again when it ends.
+    /// `soakSeconds` (Prism's own, not Argo's): a step's Healthy Applications must stay
+    /// so that long; the pass asks to run again when it ends.
     #[test]
     fn soak_seconds_hold_the_next_step() {
         let mut first = step(&["test"], None);
@@ -814,7 +817,8 @@ mod tests {
 
     /// Argo's `buildAppDependencyList` and its InvalidRolloutConfig messages: `NotIn`
     /// wins over `In`, a missing label fails `In` only, an Application in two steps
-    /// keeps the first, steps without Applications and unknown operators are reported.
+    /// keeps the first, steps without Applications and unknown operators are reported
+    /// (progressive_sync.go, validation_issues.go).
     #[test]
     fn selection_and_configuration_issues_as_argo() {
         let not_in = |values: &[&str]| MatchExpression {
@@ -869,7 +873,8 @@ mod tests {
     }
 
     /// Automated sync is turned off (and its prune carried into the started sync); the
-    /// operation is Argo's, with the Application's retry and sync options.
+    /// operation is Argo's, with the Application's retry and sync options
+    /// (progressive_sync.go: disableAutomatedSync, syncApplication).
     #[test]
     fn automated_sync_off_and_argos_operation() {
         let mut app = serde_json::json!({"spec": {"syncPolicy": {
@@ -891,6 +896,8 @@ mod tests {
         assert_eq!(bare["sync"], serde_json::json!({}));
     }
 
+    /// `deletionOrder: Reverse`: last step first (progressive_sync.go,
+    /// PerformReverseDeletion).
     #[test]
     fn reverse_deletion_goes_from_the_last_step() {
         let steps = vec![step(&["test"], None), step(&["prod"], None)];

@@ -1789,7 +1789,9 @@ mod tests {
     }
 
     /// Argo's `glob.MatchStringInList` (regexp mode) for `--applicationset-namespaces`
-    /// and `sourceNamespaces`: globs, `/regex/`, and Argo CD's own namespace always.
+    /// and `sourceNamespaces`: globs, `/regex/`, and Argo CD's own namespace always
+    /// (Argo's util/glob/list.go, applicationset/utils/utils.go IsNamespaceAllowed,
+    /// pkg/apis/application/v1alpha1/app_project_types.go IsAppNamespacePermitted).
     #[test]
     fn namespaces_match_globs_and_regexes() {
         let list = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
