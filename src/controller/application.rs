@@ -195,7 +195,12 @@ impl CachedApplication {
     /// sources and destination.
     pub fn compared_current(&self) -> bool {
         let spec: Value = serde_json::from_str(self.spec_text()).unwrap_or(Value::Null);
-        self.status.compared != 0 && self.status.compared == sources_digest(&spec)
+        self.compared_with(&spec)
+    }
+
+    /// [`CachedApplication::compared_current`] with the spec already parsed.
+    pub fn compared_with(&self, spec: &Value) -> bool {
+        self.status.compared != 0 && self.status.compared == sources_digest(spec)
     }
 }
 

@@ -1061,7 +1061,8 @@ fn rollout_pass(
             rollout::AppState {
                 progress: app.status.clone(),
                 has_operation: app.operation,
-                compared_current: app.compared_current(),
+                // The planner parsed the live spec already.
+                compared_current: app.compared_with(&e.live["spec"]),
                 spec_changed: updated.contains(name.as_str()),
             },
         );
