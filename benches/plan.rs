@@ -48,7 +48,7 @@ fn main() {
                 name,
                 Existing {
                     owner: Owner::Us,
-                    live,
+                    live: live.into(),
                     has_finalizer: true,
                     deleting: false,
                 },
@@ -82,7 +82,7 @@ fn main() {
             .existing
             .iter()
             .map(|(n, e)| {
-                let mut d = e.live.clone();
+                let mut d = e.live.to_value();
                 if let Value::Object(m) = &mut d {
                     m.remove("status");
                 }

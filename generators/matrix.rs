@@ -14,7 +14,7 @@ use prism_core::params::ParamShape;
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::HashMap;
-use std::rc::Rc;
+use std::sync::Arc;
 
 /// The `matrix` generator's spec.
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
@@ -50,9 +50,11 @@ impl MatrixGenerator {
             // A plugin is told the earlier parameters, so its answer may differ per set:
             // no memo here (the plugin host caches by request).
             let per_set = text.contains("\"plugin\"");
-            let mut memo: HashMap<String, Rc<Vec<Generated>>> = HashMap::new();
-            let mut untemplated: Option<Rc<Vec<Generated>>> = None;
-            let mut next = Vec::new();
+            let mut memo: HashMap<String, Arc<Vec<Generated>>> = HashMap::new();
+            let mut untemplated: Option<Arc<Vec<Generated>>> = None;
+            // Each earlier set with the child's sets for it; the product is made after.
+            let mut pairs: Vec<(&Generated, Arc<Vec<Generated>>)> = Vec::with_capacity(acc.len());
+            let mut total = 0usize;
             for a in &acc {
                 let sets = if per_set {
                     let raw = if templated && !a.params.is_empty() {
@@ -60,14 +62,14 @@ impl MatrixGenerator {
                     } else {
                         child.clone()
                     };
-                    Rc::new(expand_raw(&raw, &at, &ctx.with_upstream(&a.params))?)
+                    Arc::new(expand_raw(&raw, &at, &ctx.with_upstream(&a.params))?)
                 } else if templated && !a.params.is_empty() {
                     let interpolated = interpolate(child, &a.params, ctx, &at)?;
                     let key = interpolated.to_string();
                     match memo.get(&key) {
                         Some(sets) => sets.clone(),
                         None => {
-                            let sets = Rc::new(expand_raw(&interpolated, &at, ctx)?);
+                            let sets = Arc::new(expand_raw(&interpolated, &at, ctx)?);
                             memo.insert(key, sets.clone());
                             sets
                         }
@@ -76,18 +78,29 @@ impl MatrixGenerator {
                     match &untemplated {
                         Some(sets) => sets.clone(),
                         None => {
-                            let sets = Rc::new(expand_raw(child, &at, ctx)?);
+                            let sets = Arc::new(expand_raw(child, &at, ctx)?);
                             untemplated = Some(sets.clone());
                             sets
                         }
                     }
                 };
                 // Checked before the product grows: 20 children of 2 elements would be a million.
-                super::check_set_count(next.len() + sets.len(), ctx, path)?;
-                for b in sets.iter() {
-                    next.push(combine(a, b, ctx.shape(), path)?);
-                }
+                total += sets.len();
+                super::check_set_count(total, ctx, path)?;
+                pairs.push((a, sets));
             }
+            // Combining is most of a large matrix's time, and each pair stands alone.
+            let shape = ctx.shape();
+            let parts = prism_core::parallel::map(&pairs, ctx.options.threads, |(a, sets)| {
+                sets.iter()
+                    .map(|b| combine(a, b, shape, path))
+                    .collect::<Result<Vec<_>, _>>()
+            });
+            let mut next = Vec::with_capacity(total);
+            for part in parts {
+                next.extend(part?);
+            }
+            drop(pairs);
             acc = next;
         }
         Ok(acc)

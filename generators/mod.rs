@@ -34,7 +34,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::rc::Rc;
+use std::sync::Arc;
 
 /// What generators read and write while expanding one ApplicationSet.
 pub struct Context<'a> {
@@ -88,7 +88,7 @@ pub struct Generated {
     /// The parameters.
     pub params: ParamSet,
     /// Spec paths of the leaf generators that contributed, in order.
-    pub origin: Vec<Rc<str>>,
+    pub origin: Vec<Arc<str>>,
 }
 
 /// A parsed generator of any kind, ready to expand.
@@ -361,7 +361,7 @@ pub fn parse_as<T: DeserializeOwned + Generate + 'static>(
 
 /// Leaf parameter sets with their origin, the generator at `path`.
 pub fn leaf(sets: Vec<ParamSet>, path: &str) -> Vec<Generated> {
-    let origin: Rc<str> = Rc::from(path);
+    let origin: Arc<str> = Arc::from(path);
     sets.into_iter()
         .map(|params| Generated {
             params,

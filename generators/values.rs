@@ -119,11 +119,15 @@ impl ValuesGenerator {
         }
         found.sort();
 
-        let mut sets = Vec::with_capacity(found.len());
-        for (dir, _, env, file) in found {
+        // Reading and parsing the files is most of this generator's time: spread it.
+        let limits = &ctx.options.limits;
+        let parsed = prism_core::parallel::map(&found, ctx.options.threads, |(_, _, _, file)| {
             let bytes = repo.read(file).map_err(read_error)?;
-            let values = parse_values(&bytes, &ctx.options.limits)
-                .map_err(|m| parse_error(path, &self.repo_url, file, m))?;
+            parse_values(&bytes, limits).map_err(|m| parse_error(path, &self.repo_url, file, m))
+        });
+        let mut sets = Vec::with_capacity(found.len());
+        for ((dir, _, env, file), values) in found.into_iter().zip(parsed) {
+            let values = values?;
             let base_file = if dir == "." {
                 "values.yaml".to_string()
             } else {

@@ -335,7 +335,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         crate::fsread::set_max_file_bytes(l.max_file_bytes);
     }
     let text = match cli.command {
-        Command::Generate(args) => generate(&args)?,
+        Command::Generate(args) => return generate(&args, out),
         Command::Diff(args) => {
             let (text, differs) = crate::diff::diff(&args)?;
             out.write_all(text.as_bytes())
@@ -413,7 +413,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
 }
 
 /// Renders every ApplicationSet in `args.spec`; returns the whole output.
-pub fn generate(args: &GenerateArgs) -> Result<String, CliError> {
+pub fn generate(args: &GenerateArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let _span = tracing::info_span!("generate", spec = %args.spec).entered();
     let specs = read_specs(
         &args.spec,
@@ -423,6 +423,16 @@ pub fn generate(args: &GenerateArgs) -> Result<String, CliError> {
     let sources = args
         .sources
         .build(RevisionChoice::Spec, &args.sources.shared()?);
+    let streams = matches!(args.output, Format::Yaml | Format::Json | Format::Names);
+    if streams && !args.explain && !args.write_back {
+        return crate::stream::generate(
+            &specs,
+            sources.as_ref(),
+            &args.sources.options(),
+            args.output,
+            out,
+        );
+    }
     let results = render_specs(&specs, sources.as_ref(), &args.sources.options())?;
     let all = collect(&specs, &results)?;
     let text = output::format(&all, args.output, args.explain);
@@ -434,7 +444,9 @@ pub fn generate(args: &GenerateArgs) -> Result<String, CliError> {
     // The process ends right after printing: freeing a fleet's worth of small
     // allocations one by one would cost more than rendering them (benches/scale.rs).
     std::mem::forget(results);
-    Ok(text)
+    out.write_all(text.as_bytes())
+        .and_then(|_| out.flush())
+        .map_err(|e| CliError::Failed(format!("writing output: {e}")))
 }
 
 /// Runs every spec's `writeBack`, reporting on stderr.

@@ -5,13 +5,14 @@
 //! at `--to` (or the working tree of `--repo` paths) — and compares Applications by name.
 
 use crate::input::read_specs;
-use crate::pipeline::{collect, render_specs, Shared, SourceArgs};
+use crate::pipeline::{render_all, Shared, SourceArgs};
 use crate::sources::RevisionChoice;
 use crate::CliError;
 use clap::Args;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::IsTerminal;
+use std::sync::Arc;
 
 /// `prism diff`.
 #[derive(Debug, Args)]
@@ -45,8 +46,12 @@ pub enum DiffFormat {
 }
 
 /// One side: Application name → (manifest, generators that made it).
-type Side = BTreeMap<String, (Value, Vec<String>)>;
+/// One side of the diff: by name, the Application as compact JSON (equal text, equal
+/// object: maps print with sorted keys) and the generators behind it. Text costs a
+/// fraction of a parsed tree; only changed Applications are parsed back to print.
+type Side = BTreeMap<String, (String, Vec<Arc<str>>)>;
 
+/// Renders every spec in `spec` with repositories at `revision`.
 fn render_side(
     spec: &str,
     args: &DiffArgs,
@@ -59,15 +64,21 @@ fn render_side(
         &args.sources.engine.limits.limits(),
     )?;
     let sources = args.sources.build(revision, shared);
-    let results = render_specs(&specs, sources.as_ref(), &args.sources.options())?;
-    let all = collect(&specs, &results)?;
-    Ok(all
+    let (expansions, records) = render_all(
+        &specs,
+        sources.as_ref(),
+        &args.sources.options(),
+        || (),
+        |_, _, manifest| serde_json::to_string(manifest).map_err(|e| e.to_string()),
+        |_| {},
+    )?;
+    Ok(records
         .into_iter()
         .map(|r| {
-            (
-                r.app.name.clone(),
-                (r.app.manifest.clone(), r.app.generators.clone()),
-            )
+            let origin = expansions[r.spec as usize]
+                .origin(r.index as usize)
+                .to_vec();
+            (r.name, (r.item, origin))
         })
         .collect())
 }
@@ -106,10 +117,13 @@ pub fn diff(args: &DiffArgs) -> Result<(String, bool), CliError> {
 
     let text = match args.output {
         DiffFormat::Json => {
+            let parsed = |side: &Side, k: &str| -> Value {
+                serde_json::from_str(&side[k].0).unwrap_or(Value::Null)
+            };
             let out = json!({
-                "added": added.iter().map(|k| &after[*k].0).collect::<Vec<_>>(),
-                "removed": removed.iter().map(|k| &before[*k].0).collect::<Vec<_>>(),
-                "changed": changed.iter().map(|k| json!({"name": k, "before": before[*k].0, "after": after[*k].0})).collect::<Vec<_>>(),
+                "added": added.iter().map(|k| parsed(&after, k)).collect::<Vec<_>>(),
+                "removed": removed.iter().map(|k| parsed(&before, k)).collect::<Vec<_>>(),
+                "changed": changed.iter().map(|k| json!({"name": k, "before": parsed(&before, k), "after": parsed(&after, k)})).collect::<Vec<_>>(),
             });
             format!(
                 "{}\n",
@@ -173,9 +187,11 @@ pub fn diff(args: &DiffArgs) -> Result<(String, bool), CliError> {
     Ok((text, differs))
 }
 
-fn yaml(v: &Value) -> String {
+/// A side's JSON text as YAML, for the unified diff.
+fn yaml(json: &str) -> String {
+    let v: Value = serde_json::from_str(json).unwrap_or(Value::Null);
     let mut s = String::new();
-    crate::yaml::write_document(&mut s, v);
+    crate::yaml::write_document(&mut s, &v);
     s
 }
 
@@ -184,9 +200,9 @@ fn shrink_warning(before: &Side, after: &Side, removed: usize) -> String {
     let count = |side: &Side| {
         let mut by: BTreeMap<String, usize> = BTreeMap::new();
         for (_, gens) in side.values() {
-            let unique: BTreeSet<&String> = gens.iter().collect();
+            let unique: BTreeSet<&str> = gens.iter().map(|g| &**g).collect();
             for g in unique {
-                *by.entry(g.clone()).or_default() += 1;
+                *by.entry(g.to_string()).or_default() += 1;
             }
         }
         by

@@ -235,6 +235,8 @@ impl GitSource {
         dirs.sort();
         Ok(GitSnapshot {
             repo: self.repo.clone(),
+            git_dir: repo.path().to_path_buf(),
+            spares: (0..SPARE_HANDLES).map(|_| Mutex::new(None)).collect(),
             commit: commit.id().to_string(),
             files,
             dirs,
@@ -330,9 +332,17 @@ fn cache_key(url: &str) -> String {
     format!("{readable}-{hash:016x}")
 }
 
+/// Extra handles a snapshot opens, so that threads reading files in parallel do not
+/// queue on one (a libgit2 repository is not to be shared between threads).
+const SPARE_HANDLES: usize = 3;
+
 /// One revision of a git repository.
 pub struct GitSnapshot {
     repo: Arc<Mutex<GitRepo>>,
+    /// The repository's git directory, to open spare handles.
+    git_dir: PathBuf,
+    /// Handles opened when the shared one was busy.
+    spares: Vec<Mutex<Option<GitRepo>>>,
     commit: String,
     files: Vec<String>,
     dirs: Vec<String>,
@@ -358,10 +368,34 @@ impl Repository for GitSnapshot {
             .blobs
             .get(path)
             .ok_or_else(|| err("no such file at this revision".into()))?;
-        let repo = self
-            .repo
-            .lock()
-            .map_err(|_| err("git repository lock poisoned".into()))?;
+        // The shared handle when free, else a spare (opened on first use).
+        let shared = self.repo.try_lock().ok();
+        let mut spare = None;
+        if shared.is_none() {
+            for slot in &self.spares {
+                if let Ok(mut handle) = slot.try_lock() {
+                    if handle.is_none() {
+                        *handle = GitRepo::open_bare(&self.git_dir).ok();
+                    }
+                    if handle.is_some() {
+                        spare = Some(handle);
+                        break;
+                    }
+                }
+            }
+        }
+        let waited;
+        let repo: &GitRepo = match (&shared, &spare) {
+            (Some(r), _) => r,
+            (None, Some(h)) => h.as_ref().ok_or_else(|| err("no git handle".into()))?,
+            (None, None) => {
+                waited = self
+                    .repo
+                    .lock()
+                    .map_err(|_| err("git repository lock poisoned".into()))?;
+                &waited
+            }
+        };
         // The size from the object header, before the blob is loaded: streamed where the
         // object database can (loose objects: one inflate), else its header read first.
         let max = crate::fsread::max_file_bytes();

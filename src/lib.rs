@@ -25,6 +25,7 @@ pub mod registry;
 pub mod repo_policy;
 pub mod scm;
 pub mod sources;
+pub mod stream;
 pub mod workdir;
 pub mod writeback;
 pub mod yaml;

@@ -14,6 +14,7 @@ use crate::sources::{LocalSources, RevisionChoice};
 use crate::CliError;
 use clap::{Args, ValueEnum};
 use prism_engine::generators::git::FileGlobbing;
+use prism_engine::render::{expand, Expansion};
 use prism_engine::{render, Limits, RenderOptions, Rendered, Sources};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -40,6 +41,10 @@ pub struct EngineArgs {
     /// What one ApplicationSet render may cost.
     #[command(flatten)]
     pub limits: LimitArgs,
+    /// Threads one render uses to read values files and render Applications
+    /// [default: the machine's cores, at most 8].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub threads: Option<u16>,
 }
 
 /// The admin's limits on untrusted specs (see the README's Limits section); a spec
@@ -131,6 +136,9 @@ impl EngineArgs {
             },
             in_cluster_enabled: !self.no_in_cluster,
             limits: self.limits.limits(),
+            threads: self
+                .threads
+                .map_or_else(prism_engine::parallel::default_threads, usize::from),
         }
     }
 
@@ -424,4 +432,124 @@ pub fn collect<'a>(
             .then(a.application_set.cmp(b.application_set))
     });
     Ok(all)
+}
+
+/// One Application of a run over several specs: which spec and parameter set made it,
+/// its name, and what the caller kept of it.
+pub struct Record<T> {
+    /// `metadata.name`.
+    pub name: String,
+    /// Index of its spec in the run.
+    pub spec: u32,
+    /// Index of its parameter set in the spec's [`Expansion`].
+    pub index: u32,
+    /// What the caller's `each` returned for it.
+    pub item: T,
+}
+
+/// Renders every spec on `options.threads` threads without keeping the Applications:
+/// each is handed to `each` (with its thread's state, made by `start` and handed back
+/// to `finish` after each spec) and only what `each` returns is kept. Warnings go to
+/// stderr. Names must be unique within a set and across sets in one namespace (the
+/// errors [`collect`] gives). Returns the expansions (for what the records point at)
+/// and the records sorted by name, then ApplicationSet.
+pub fn render_all<'a, S, T, I, F>(
+    specs: &'a [SpecDoc],
+    sources: &dyn Sources,
+    options: &RenderOptions,
+    start: I,
+    each: F,
+    mut finish: impl FnMut(S),
+) -> Result<(Vec<Expansion<'a>>, Vec<Record<T>>), CliError>
+where
+    S: Send,
+    T: Send,
+    I: Fn() -> S + Sync,
+    F: Fn(&mut S, &str, &serde_json::Value) -> Result<T, String> + Sync,
+{
+    let mut records: Vec<Record<T>> = Vec::new();
+    let mut expansions = Vec::with_capacity(specs.len());
+    for (s, spec) in specs.iter().enumerate() {
+        let _span = tracing::info_span!("applicationset", name = %spec.appset.name).entered();
+        let failed = |e: String| {
+            CliError::Failed(format!(
+                "{}: ApplicationSet {}: {e}",
+                spec.file, spec.appset.name
+            ))
+        };
+        let started = std::time::Instant::now();
+        let expansion =
+            expand(&spec.appset, sources, options).map_err(|e| failed(e.to_string()))?;
+        let parts = expansion
+            .render_each(
+                options.threads,
+                || (start(), Vec::new()),
+                |(state, out): &mut (S, Vec<Record<T>>), i, name, manifest| {
+                    let item = each(state, &name, &manifest).map_err(|m| {
+                        prism_engine::Error::new(
+                            "spec.template",
+                            prism_engine::ErrorKind::RenderTemplate(m),
+                        )
+                    })?;
+                    out.push(Record {
+                        name,
+                        spec: s as u32,
+                        index: i as u32,
+                        item,
+                    });
+                    Ok(())
+                },
+            )
+            .map_err(|e| failed(e.to_string()))?;
+        for w in &expansion.warnings {
+            eprintln!(
+                "warning: {}: ApplicationSet {}: {w}",
+                spec.file, spec.appset.name
+            );
+        }
+        let first = records.len();
+        for (state, out) in parts {
+            records.extend(out);
+            finish(state);
+        }
+        // The first clash by parameter set is reported, as one thread would find it.
+        records[first..].sort_unstable_by_key(|r| r.index);
+        let mut seen: HashMap<&str, u32> = HashMap::with_capacity(records.len() - first);
+        for r in &records[first..] {
+            if let Some(&before) = seen.get(r.name.as_str()) {
+                let dup = expansion.duplicate(&r.name, before as usize, r.index as usize);
+                return Err(failed(dup.to_string()));
+            }
+            seen.insert(&r.name, r.index);
+        }
+        drop(seen);
+        // By name, as the check across sets below reads them.
+        records[first..].sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        tracing::debug!(applications = records.len() - first, elapsed = ?started.elapsed(), "rendered");
+        expansions.push(expansion);
+    }
+    // Applications of different sets in one namespace must not clash.
+    let mut owner: HashMap<(&str, &str), u32> = HashMap::with_capacity(records.len());
+    for r in &records {
+        let spec = &specs[r.spec as usize];
+        let key = (spec.appset.namespace.as_str(), r.name.as_str());
+        if let Some(other) = owner.insert(key, r.spec) {
+            if other != r.spec {
+                return Err(CliError::Failed(format!(
+                    "{}: ApplicationSets {} and {} both render Application {} in namespace {}; make the names unique",
+                    spec.file, specs[other as usize].appset.name, spec.appset.name, r.name, spec.appset.namespace
+                )));
+            }
+        }
+    }
+    drop(owner);
+    records.sort_unstable_by(|a, b| {
+        a.name.cmp(&b.name).then_with(|| {
+            specs[a.spec as usize]
+                .appset
+                .name
+                .cmp(&specs[b.spec as usize].appset.name)
+        })
+    });
+    Ok((expansions, records))
 }

@@ -24,7 +24,8 @@ pub mod schema;
 pub mod spec;
 
 pub use prism_core::{
-    cluster, error, glob, gotemplate, limits, options, params, selector, sources, template,
+    cluster, error, glob, gotemplate, limits, options, parallel, params, selector, sources,
+    template,
 };
 pub use prism_generators as generators;
 

@@ -125,12 +125,64 @@ fn collect_strings<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
     }
 }
 
-/// Renders every Application of `appset`.
+/// Renders every Application of `appset`, sorted by name: [`expand`], then every
+/// parameter set rendered on up to `options.threads` threads.
 pub fn render(
     appset: &ApplicationSet,
     sources: &dyn Sources,
     options: &RenderOptions,
 ) -> Result<Rendered, Error> {
+    let expansion = expand(appset, sources, options)?;
+    let parts = expansion.render_each(
+        options.threads,
+        Vec::new,
+        |out: &mut Vec<(usize, String, Value)>, i, name, manifest| {
+            out.push((i, name, manifest));
+            Ok(())
+        },
+    )?;
+    let mut done: Vec<(usize, String, Value)> = parts.into_iter().flatten().collect();
+    done.sort_unstable_by_key(|(i, _, _)| *i);
+    let Expansion { sets, warnings, .. } = expansion;
+    let mut applications: Vec<RenderedApplication> = done
+        .into_iter()
+        .zip(sets)
+        .map(|((_, name, manifest), (_, set))| RenderedApplication {
+            name,
+            manifest,
+            generators: set.origin.iter().map(|o| o.to_string()).collect(),
+            params: set.params,
+        })
+        .collect();
+    check_unique(&applications)?;
+    applications.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(Rendered {
+        applications,
+        warnings,
+    })
+}
+
+/// An ApplicationSet's generators expanded: every parameter set with the template it
+/// renders, before any Application is rendered. Rendering from here can be spread over
+/// threads and streamed ([`Expansion::render_each`]).
+pub struct Expansion<'a> {
+    appset: &'a ApplicationSet,
+    renderer: Renderer,
+    /// Per top-level generator: its template (with the generator's override merged) and
+    /// that template's spec path.
+    templates: Vec<(Value, String)>,
+    /// Every parameter set, with the index of its top-level generator.
+    sets: Vec<(usize, Generated)>,
+    /// Things the user should know that are not errors (a glob that matched nothing).
+    pub warnings: Vec<String>,
+}
+
+/// Expands `appset`'s generators into parameter sets, checking the parameter-set limit.
+pub fn expand<'a>(
+    appset: &'a ApplicationSet,
+    sources: &dyn Sources,
+    options: &RenderOptions,
+) -> Result<Expansion<'a>, Error> {
     let renderer = Renderer::with_limits(&appset.engine, &options.limits)
         .map_err(|e| Error::invalid("spec.goTemplateOptions", e))?;
     let warnings = RefCell::new(Vec::new());
@@ -145,8 +197,9 @@ pub fn render(
         repositories: &repositories,
         upstream: None,
     };
-    let mut applications = Vec::new();
-    for node in appset.nodes.iter() {
+    let mut templates = Vec::with_capacity(appset.nodes.len());
+    let mut all = Vec::new();
+    for (n, node) in appset.nodes.iter().enumerate() {
         let sets = node.expand(&ctx)?;
         let template = match &node.template {
             Some(over) => {
@@ -160,38 +213,179 @@ pub fn render(
             Some(_) => format!("{}.template", node.path),
             None => "spec.template".to_string(),
         };
-        if applications.len() + sets.len() > options.limits.parameter_sets {
+        if all.len() + sets.len() > options.limits.parameter_sets {
             return Err(Error::new(
                 &node.path,
                 ErrorKind::RenderTemplate(format!(
                     "the generators make {} parameter sets: {}",
-                    applications.len() + sets.len(),
+                    all.len() + sets.len(),
                     Limit::ParameterSets.exceeded(&options.limits)
                 )),
             ));
         }
-        for set in sets {
-            let app = render_application(appset, &renderer, &template, &template_path, set)?;
-            applications.push(app);
-        }
+        templates.push((template, template_path));
+        all.extend(sets.into_iter().map(|set| (n, set)));
     }
-    check_unique(&applications)?;
-    applications.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(Rendered {
-        applications,
+    Ok(Expansion {
+        appset,
+        renderer,
+        templates,
+        sets: all,
         warnings: warnings.into_inner(),
     })
 }
 
+/// Parameter sets a rendering thread takes at a time.
+const BLOCK: usize = 64;
+
+impl Expansion<'_> {
+    /// How many Applications the generators asked for.
+    pub fn len(&self) -> usize {
+        self.sets.len()
+    }
+
+    /// Whether the generators produced no parameter set.
+    pub fn is_empty(&self) -> bool {
+        self.sets.is_empty()
+    }
+
+    /// Renders every Application on up to `threads` threads. Each thread starts a state
+    /// with `init` and hands `each` the index, name and manifest of every Application it
+    /// renders; the states are returned. The first failure by index is the error, as a
+    /// one-thread run would report it; nothing is kept from a failed run.
+    pub fn render_each<S, I, F>(&self, threads: usize, init: I, each: F) -> Result<Vec<S>, Error>
+    where
+        S: Send,
+        I: Fn() -> S + Sync,
+        F: Fn(&mut S, usize, String, Value) -> Result<(), Error> + Sync,
+    {
+        let blocks = self.sets.len().div_ceil(BLOCK);
+        let threads = threads.clamp(1, blocks.max(1));
+        if threads == 1 {
+            let mut state = init();
+            for (i, (node, set)) in self.sets.iter().enumerate() {
+                let (template, path) = &self.templates[*node];
+                let (name, manifest) =
+                    render_application(self.appset, &self.renderer, template, path, set)?;
+                each(&mut state, i, name, manifest)?;
+            }
+            return Ok(vec![state]);
+        }
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let failed = std::sync::atomic::AtomicBool::new(false);
+        let (appset, templates, sets) = (self.appset, &self.templates, &self.sets);
+        let seeds: Vec<_> = (0..threads).map(|_| self.renderer.seed()).collect();
+        let results: Vec<Result<S, (usize, Error)>> = std::thread::scope(|scope| {
+            let workers: Vec<_> = seeds
+                .into_iter()
+                .map(|seed| {
+                    let (next, failed, init, each) = (&next, &failed, &init, &each);
+                    scope.spawn(move || {
+                        let renderer = seed.renderer();
+                        let mut state = init();
+                        // Blocks are taken in order, so every set before a failure is
+                        // still rendered by whoever holds it: the lowest failure wins.
+                        while !failed.load(std::sync::atomic::Ordering::Relaxed) {
+                            let b = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            if b >= blocks {
+                                break;
+                            }
+                            let end = ((b + 1) * BLOCK).min(sets.len());
+                            for (i, (node, set)) in
+                                sets.iter().enumerate().take(end).skip(b * BLOCK)
+                            {
+                                let (template, path) = &templates[*node];
+                                let done =
+                                    render_application(appset, &renderer, template, path, set)
+                                        .and_then(|(name, manifest)| {
+                                            each(&mut state, i, name, manifest)
+                                        });
+                                if let Err(e) = done {
+                                    failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                                    return Err((i, e));
+                                }
+                            }
+                        }
+                        Ok(state)
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| {
+                    w.join().unwrap_or_else(|_| {
+                        Err((
+                            0,
+                            Error::new(
+                                "spec.template",
+                                ErrorKind::RenderTemplate("a rendering thread panicked".into()),
+                            ),
+                        ))
+                    })
+                })
+                .collect()
+        });
+        let steps_exceeded = Limit::Steps.exceeded(&self.renderer.budget().limits);
+        let mut states = Vec::with_capacity(results.len());
+        let mut first: Option<(usize, Error)> = None;
+        for r in results {
+            match r {
+                Ok(s) => states.push(s),
+                Err((i, e)) if first.as_ref().is_none_or(|(j, _)| i < *j) => first = Some((i, e)),
+                Err(_) => {}
+            }
+        }
+        match first {
+            // Which set runs out of steps depends on how the threads interleaved: the
+            // message names none, so it is the same every run.
+            Some((_, e)) if e.to_string().contains(&steps_exceeded) => Err(Error::new(
+                "spec.template",
+                ErrorKind::RenderTemplate(format!(
+                    "rendering the Applications ran {steps_exceeded}"
+                )),
+            )),
+            Some((_, e)) => Err(e),
+            None => Ok(states),
+        }
+    }
+
+    /// Spec paths of the generators behind parameter set `i`.
+    pub fn origin(&self, i: usize) -> &[std::sync::Arc<str>] {
+        self.sets
+            .get(i)
+            .map_or(&[], |(_, set)| set.origin.as_slice())
+    }
+
+    /// The error for two parameter sets (by index) that render the same name.
+    pub fn duplicate(&self, name: &str, first: usize, second: usize) -> Error {
+        let describe = |i: usize| {
+            let set = &self.sets[i].1;
+            let origin: Vec<String> = set.origin.iter().map(|o| o.to_string()).collect();
+            describe_set(&origin, &set.params)
+        };
+        Error::new(
+            "spec.template.metadata.name",
+            ErrorKind::DuplicateName {
+                name: name.to_string(),
+                first: describe(first.min(second)),
+                second: describe(first.max(second)),
+            },
+        )
+    }
+}
+
+/// Renders one parameter set into its Application's name and manifest.
 fn render_application(
     appset: &ApplicationSet,
     renderer: &Renderer,
     template: &Value,
     template_path: &str,
-    set: Generated,
-) -> Result<RenderedApplication, Error> {
-    let origin = set.origin.iter().map(|o| o.to_string()).collect::<Vec<_>>();
-    let describe = || describe_set(&origin, &set.params);
+    set: &Generated,
+) -> Result<(String, Value), Error> {
+    let describe = || {
+        let origin: Vec<String> = set.origin.iter().map(|o| o.to_string()).collect();
+        describe_set(&origin, &set.params)
+    };
     let render_error = |path: &str, e: String| {
         Error::new(
             path,
@@ -304,12 +498,7 @@ fn render_application(
             },
         )
     })?;
-    Ok(RenderedApplication {
-        name,
-        manifest: canonical(app),
-        generators: origin,
-        params: set.params,
-    })
+    Ok((name, canonical(app)))
 }
 
 /// Describes a parameter set for messages: its generators and a few parameters.

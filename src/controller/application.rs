@@ -25,6 +25,9 @@ pub struct CachedApplication {
     /// Whether `operation` is set (a sync asked for, not yet taken up by Argo CD).
     #[serde(default, skip_serializing, deserialize_with = "present")]
     pub operation: bool,
+    /// [`sources_digest`] of the spec, worked out once per version of the object.
+    #[serde(skip)]
+    spec_sources: std::sync::OnceLock<u64>,
 }
 
 /// An Application's health, sync and last operation, as a RollingSync reads them.
@@ -194,13 +197,80 @@ impl CachedApplication {
     /// Whether Argo CD has compared this spec: `status.sync.comparedTo` holds its
     /// sources and destination.
     pub fn compared_current(&self) -> bool {
-        let spec: Value = serde_json::from_str(self.spec_text()).unwrap_or(Value::Null);
-        self.compared_with(&spec)
+        let digest = *self.spec_sources.get_or_init(|| {
+            let spec: Value = serde_json::from_str(self.spec_text()).unwrap_or(Value::Null);
+            sources_digest(&spec)
+        });
+        self.status.compared != 0 && self.status.compared == digest
     }
 
     /// [`CachedApplication::compared_current`] with the spec already parsed.
     pub fn compared_with(&self, spec: &Value) -> bool {
         self.status.compared != 0 && self.status.compared == sources_digest(spec)
+    }
+
+    /// Whether this object has every field of `want` with the same value, as
+    /// [`crate::controller::plan::contains`] of [`CachedApplication::to_value`] says,
+    /// without decoding it: metadata is read typed, and the spec's text is compared
+    /// with `want`'s printed spec before it is ever parsed.
+    pub fn contains(&self, want: &Value) -> bool {
+        let Some(w) = want.as_object() else {
+            return false;
+        };
+        w.iter().all(|(k, wv)| match k.as_str() {
+            "apiVersion" => wv == "argoproj.io/v1alpha1",
+            "kind" => wv == "Application",
+            "metadata" => self.metadata_contains(wv),
+            "spec" => self.spec_contains(wv),
+            _ => false,
+        })
+    }
+
+    fn metadata_contains(&self, want: &Value) -> bool {
+        use crate::controller::plan::contains;
+        let Some(w) = want.as_object() else {
+            return false;
+        };
+        let m = &self.metadata;
+        let map_contains = |live: &Option<std::collections::BTreeMap<String, String>>,
+                            want: &Value| {
+            match (live, want.as_object()) {
+                (Some(l), Some(w)) => w
+                    .iter()
+                    .all(|(k, v)| v.as_str().is_some_and(|v| l.get(k).is_some_and(|l| l == v))),
+                _ => false,
+            }
+        };
+        w.iter().all(|(k, wv)| match k.as_str() {
+            "name" => wv.as_str().is_some_and(|n| m.name.as_deref() == Some(n)),
+            "namespace" => wv
+                .as_str()
+                .is_some_and(|n| m.namespace.as_deref() == Some(n)),
+            "labels" => map_contains(&m.labels, wv),
+            "annotations" => map_contains(&m.annotations, wv),
+            "finalizers" => match (&m.finalizers, wv.as_array()) {
+                (Some(l), Some(w)) => {
+                    l.len() == w.len() && l.iter().zip(w).all(|(l, w)| w.as_str() == Some(l))
+                }
+                _ => false,
+            },
+            // Anything else is rare: read it as JSON.
+            other => serde_json::to_value(m)
+                .ok()
+                .and_then(|mut v| v.get_mut(other).map(Value::take))
+                .is_some_and(|l| contains(&l, wv)),
+        })
+    }
+
+    fn spec_contains(&self, want: &Value) -> bool {
+        let Some(text) = self.spec.as_deref().map(RawValue::get) else {
+            return false;
+        };
+        if serde_json::to_string(want).is_ok_and(|t| t == text) {
+            return true;
+        }
+        serde_json::from_str::<Value>(text)
+            .is_ok_and(|live| crate::controller::plan::contains(&live, want))
     }
 }
 
@@ -232,6 +302,78 @@ mod tests {
     /// Health, sync, revisions, the last operation and `comparedTo` are read; a
     /// `comparedTo` with the spec's sources and destination (keys in any order) means
     /// Argo CD has compared this spec.
+    /// The cached form answers `contains` exactly as the whole object does, for equal
+    /// objects, changed and missing fields, and fields only the live one has.
+    #[test]
+    fn contains_agrees_with_the_whole_object() {
+        let live = json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+            "metadata": {"name": "a", "namespace": "argocd", "labels": {"x": "1", "y": "2"},
+                         "annotations": {"h": "abc"}, "finalizers": ["f"], "resourceVersion": "7",
+                         "ownerReferences": [{"apiVersion": "prism.dev/v1alpha1", "kind": "ApplicationSet", "name": "s", "uid": "u"}]},
+            "spec": {"project": "default", "source": {"repoURL": "r", "path": "a"},
+                     "destination": {"server": "https://k", "namespace": "n"}}});
+        let mut want = live.clone();
+        want["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("resourceVersion");
+        let cached = CachedApplication::from_value(&live).unwrap();
+        let variants: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+            ("equal", Box::new(|_| {})),
+            (
+                "spec value",
+                Box::new(|w| w["spec"]["source"]["path"] = json!("b")),
+            ),
+            (
+                "spec field only live has",
+                Box::new(|w| {
+                    w["spec"].as_object_mut().unwrap().remove("project");
+                }),
+            ),
+            (
+                "spec field only want has",
+                Box::new(|w| w["spec"]["revisionHistoryLimit"] = json!(3)),
+            ),
+            (
+                "label value",
+                Box::new(|w| w["metadata"]["labels"]["x"] = json!("9")),
+            ),
+            (
+                "fewer labels",
+                Box::new(|w| {
+                    w["metadata"]["labels"].as_object_mut().unwrap().remove("y");
+                }),
+            ),
+            (
+                "new annotation",
+                Box::new(|w| w["metadata"]["annotations"]["k"] = json!("v")),
+            ),
+            (
+                "finalizers",
+                Box::new(|w| w["metadata"]["finalizers"] = json!(["f", "g"])),
+            ),
+            (
+                "owner",
+                Box::new(|w| w["metadata"]["ownerReferences"][0]["name"] = json!("t")),
+            ),
+            (
+                "number label",
+                Box::new(|w| w["metadata"]["labels"]["x"] = json!(1)),
+            ),
+            ("other top-level", Box::new(|w| w["operation"] = json!({}))),
+        ];
+        for (what, change) in variants {
+            let mut w = want.clone();
+            change(&mut w);
+            assert_eq!(
+                cached.contains(&w),
+                crate::controller::plan::contains(&cached.to_value(), &w),
+                "{what}"
+            );
+        }
+        assert!(cached.contains(&want));
+    }
+
     #[test]
     fn progress_is_read_from_the_status() {
         let spec = json!({"project": "p", "source": {"repoURL": "r", "path": "a", "targetRevision": "main"},

@@ -65,7 +65,7 @@ pub async fn execute(
                 } => Job::Delete {
                     name: name.clone(),
                     remove_finalizer: *remove_finalizer,
-                    live: existing.get(name).map(|e| e.live.clone()),
+                    live: existing.get(name).map(|e| e.live.to_value()),
                 },
                 Action::Keep(..) => return None,
             };
@@ -336,7 +336,7 @@ mod tests {
             owner: Owner::Us,
             has_finalizer: true,
             deleting: false,
-            live,
+            live: live.into(),
         }
     }
 

@@ -8,8 +8,10 @@
 //! them, holds the deletes until the ApplicationSet carries
 //! `prism.dev/allow-mass-delete: "<generation>"`.
 
+use crate::controller::application::CachedApplication;
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 pub use prism_engine::spec::Policy;
 
@@ -31,7 +33,7 @@ pub struct Existing {
     /// Its owner.
     pub owner: Owner,
     /// The live object (compared with the desired one field by field).
-    pub live: Value,
+    pub live: Live,
     /// Whether it carries Argo's resources finalizer.
     pub has_finalizer: bool,
     /// Whether it is already being deleted (`metadata.deletionTimestamp` set; Argo CD
@@ -162,7 +164,7 @@ pub fn plan(input: &Input) -> Plan {
                 Owner::Other { adoptable: true } => {
                     Action::Keep(name.clone(), Keep::PolicyNoUpdate)
                 }
-                Owner::Us if contains(&e.live, want) => Action::Keep(name.clone(), Keep::UpToDate),
+                Owner::Us if e.live.contains(want) => Action::Keep(name.clone(), Keep::UpToDate),
                 Owner::Us if input.policy.updates() => Action::Update(name.clone()),
                 Owner::Us => Action::Keep(name.clone(), Keep::PolicyNoUpdate),
             },
@@ -230,6 +232,129 @@ fn action_name(a: &Action) -> &str {
     }
 }
 
+/// A live Application: a whole JSON object, or the controller's cached form, read
+/// field by field where it is, and decoded to JSON only where it must be.
+#[derive(Debug, Clone)]
+pub enum Live {
+    /// A whole object.
+    Value(Value),
+    /// As the controller's cache holds it.
+    Cached(Arc<CachedApplication>),
+}
+
+impl From<Value> for Live {
+    fn from(v: Value) -> Live {
+        Live::Value(v)
+    }
+}
+
+impl Live {
+    /// The object as JSON (`apiVersion`, `kind`, `metadata`, `spec`).
+    pub fn to_value(&self) -> Value {
+        match self {
+            Live::Value(v) => v.clone(),
+            Live::Cached(a) => a.to_value(),
+        }
+    }
+
+    /// `metadata.name`.
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            Live::Value(v) => v["metadata"]["name"].as_str(),
+            Live::Cached(a) => a.metadata.name.as_deref(),
+        }
+    }
+
+    /// The value of label (`labels`) or annotation (`annotations`) `key`.
+    pub fn meta(&self, kind: &str, key: &str) -> Option<&str> {
+        match self {
+            Live::Value(v) => v["metadata"][kind][key].as_str(),
+            Live::Cached(a) => {
+                let map = match kind {
+                    "labels" => a.metadata.labels.as_ref(),
+                    _ => a.metadata.annotations.as_ref(),
+                };
+                map.and_then(|m| m.get(key)).map(String::as_str)
+            }
+        }
+    }
+
+    /// Every label.
+    pub fn labels(&self) -> BTreeMap<String, String> {
+        match self {
+            Live::Value(v) => v["metadata"]["labels"]
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            Live::Cached(a) => a.metadata.labels.clone().unwrap_or_default(),
+        }
+    }
+
+    /// Whether an ownerReference names the ApplicationSet `name`.
+    pub fn owned_by_set(&self, name: &str) -> bool {
+        match self {
+            Live::Value(v) => v["metadata"]["ownerReferences"]
+                .as_array()
+                .is_some_and(|refs| {
+                    refs.iter()
+                        .any(|r| r["kind"] == "ApplicationSet" && r["name"].as_str() == Some(name))
+                }),
+            Live::Cached(a) => a
+                .metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .any(|r| r.kind == "ApplicationSet" && r.name == name),
+        }
+    }
+
+    /// Whether a finalizer starts with `prefix`.
+    pub fn has_finalizer(&self, prefix: &str) -> bool {
+        match self {
+            Live::Value(v) => v["metadata"]["finalizers"].as_array().is_some_and(|f| {
+                f.iter()
+                    .any(|x| x.as_str().is_some_and(|s| s.starts_with(prefix)))
+            }),
+            Live::Cached(a) => a
+                .metadata
+                .finalizers
+                .iter()
+                .flatten()
+                .any(|f| f.starts_with(prefix)),
+        }
+    }
+
+    /// Whether `metadata.deletionTimestamp` is set.
+    pub fn deleting(&self) -> bool {
+        match self {
+            Live::Value(v) => v["metadata"]["deletionTimestamp"].is_string(),
+            Live::Cached(a) => a.metadata.deletion_timestamp.is_some(),
+        }
+    }
+
+    /// Whether Argo CD has compared this spec (see [`CachedApplication::compared_current`]).
+    pub fn compared_current(&self) -> bool {
+        match self {
+            Live::Value(_) => false,
+            Live::Cached(a) => a.compared_current(),
+        }
+    }
+
+    /// [`contains`] of the live object: the cached form compares its spec text with
+    /// `want`'s printed spec first (the API server prints JSON as serde_json does for
+    /// sorted maps), and decodes only what differs.
+    pub fn contains(&self, want: &Value) -> bool {
+        match self {
+            Live::Value(v) => contains(v, want),
+            Live::Cached(a) => a.contains(want),
+        }
+    }
+}
+
 /// Whether `live` has every field of `want` with the same value (what server-side
 /// apply would leave unchanged); fields only the server or others set are ignored.
 pub fn contains(live: &Value, want: &Value) -> bool {
@@ -292,7 +417,7 @@ mod tests {
                 n,
                 Existing {
                     owner: Owner::Us,
-                    live: app("v1"),
+                    live: app("v1").into(),
                     has_finalizer: false,
                     deleting: false,
                 },
@@ -300,7 +425,7 @@ mod tests {
         }
         let ours = |live: Value| Existing {
             owner: Owner::Us,
-            live,
+            live: live.into(),
             has_finalizer: true,
             deleting: false,
         };
@@ -329,7 +454,7 @@ mod tests {
                         owner: Owner::Other {
                             adoptable: state == State::ForeignAdoptable,
                         },
-                        live: app("v1"),
+                        live: app("v1").into(),
                         has_finalizer: false,
                         deleting: false,
                     },
@@ -450,7 +575,7 @@ mod tests {
                 n.into(),
                 Existing {
                     owner: Owner::Us,
-                    live: app("v1"),
+                    live: app("v1").into(),
                     has_finalizer: false,
                     deleting: false,
                 },
@@ -489,7 +614,7 @@ mod tests {
                 n.into(),
                 Existing {
                     owner: Owner::Us,
-                    live: app("v1"),
+                    live: app("v1").into(),
                     has_finalizer: true,
                     deleting: true,
                 },

@@ -5,7 +5,7 @@
 
 use crate::controller::crd::{ApplicationSetStatus, Condition, Counts, ResourceStatus};
 use crate::controller::ignore;
-use crate::controller::plan::{Action, Existing, Guard, Keep, Owner, Plan, Policy};
+use crate::controller::plan::{Action, Existing, Guard, Keep, Live, Owner, Plan, Policy};
 use prism_engine::model::{ApplicationSetSpec, PreservedFields};
 use prism_engine::render::RESOURCES_FINALIZER;
 use serde_json::{json, Value};
@@ -285,18 +285,13 @@ pub fn desired(
 
 /// Who owns a live Application: this set (its label and an ownerReference to it),
 /// or another owner, adoptable when annotated with this set's key.
-pub fn owner_of(set: &SetMeta, live: &Value) -> Owner {
-    let meta = &live["metadata"];
-    let labelled = meta["labels"][OWNER_LABEL].as_str() == Some(set.label_value().as_str());
-    let referenced = meta["ownerReferences"].as_array().is_some_and(|refs| {
-        refs.iter()
-            .any(|r| r["kind"] == "ApplicationSet" && r["name"].as_str() == Some(&set.name))
-    });
-    if labelled && referenced {
+pub fn owner_of(set: &SetMeta, live: &Live) -> Owner {
+    let labelled = live.meta("labels", OWNER_LABEL) == Some(set.label_value().as_str());
+    if labelled && live.owned_by_set(&set.name) {
         Owner::Us
     } else {
         Owner::Other {
-            adoptable: meta["annotations"][ADOPT_ANNOTATION].as_str() == Some(set.key().as_str()),
+            adoptable: live.meta("annotations", ADOPT_ANNOTATION) == Some(set.key().as_str()),
         }
     }
 }
@@ -305,27 +300,22 @@ pub fn owner_of(set: &SetMeta, live: &Value) -> Owner {
 /// the ones it owns and any of a desired name.
 pub fn existing(
     set: &SetMeta,
-    apps: impl IntoIterator<Item = Value>,
+    apps: impl IntoIterator<Item = Live>,
     desired: &BTreeMap<String, Value>,
 ) -> BTreeMap<String, Existing> {
     let mut out = BTreeMap::new();
     for live in apps {
-        let Some(name) = live["metadata"]["name"].as_str() else {
+        let Some(name) = live.name().map(str::to_string) else {
             continue;
         };
         let owner = owner_of(set, &live);
-        if owner != Owner::Us && !desired.contains_key(name) {
+        if owner != Owner::Us && !desired.contains_key(&name) {
             continue;
         }
-        let has_finalizer = live["metadata"]["finalizers"].as_array().is_some_and(|f| {
-            f.iter().any(|x| {
-                x.as_str()
-                    .is_some_and(|s| s.starts_with(RESOURCES_FINALIZER))
-            })
-        });
-        let deleting = live["metadata"]["deletionTimestamp"].is_string();
+        let has_finalizer = live.has_finalizer(RESOURCES_FINALIZER);
+        let deleting = live.deleting();
         out.insert(
-            name.to_string(),
+            name,
             Existing {
                 owner,
                 live,
@@ -886,6 +876,17 @@ mod tests {
         );
     }
 
+    /// `owner_of` of a whole object and of the controller's cached form agree.
+    fn owner_of_both(s: &SetMeta, v: &Value) -> Owner {
+        let whole = owner_of(s, &Live::from(v.clone()));
+        let cached = crate::controller::application::CachedApplication::from_value(v).unwrap();
+        assert_eq!(
+            owner_of(s, &Live::Cached(std::sync::Arc::new(cached))),
+            whole
+        );
+        whole
+    }
+
     #[test]
     fn ownership_needs_label_and_owner_reference_and_adoption_needs_the_key() {
         let s = set();
@@ -899,15 +900,15 @@ mod tests {
         )
         .unwrap()["a"]
             .clone();
-        assert_eq!(owner_of(&s, &ours), Owner::Us);
+        assert_eq!(owner_of_both(&s, &ours), Owner::Us);
         ours["metadata"]["ownerReferences"] = json!([]);
-        assert_eq!(owner_of(&s, &ours), Owner::Other { adoptable: false });
+        assert_eq!(owner_of_both(&s, &ours), Owner::Other { adoptable: false });
         let mut hand = rendered("a", "main");
-        assert_eq!(owner_of(&s, &hand), Owner::Other { adoptable: false });
+        assert_eq!(owner_of_both(&s, &hand), Owner::Other { adoptable: false });
         hand["metadata"]["annotations"] = json!({ADOPT_ANNOTATION: "argocd.shop"});
-        assert_eq!(owner_of(&s, &hand), Owner::Other { adoptable: true });
+        assert_eq!(owner_of_both(&s, &hand), Owner::Other { adoptable: true });
         hand["metadata"]["annotations"] = json!({ADOPT_ANNOTATION: "argocd.other"});
-        assert_eq!(owner_of(&s, &hand), Owner::Other { adoptable: false });
+        assert_eq!(owner_of_both(&s, &hand), Owner::Other { adoptable: false });
     }
 
     /// The pure pass end to end: live state → plan → status, then the same state
@@ -930,7 +931,7 @@ mod tests {
         let foreign = rendered("c", "x");
         let live = [want["a"].clone(), stale, foreign];
         let input = |live: &[Value]| Input {
-            existing: existing(&s, live.iter().cloned(), &want),
+            existing: existing(&s, live.iter().cloned().map(Live::from), &want),
             desired: Ok(want.clone()),
             policy: Policy::Sync,
             preserve_resources_on_deletion: true,

@@ -1061,12 +1061,12 @@ fn rollout_pass(
             rollout::AppState {
                 progress: app.status.clone(),
                 has_operation: app.operation,
-                // The planner parsed the live spec already.
-                compared_current: app.compared_with(&e.live["spec"]),
+                // Worked out once per version of the object.
+                compared_current: app.compared_current(),
                 spec_changed: updated.contains(name.as_str()),
             },
         );
-        live_labels.insert(name.clone(), labels_of(&e.live));
+        live_labels.insert(name.clone(), e.live.labels());
     }
     let desired_labels = match desired {
         Ok(d) => d.iter().map(|(n, a)| (n.clone(), labels_of(a))).collect(),
@@ -1618,7 +1618,7 @@ fn plan_set(
             a.labels().get(OWNER_LABEL) == Some(&label)
                 || desired.as_ref().is_ok_and(|d| d.contains_key(*name))
         })
-        .map(|(_, a)| a.to_value());
+        .map(|(_, a)| plan::Live::Cached(a.clone()));
     let empty = BTreeMap::new();
     let existing = reconcile::existing(meta, candidates, desired.as_ref().unwrap_or(&empty));
     let input = Input {

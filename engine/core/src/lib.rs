@@ -11,6 +11,7 @@ pub mod glob;
 pub mod gotemplate;
 pub mod limits;
 pub mod options;
+pub mod parallel;
 pub mod params;
 pub mod selector;
 pub mod sources;

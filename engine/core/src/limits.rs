@@ -8,6 +8,8 @@
 //! raises it.
 
 use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// The limits of one ApplicationSet render, and of the files and YAML documents Prism reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,31 +142,68 @@ impl Limit {
 }
 
 /// The running cost of one ApplicationSet render: the limits and the steps left.
+///
+/// Renderers on several threads share one render's steps: each draws them from the
+/// shared pool in batches, so the total stays [`Limits::steps`] however the work is split.
 #[derive(Debug)]
 pub struct Budget {
     /// The limits in force.
     pub limits: Limits,
-    steps_left: Cell<u64>,
+    /// Steps drawn from the pool and not spent yet.
+    local: Cell<u64>,
+    /// Steps nobody has drawn yet.
+    pool: Arc<AtomicU64>,
 }
+
+/// Steps a renderer draws from the shared pool at a time.
+const STEP_BATCH: u64 = 4096;
 
 impl Budget {
     /// A fresh budget for one render.
     pub fn new(limits: Limits) -> Budget {
         Budget {
             limits,
-            steps_left: Cell::new(limits.steps),
+            local: Cell::new(0),
+            pool: Arc::new(AtomicU64::new(limits.steps)),
+        }
+    }
+
+    /// Another budget spending from the same render's steps (for a renderer on another thread).
+    pub fn share(&self) -> Budget {
+        Budget {
+            limits: self.limits,
+            local: Cell::new(0),
+            pool: self.pool.clone(),
         }
     }
 
     /// Spends `n` steps; an error once the render has used more than [`Limits::steps`].
     #[inline]
     pub fn step(&self, n: u64) -> Result<(), String> {
-        let left = self.steps_left.get();
+        let left = self.local.get();
+        if left >= n {
+            self.local.set(left - n);
+            return Ok(());
+        }
+        self.refill(n)
+    }
+
+    #[cold]
+    fn refill(&self, n: u64) -> Result<(), String> {
+        let want = (n - self.local.get()).max(STEP_BATCH);
+        let taken = match self
+            .pool
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |p| {
+                Some(p.saturating_sub(want))
+            }) {
+            Ok(before) | Err(before) => before.min(want),
+        };
+        let left = self.local.get() + taken;
         if left < n {
-            self.steps_left.set(0);
+            self.local.set(0);
             return Err(Limit::Steps.exceeded(&self.limits));
         }
-        self.steps_left.set(left - n);
+        self.local.set(left - n);
         Ok(())
     }
 
@@ -286,6 +325,36 @@ pub fn parse_yaml_stream(text: &str, limits: &Limits) -> Result<Vec<serde_json::
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Budgets shared between threads draw from one pool: together they spend exactly
+    /// the limit, however the steps are split between them.
+    #[test]
+    fn shared_budgets_spend_one_limit() {
+        let limits = Limits {
+            steps: 10_000,
+            ..Limits::default()
+        };
+        let a = Budget::new(limits);
+        let b = a.share();
+        let mut spent = 0u64;
+        loop {
+            let one = a.step(3).is_ok();
+            let two = b.step(7).is_ok();
+            spent += if one { 3 } else { 0 } + if two { 7 } else { 0 };
+            if !one && !two {
+                break;
+            }
+        }
+        assert!(
+            spent <= 10_000 && spent > 10_000 - 2 * STEP_BATCH,
+            "spent {spent}"
+        );
+        assert!(a.step(1).is_err() && b.step(1).is_err());
+        // One budget alone spends all of it.
+        let alone = Budget::new(limits);
+        assert!(alone.step(10_000).is_ok());
+        assert!(alone.step(1).is_err());
+    }
 
     #[test]
     fn budget_counts_steps_and_names_the_flag() {

@@ -14,6 +14,8 @@ pub struct RenderOptions {
     pub in_cluster_enabled: bool,
     /// What one render may cost (the admin's, never the spec's).
     pub limits: Limits,
+    /// Threads one render may use to read files and render Applications.
+    pub threads: usize,
 }
 
 impl Default for RenderOptions {
@@ -22,6 +24,7 @@ impl Default for RenderOptions {
             git_file_globbing: FileGlobbing::Default,
             in_cluster_enabled: true,
             limits: Limits::default(),
+            threads: crate::parallel::default_threads(),
         }
     }
 }

@@ -83,6 +83,16 @@ impl Renderer {
         })
     }
 
+    /// What another thread needs to build a renderer like this one, spending from the
+    /// same step budget (a renderer holds caches that stay on their thread).
+    pub fn seed(&self) -> RendererSeed {
+        RendererSeed {
+            engine: self.engine.clone(),
+            missing_key_error: self.missing_key_error,
+            budget: self.budget.share(),
+        }
+    }
+
     /// The render's budget (limits and steps left).
     pub fn budget(&self) -> &Budget {
         &self.budget
@@ -216,6 +226,33 @@ impl Renderer {
             });
         }
         walk(value, &|s: &str| count(self.render_str(s, params)?))
+    }
+}
+
+/// A [`Renderer`] to be built on another thread: same engine and options, same
+/// render's step budget ([`Renderer::seed`]).
+#[derive(Debug)]
+pub struct RendererSeed {
+    engine: TemplateEngine,
+    missing_key_error: bool,
+    budget: Budget,
+}
+
+impl RendererSeed {
+    /// The renderer, with empty template caches.
+    pub fn renderer(self) -> Renderer {
+        let handlebars = match self.engine {
+            TemplateEngine::Handlebars => Some(RefCell::new(new_handlebars(&self.budget.limits))),
+            _ => None,
+        };
+        Renderer {
+            engine: self.engine,
+            handlebars,
+            go: RefCell::new(crate::gotemplate::Cache::default()),
+            missing_key_error: self.missing_key_error,
+            budget: self.budget,
+            pieces: RefCell::default(),
+        }
     }
 }
 
