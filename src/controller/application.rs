@@ -318,7 +318,8 @@ mod tests {
             .unwrap()
             .remove("resourceVersion");
         let cached = CachedApplication::from_value(&live).unwrap();
-        let variants: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+        type Change = Box<dyn Fn(&mut Value)>;
+        let variants: Vec<(&str, Change)> = vec![
             ("equal", Box::new(|_| {})),
             (
                 "spec value",
