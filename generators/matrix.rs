@@ -8,9 +8,8 @@
 //! Children's `template` overrides are ignored, as in Argo. A child whose templated
 //! form is identical for several parameter sets is expanded once.
 
-use super::{expand_raw, interpolate, merge_override, Context, Generated};
-use prism_core::error::{Error, ErrorKind};
-use prism_core::params::ParamShape;
+use super::{check_combinable, expand_raw, interpolate, Context, Generated, Product, Sets};
+use prism_core::error::Error;
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -41,8 +40,14 @@ impl MatrixGenerator {
 
     /// The combined parameter sets.
     pub fn combined(&self, ctx: &Context, path: &str) -> Result<Vec<Generated>, Error> {
+        Ok(self.product(ctx, path)?.into_vec())
+    }
+
+    /// The parameter sets, the last child's product left to combine one set at a time.
+    pub fn product(&self, ctx: &Context, path: &str) -> Result<Sets, Error> {
         let child_path = |i: usize| format!("{path}.generators[{i}]");
         let mut acc = expand_raw(&self.generators[0], &child_path(0), ctx)?;
+        let last = self.generators.len() - 1;
         for (i, child) in self.generators.iter().enumerate().skip(1) {
             let at = child_path(i);
             let text = child.to_string();
@@ -50,101 +55,72 @@ impl MatrixGenerator {
             // A plugin is told the earlier parameters, so its answer may differ per set:
             // no memo here (the plugin host caches by request).
             let per_set = text.contains("\"plugin\"");
-            let mut memo: HashMap<String, Arc<Vec<Generated>>> = HashMap::new();
-            let mut untemplated: Option<Arc<Vec<Generated>>> = None;
-            // Each earlier set with the child's sets for it; the product is made after.
-            let mut pairs: Vec<(&Generated, Arc<Vec<Generated>>)> = Vec::with_capacity(acc.len());
+            let mut memo: HashMap<String, usize> = HashMap::new();
+            let mut untemplated: Option<usize> = None;
+            // The child's distinct expansions, and which one each earlier set pairs with.
+            let mut groups: Vec<Arc<Vec<Generated>>> = Vec::new();
+            let mut group_of: Vec<usize> = Vec::with_capacity(acc.len());
             let mut total = 0usize;
             for a in &acc {
-                let sets = if per_set {
+                let mut add = |sets: Vec<Generated>| {
+                    groups.push(Arc::new(sets));
+                    groups.len() - 1
+                };
+                let g = if per_set {
                     let raw = if templated && !a.params.is_empty() {
                         interpolate(child, &a.params, ctx, &at)?
                     } else {
                         child.clone()
                     };
-                    Arc::new(expand_raw(&raw, &at, &ctx.with_upstream(&a.params))?)
+                    add(expand_raw(&raw, &at, &ctx.with_upstream(&a.params))?)
                 } else if templated && !a.params.is_empty() {
                     let interpolated = interpolate(child, &a.params, ctx, &at)?;
                     let key = interpolated.to_string();
                     match memo.get(&key) {
-                        Some(sets) => sets.clone(),
+                        Some(&g) => g,
                         None => {
-                            let sets = Arc::new(expand_raw(&interpolated, &at, ctx)?);
-                            memo.insert(key, sets.clone());
-                            sets
+                            let g = add(expand_raw(&interpolated, &at, ctx)?);
+                            memo.insert(key, g);
+                            g
                         }
                     }
                 } else {
-                    match &untemplated {
-                        Some(sets) => sets.clone(),
+                    match untemplated {
+                        Some(g) => g,
                         None => {
-                            let sets = Arc::new(expand_raw(child, &at, ctx)?);
-                            untemplated = Some(sets.clone());
-                            sets
+                            let g = add(expand_raw(child, &at, ctx)?);
+                            untemplated = Some(g);
+                            g
                         }
                     }
                 };
                 // Checked before the product grows: 20 children of 2 elements would be a million.
-                total += sets.len();
+                total += groups[g].len();
                 super::check_set_count(total, ctx, path)?;
-                pairs.push((a, sets));
+                group_of.push(g);
             }
-            // Combining is most of a large matrix's time, and each pair stands alone.
+            // Every pair is checked now, so a conflict fails the expansion as before;
+            // each pair stands alone, so the check is spread over threads.
             let shape = ctx.shape();
-            let parts = prism_core::parallel::map(&pairs, ctx.options.threads, |(a, sets)| {
+            let pairs: Vec<(&Generated, &Vec<Generated>)> = acc
+                .iter()
+                .zip(&group_of)
+                .map(|(a, &g)| (a, &*groups[g]))
+                .collect();
+            let checked = prism_core::parallel::map(&pairs, ctx.options.threads, |(a, sets)| {
                 sets.iter()
-                    .map(|b| combine(a, b, shape, path))
-                    .collect::<Result<Vec<_>, _>>()
+                    .try_for_each(|b| check_combinable(a, b, shape, path))
             });
-            let mut next = Vec::with_capacity(total);
-            for part in parts {
-                next.extend(part?);
-            }
+            checked.into_iter().collect::<Result<(), Error>>()?;
             drop(pairs);
-            acc = next;
-        }
-        Ok(acc)
-    }
-}
-
-fn combine(
-    a: &Generated,
-    b: &Generated,
-    shape: ParamShape,
-    path: &str,
-) -> Result<Generated, Error> {
-    let params = match shape {
-        ParamShape::Flat => {
-            let mut out = a.params.clone();
-            for (k, vb) in &b.params {
-                match out.get(k) {
-                    Some(va) if va != vb => {
-                        return Err(Error::new(
-                            path,
-                            ErrorKind::Combine(format!(
-                                "found duplicate key {k} with different value, a: {} ,b: {}; \
-                                 rename the parameter in one child (for git: pathParamPrefix)",
-                                prism_core::params::go_format(va),
-                                prism_core::params::go_format(vb)
-                            )),
-                        ))
-                    }
-                    _ => {
-                        out.insert(k.clone(), vb.clone());
-                    }
-                }
+            let product = Product::new(acc, groups, &group_of, shape);
+            if i == last {
+                return Ok(Sets::Product(product));
             }
-            out
+            acc = Sets::Product(product).into_vec();
         }
-        ParamShape::Nested => {
-            let mut out = b.params.clone();
-            merge_override(&mut out, &a.params);
-            out
-        }
-    };
-    let mut origin = a.origin.clone();
-    origin.extend(b.origin.iter().cloned());
-    Ok(Generated { params, origin })
+        Ok(Sets::Made(acc))
+    }
 }
 
 /// The `matrix` generator's registration.
@@ -176,11 +152,37 @@ impl super::Generate for MatrixGenerator {
     fn generate(&self, ctx: &Context, path: &str) -> Result<Vec<super::Generated>, Error> {
         self.combined(ctx, path)
     }
+
+    fn generate_sets(&self, ctx: &Context, path: &str) -> Result<Sets, Error> {
+        self.product(ctx, path)
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::tests::{expand_err, expand_one};
+    use crate::tests::{expand_both, expand_err, expand_one};
+
+    /// A top-level matrix defers its last product: combined one set at a time, the
+    /// sets, their order, the node's selector and a conflict are what combining all of
+    /// them at once gives.
+    #[test]
+    fn deferred_product_equals_the_made_one() {
+        for nested in [false, true] {
+            let raw = json!({"matrix": {"generators": [
+                {"list": {"elements": [{"a": "1", "k": "x"}, {"a": "2", "k": "x"}, {"a": "3", "k": "x"}]}},
+                {"list": {"elements": [{"b": "p", "k": "x"}, {"b": "q", "k": "x"}]}},
+                {"list": {"elements": [{"c": "{{a}}"}, {"c": "z"}]}}
+            ]}, "selector": {"matchExpressions": [{"key": "b", "operator": "In", "values": ["q"]}]}});
+            let (lazily, made, deferred) = expand_both(raw, nested);
+            assert!(deferred);
+            assert_eq!(lazily, made);
+            assert_eq!(made.len(), 6, "{made:?}");
+        }
+        // In the default mode a key both children set differently fails the expansion.
+        let conflict = json!({"matrix": {"generators": [
+            {"list": {"elements": [{"k": "x"}]}}, {"list": {"elements": [{"k": "y"}]}}]}});
+        assert!(expand_err(conflict, false).contains("found duplicate key k"));
+    }
     use serde_json::json;
 
     #[test]

@@ -91,6 +91,173 @@ pub struct Generated {
     pub origin: Vec<Arc<str>>,
 }
 
+/// A generator's parameter sets as the engine keeps them for rendering: made, or (a
+/// matrix's last step) a product of two lists still to be combined, so that a large
+/// matrix costs the memory of its children, and each combined set lives only while its
+/// Application is rendered.
+#[derive(Debug)]
+pub enum Sets {
+    /// Every set, made.
+    Made(Vec<Generated>),
+    /// Pairs of sets, combined when asked for.
+    Product(Product),
+}
+
+/// Pairs of parameter sets, already checked to combine without conflict.
+#[derive(Debug)]
+pub struct Product {
+    left: Vec<Generated>,
+    /// The later child's sets, once per distinct expansion of it.
+    right: Vec<Arc<Vec<Generated>>>,
+    /// (left set, right group, set in that group), in the product's order.
+    pairs: Vec<(u32, u32, u32)>,
+    shape: ParamShape,
+}
+
+impl Product {
+    /// The pairs of `left` with `right[groups[i]]` (every set of that group), in order.
+    pub fn new(
+        left: Vec<Generated>,
+        right: Vec<Arc<Vec<Generated>>>,
+        groups: &[usize],
+        shape: ParamShape,
+    ) -> Product {
+        let mut pairs = Vec::new();
+        for (a, &g) in groups.iter().enumerate() {
+            let n = right.get(g).map_or(0, |r| r.len());
+            pairs.extend((0..n).map(|b| (a as u32, g as u32, b as u32)));
+        }
+        Product {
+            left,
+            right,
+            pairs,
+            shape,
+        }
+    }
+
+    /// How many sets.
+    pub fn len(&self) -> usize {
+        self.pairs.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.pairs.is_empty()
+    }
+
+    /// The two sets of pair `i`.
+    pub fn parts(&self, i: usize) -> Option<(&Generated, &Generated)> {
+        let &(a, g, b) = self.pairs.get(i)?;
+        Some((
+            self.left.get(a as usize)?,
+            self.right.get(g as usize)?.get(b as usize)?,
+        ))
+    }
+
+    /// Set `i`, combined.
+    pub fn get(&self, i: usize) -> Option<Generated> {
+        let (a, b) = self.parts(i)?;
+        Some(combine_checked(a, b, self.shape))
+    }
+
+    /// Keeps the sets `keep` says yes to.
+    pub fn retain(&mut self, keep: impl Fn(&Generated) -> bool) {
+        let pairs = std::mem::take(&mut self.pairs);
+        self.pairs = pairs
+            .into_iter()
+            .filter(|&(a, g, b)| {
+                let (a, b) = (&self.left[a as usize], &self.right[g as usize][b as usize]);
+                keep(&combine_checked(a, b, self.shape))
+            })
+            .collect();
+    }
+}
+
+/// Two sets combined (the later child's under the earlier's), once
+/// [`check_combinable`] has passed.
+pub fn combine_checked(a: &Generated, b: &Generated, shape: ParamShape) -> Generated {
+    let params = match shape {
+        ParamShape::Flat => {
+            let mut out = a.params.clone();
+            for (k, vb) in &b.params {
+                if !out.contains_key(k) {
+                    out.insert(k.clone(), vb.clone());
+                }
+            }
+            out
+        }
+        ParamShape::Nested => {
+            let mut out = b.params.clone();
+            merge_override(&mut out, &a.params);
+            out
+        }
+    };
+    let mut origin = a.origin.clone();
+    origin.extend(b.origin.iter().cloned());
+    Generated { params, origin }
+}
+
+/// Argo's `CombineStringMaps` conflict in the default mode: a key both sets have with
+/// different values (the nested modes let the earlier set win instead).
+pub fn check_combinable(
+    a: &Generated,
+    b: &Generated,
+    shape: ParamShape,
+    path: &str,
+) -> Result<(), Error> {
+    if shape == ParamShape::Nested {
+        return Ok(());
+    }
+    for (k, vb) in &b.params {
+        match a.params.get(k) {
+            Some(va) if va != vb => {
+                return Err(Error::new(
+                    path,
+                    ErrorKind::Combine(format!(
+                        "found duplicate key {k} with different value, a: {} ,b: {}; \
+                         rename the parameter in one child (for git: pathParamPrefix)",
+                        prism_core::params::go_format(va),
+                        prism_core::params::go_format(vb)
+                    )),
+                ))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+impl Sets {
+    /// How many sets.
+    pub fn len(&self) -> usize {
+        match self {
+            Sets::Made(v) => v.len(),
+            Sets::Product(p) => p.len(),
+        }
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Set `i`: borrowed when made, combined now from a product.
+    pub fn get(&self, i: usize) -> Option<std::borrow::Cow<'_, Generated>> {
+        match self {
+            Sets::Made(v) => v.get(i).map(std::borrow::Cow::Borrowed),
+            Sets::Product(p) => p.get(i).map(std::borrow::Cow::Owned),
+        }
+    }
+
+    /// Every set, made.
+    pub fn into_vec(self) -> Vec<Generated> {
+        match self {
+            Sets::Made(v) => v,
+            Sets::Product(p) => (0..p.len()).filter_map(|i| p.get(i)).collect(),
+        }
+    }
+}
+
 /// A parsed generator of any kind, ready to expand.
 pub trait Generate: std::fmt::Debug + Send + Sync {
     /// Checks what serde cannot (patterns, children, selectors); `prism` is whether the
@@ -101,6 +268,12 @@ pub trait Generate: std::fmt::Debug + Send + Sync {
 
     /// Expands into parameter sets; `path` is this generator's spec path.
     fn generate(&self, ctx: &Context, path: &str) -> Result<Vec<Generated>, Error>;
+
+    /// The sets as the engine keeps them to render ([`Sets::Product`] lets a matrix
+    /// defer combining); by default [`Generate::generate`]'s, made.
+    fn generate_sets(&self, ctx: &Context, path: &str) -> Result<Sets, Error> {
+        Ok(Sets::Made(self.generate(ctx, path)?))
+    }
 }
 
 /// One kind of generator: its spec key and everything the rest of Prism asks of it
@@ -559,6 +732,19 @@ impl GeneratorNode {
         }
         Ok(sets)
     }
+
+    /// [`GeneratorNode::expand`] as the engine keeps the sets to render (see [`Sets`]).
+    pub fn expand_sets(&self, ctx: &Context) -> Result<Sets, Error> {
+        let mut sets = self.generator.generate_sets(ctx, &self.path)?;
+        check_set_count(sets.len(), ctx, &self.path)?;
+        if let Some(selector) = &self.selector {
+            match &mut sets {
+                Sets::Made(v) => v.retain(|g| selector.matches(&flat_view(&g.params))),
+                Sets::Product(p) => p.retain(|g| selector.matches(&flat_view(&g.params))),
+            }
+        }
+        Ok(sets)
+    }
 }
 
 /// Checks the shape of an Application template (`metadata`, `spec`).
@@ -882,6 +1068,34 @@ pub(crate) mod tests {
             &RenderOptions::default(),
         )
         .unwrap()
+    }
+
+    /// A top-level node's sets as the engine keeps them ([`Sets`], possibly a deferred
+    /// product) and as generators get them: (deferred ones, made ones, whether deferred).
+    pub fn expand_both(raw: Value, nested: bool) -> (Vec<Value>, Vec<Value>, bool) {
+        let renderer = Renderer::new(&engine(nested)).unwrap();
+        let warnings = RefCell::new(vec![]);
+        let sources = MemorySources::new();
+        let options = RenderOptions::default();
+        let ctx = Context {
+            sources: &sources,
+            renderer: &renderer,
+            options: &options,
+            warnings: &warnings,
+            prism: true,
+            appset_name: "test",
+            repositories: &[],
+            upstream: None,
+        };
+        let node = GeneratorNode::parse(&raw, "spec.generators[0]", true).unwrap();
+        let sets = node.expand_sets(&ctx).unwrap();
+        let deferred = matches!(sets, Sets::Product(_));
+        let show = |g: &Generated| serde_json::json!({"params": g.params, "origin": g.origin.iter().map(|o| o.to_string()).collect::<Vec<_>>()});
+        let lazily = (0..sets.len())
+            .map(|i| show(&sets.get(i).unwrap()))
+            .collect();
+        let made = node.expand(&ctx).unwrap().iter().map(show).collect();
+        (lazily, made, deferred)
     }
 
     /// The error text of expanding with empty sources.

@@ -8,13 +8,14 @@
 //! name, so the same input gives byte-identical output.
 
 use crate::error::{Error, ErrorKind};
-use crate::generators::{Context, Generated};
+use crate::generators::{Context, Generated, Sets};
 use crate::limits::{Limit, Limits};
 use crate::params::{flat_view, ParamSet};
 use crate::sources::Sources;
 use crate::spec::ApplicationSet;
 use crate::template::Renderer;
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashMap;
 
@@ -143,11 +144,14 @@ pub fn render(
     )?;
     let mut done: Vec<(usize, String, Value)> = parts.into_iter().flatten().collect();
     done.sort_unstable_by_key(|(i, _, _)| *i);
-    let Expansion { sets, warnings, .. } = expansion;
+    let Expansion {
+        nodes, warnings, ..
+    } = expansion;
+    let sets = nodes.into_iter().flat_map(|(sets, _, _)| sets.into_vec());
     let mut applications: Vec<RenderedApplication> = done
         .into_iter()
         .zip(sets)
-        .map(|((_, name, manifest), (_, set))| RenderedApplication {
+        .map(|((_, name, manifest), set)| RenderedApplication {
             name,
             manifest,
             generators: set.origin.iter().map(|o| o.to_string()).collect(),
@@ -168,11 +172,13 @@ pub fn render(
 pub struct Expansion<'a> {
     appset: &'a ApplicationSet,
     renderer: Renderer,
-    /// Per top-level generator: its template (with the generator's override merged) and
-    /// that template's spec path.
-    templates: Vec<(Value, String)>,
-    /// Every parameter set, with the index of its top-level generator.
-    sets: Vec<(usize, Generated)>,
+    /// Per top-level generator: its parameter sets, its template (with the generator's
+    /// override merged) and that template's spec path.
+    nodes: Vec<(Sets, Value, String)>,
+    /// Where each node's sets start in the expansion's numbering.
+    starts: Vec<usize>,
+    /// How many sets in all.
+    total: usize,
     /// Things the user should know that are not errors (a glob that matched nothing).
     pub warnings: Vec<String>,
 }
@@ -197,10 +203,11 @@ pub fn expand<'a>(
         repositories: &repositories,
         upstream: None,
     };
-    let mut templates = Vec::with_capacity(appset.nodes.len());
-    let mut all = Vec::new();
-    for (n, node) in appset.nodes.iter().enumerate() {
-        let sets = node.expand(&ctx)?;
+    let mut nodes = Vec::with_capacity(appset.nodes.len());
+    let mut starts = Vec::with_capacity(appset.nodes.len());
+    let mut total = 0usize;
+    for node in appset.nodes.iter() {
+        let sets = node.expand_sets(&ctx)?;
         let template = match &node.template {
             Some(over) => {
                 let mut t = over.clone();
@@ -213,24 +220,26 @@ pub fn expand<'a>(
             Some(_) => format!("{}.template", node.path),
             None => "spec.template".to_string(),
         };
-        if all.len() + sets.len() > options.limits.parameter_sets {
+        if total + sets.len() > options.limits.parameter_sets {
             return Err(Error::new(
                 &node.path,
                 ErrorKind::RenderTemplate(format!(
                     "the generators make {} parameter sets: {}",
-                    all.len() + sets.len(),
+                    total + sets.len(),
                     Limit::ParameterSets.exceeded(&options.limits)
                 )),
             ));
         }
-        templates.push((template, template_path));
-        all.extend(sets.into_iter().map(|set| (n, set)));
+        starts.push(total);
+        total += sets.len();
+        nodes.push((sets, template, template_path));
     }
     Ok(Expansion {
         appset,
         renderer,
-        templates,
-        sets: all,
+        nodes,
+        starts,
+        total,
         warnings: warnings.into_inner(),
     })
 }
@@ -241,12 +250,22 @@ const BLOCK: usize = 64;
 impl Expansion<'_> {
     /// How many Applications the generators asked for.
     pub fn len(&self) -> usize {
-        self.sets.len()
+        self.total
     }
 
     /// Whether the generators produced no parameter set.
     pub fn is_empty(&self) -> bool {
-        self.sets.is_empty()
+        self.total == 0
+    }
+
+    /// What rendering threads share: everything but the renderer, whose caches stay on
+    /// the thread that made them.
+    fn shared(&self) -> Shared<'_> {
+        Shared {
+            appset: self.appset,
+            nodes: &self.nodes,
+            starts: &self.starts,
+        }
     }
 
     /// Renders every Application on up to `threads` threads. Each thread starts a state
@@ -259,57 +278,52 @@ impl Expansion<'_> {
         I: Fn() -> S + Sync,
         F: Fn(&mut S, usize, String, Value) -> Result<(), Error> + Sync,
     {
-        let blocks = self.sets.len().div_ceil(BLOCK);
+        let blocks = self.total.div_ceil(BLOCK);
         let threads = threads.clamp(1, blocks.max(1));
         if threads == 1 {
             let mut state = init();
-            for (i, (node, set)) in self.sets.iter().enumerate() {
-                let (template, path) = &self.templates[*node];
-                let (name, manifest) =
-                    render_application(self.appset, &self.renderer, template, path, set)?;
+            for i in 0..self.total {
+                let (name, manifest) = self.shared().render_one(&self.renderer, i)?;
                 each(&mut state, i, name, manifest)?;
             }
             return Ok(vec![state]);
         }
         let next = std::sync::atomic::AtomicUsize::new(0);
         let failed = std::sync::atomic::AtomicBool::new(false);
-        let (appset, templates, sets) = (self.appset, &self.templates, &self.sets);
         let seeds: Vec<_> = (0..threads).map(|_| self.renderer.seed()).collect();
+        let total = self.total;
+        let shared = self.shared();
         let results: Vec<Result<S, (usize, Error)>> = std::thread::scope(|scope| {
-            let workers: Vec<_> = seeds
-                .into_iter()
-                .map(|seed| {
-                    let (next, failed, init, each) = (&next, &failed, &init, &each);
-                    scope.spawn(move || {
-                        let renderer = seed.renderer();
-                        let mut state = init();
-                        // Blocks are taken in order, so every set before a failure is
-                        // still rendered by whoever holds it: the lowest failure wins.
-                        while !failed.load(std::sync::atomic::Ordering::Relaxed) {
-                            let b = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            if b >= blocks {
-                                break;
-                            }
-                            let end = ((b + 1) * BLOCK).min(sets.len());
-                            for (i, (node, set)) in
-                                sets.iter().enumerate().take(end).skip(b * BLOCK)
-                            {
-                                let (template, path) = &templates[*node];
-                                let done =
-                                    render_application(appset, &renderer, template, path, set)
-                                        .and_then(|(name, manifest)| {
-                                            each(&mut state, i, name, manifest)
-                                        });
-                                if let Err(e) = done {
-                                    failed.store(true, std::sync::atomic::Ordering::Relaxed);
-                                    return Err((i, e));
+            let workers: Vec<_> =
+                seeds
+                    .into_iter()
+                    .map(|seed| {
+                        let (next, failed, init, each, shared) =
+                            (&next, &failed, &init, &each, &shared);
+                        scope.spawn(move || {
+                            let renderer = seed.renderer();
+                            let mut state = init();
+                            // Blocks are taken in order, so every set before a failure is
+                            // still rendered by whoever holds it: the lowest failure wins.
+                            while !failed.load(std::sync::atomic::Ordering::Relaxed) {
+                                let b = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                if b >= blocks {
+                                    break;
+                                }
+                                for i in b * BLOCK..((b + 1) * BLOCK).min(total) {
+                                    let done = shared.render_one(&renderer, i).and_then(
+                                        |(name, manifest)| each(&mut state, i, name, manifest),
+                                    );
+                                    if let Err(e) = done {
+                                        failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                                        return Err((i, e));
+                                    }
                                 }
                             }
-                        }
-                        Ok(state)
+                            Ok(state)
+                        })
                     })
-                })
-                .collect();
+                    .collect();
             workers
                 .into_iter()
                 .map(|w| {
@@ -350,18 +364,22 @@ impl Expansion<'_> {
     }
 
     /// Spec paths of the generators behind parameter set `i`.
-    pub fn origin(&self, i: usize) -> &[std::sync::Arc<str>] {
-        self.sets
-            .get(i)
-            .map_or(&[], |(_, set)| set.origin.as_slice())
+    pub fn origin(&self, i: usize) -> Vec<std::sync::Arc<str>> {
+        self.shared()
+            .set(i)
+            .map(|(set, _, _)| set.origin.clone())
+            .unwrap_or_default()
     }
 
     /// The error for two parameter sets (by index) that render the same name.
     pub fn duplicate(&self, name: &str, first: usize, second: usize) -> Error {
-        let describe = |i: usize| {
-            let set = &self.sets[i].1;
-            let origin: Vec<String> = set.origin.iter().map(|o| o.to_string()).collect();
-            describe_set(&origin, &set.params)
+        let shared = self.shared();
+        let describe = |i: usize| match shared.set(i) {
+            Some((set, _, _)) => {
+                let origin: Vec<String> = set.origin.iter().map(|o| o.to_string()).collect();
+                describe_set(&origin, &set.params)
+            }
+            None => String::new(),
         };
         Error::new(
             "spec.template.metadata.name",
@@ -371,6 +389,37 @@ impl Expansion<'_> {
                 second: describe(first.max(second)),
             },
         )
+    }
+}
+
+/// The parts of an [`Expansion`] rendering threads share.
+struct Shared<'e> {
+    appset: &'e ApplicationSet,
+    nodes: &'e [(Sets, Value, String)],
+    starts: &'e [usize],
+}
+
+impl Shared<'_> {
+    /// Parameter set `i` (combined now if its matrix deferred it), with the template
+    /// and template path it renders with.
+    fn set(&self, i: usize) -> Option<(Cow<'_, Generated>, &Value, &str)> {
+        let n = self
+            .starts
+            .partition_point(|&start| start <= i)
+            .checked_sub(1)?;
+        let (sets, template, path) = self.nodes.get(n)?;
+        Some((sets.get(i - self.starts[n])?, template, path))
+    }
+
+    /// Renders parameter set `i` into its Application's name and manifest.
+    fn render_one(&self, renderer: &Renderer, i: usize) -> Result<(String, Value), Error> {
+        let (set, template, path) = self.set(i).ok_or_else(|| {
+            Error::new(
+                "spec.generators",
+                ErrorKind::RenderTemplate(format!("no parameter set {i}")),
+            )
+        })?;
+        render_application(self.appset, renderer, template, path, &set)
     }
 }
 
