@@ -396,37 +396,23 @@ impl Repository for GitSnapshot {
                 &waited
             }
         };
-        // The size from the object header, before the blob is loaded: streamed where the
-        // object database can (loose objects: one inflate), else its header read first.
+        // The size from the object header, before the blob is loaded (a loose object's
+        // header is one small read; the object then one read, no mapping).
         let max = crate::fsread::max_file_bytes();
-        let too_big = |size: usize| {
-            err(format!(
-                "{size} bytes is over the limit of {max} bytes in one file \
-                 (an admin can raise it with --max-file-bytes)"
-            ))
-        };
         let odb = repo.odb().map_err(|e| err(e.message().to_string()))?;
-        if let Ok((mut reader, size, _)) = odb.reader(*oid) {
-            if size as u64 > max {
-                return Err(too_big(size));
-            }
-            let mut out = Vec::with_capacity(size);
-            use std::io::Read;
-            reader
-                .read_to_end(&mut out)
-                .map_err(|e| err(e.to_string()))?;
-            return Ok(out);
-        }
         let (size, _) = odb
             .read_header(*oid)
             .map_err(|e| err(e.message().to_string()))?;
         if size as u64 > max {
-            return Err(too_big(size));
+            return Err(err(format!(
+                "{size} bytes is over the limit of {max} bytes in one file \
+                 (an admin can raise it with --max-file-bytes)"
+            )));
         }
-        let blob = repo
-            .find_blob(*oid)
+        let object = odb
+            .read(*oid)
             .map_err(|e| err(e.message().to_string()))?;
-        Ok(blob.content().to_vec())
+        Ok(object.data().to_vec())
     }
 }
 
