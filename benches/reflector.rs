@@ -11,11 +11,10 @@ use kube::runtime::reflector::store::Writer;
 use kube::runtime::watcher;
 use prism::controller::application::CachedApplication;
 use prism::controller::apply::application_resource;
-use prism::controller::plan::{plan, Guard, Input, Live, Policy};
-use prism::controller::reconcile::{existing, SetMeta};
+use prism::controller::plan::{plan, Guard, Input, Policy};
+use prism::controller::reconcile::{by_name, existing_in, SetMeta};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Instant;
 
 const N: usize = 10_000;
@@ -167,22 +166,10 @@ fn main() {
     let mut writes = usize::MAX;
     for _ in 0..20 {
         let started = Instant::now();
-        let live: BTreeMap<String, Arc<CachedApplication>> = store
-            .state()
-            .into_iter()
-            .filter(|a| a.namespace().as_deref() == Some("argocd"))
-            .map(|a| (a.name_any(), a))
-            .collect();
-        let label = set.label_value();
-        let candidates = live
-            .iter()
-            .filter(|(name, a)| {
-                a.labels().get("prism.dev/application-set") == Some(&label)
-                    || desired.contains_key(*name)
-            })
-            .map(|(_, a)| Live::Cached(a.clone()));
+        let state = store.state();
+        let live = by_name(&state, "argocd");
         let input = Input {
-            existing: existing(&set, candidates, &desired),
+            existing: existing_in(&set, &live, &desired),
             desired: Ok(std::mem::take(&mut desired)),
             policy: Policy::Sync,
             preserve_resources_on_deletion: false,

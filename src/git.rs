@@ -409,9 +409,7 @@ impl Repository for GitSnapshot {
                  (an admin can raise it with --max-file-bytes)"
             )));
         }
-        let object = odb
-            .read(*oid)
-            .map_err(|e| err(e.message().to_string()))?;
+        let object = odb.read(*oid).map_err(|e| err(e.message().to_string()))?;
         Ok(object.data().to_vec())
     }
 }

@@ -30,6 +30,12 @@ pub mod workdir;
 pub mod writeback;
 pub mod yaml;
 
+/// mimalloc for every binary built on this crate (the CLI, the controller, the
+/// benchmarks that measure them): rendering and planning a fleet are millions of small
+/// allocations on several threads.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Why a command failed; the message is printed as is.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {

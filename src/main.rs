@@ -43,7 +43,3 @@ fn main() -> ExitCode {
         }
     }
 }
-
-/// mimalloc: rendering a fleet is millions of small allocations across threads.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -254,6 +254,12 @@ impl CachedApplication {
                 }
                 _ => false,
             },
+            // A few small objects: compared as JSON.
+            "ownerReferences" => m
+                .owner_references
+                .as_ref()
+                .and_then(|refs| serde_json::to_value(refs).ok())
+                .is_some_and(|l| contains(&l, wv)),
             // Anything else is rare: read it as JSON.
             other => serde_json::to_value(m)
                 .ok()
@@ -266,12 +272,34 @@ impl CachedApplication {
         let Some(text) = self.spec.as_deref().map(RawValue::get) else {
             return false;
         };
-        if serde_json::to_string(want).is_ok_and(|t| t == text) {
+        if prints_as(want, text) {
             return true;
         }
         serde_json::from_str::<Value>(text)
             .is_ok_and(|live| crate::controller::plan::contains(&live, want))
     }
+}
+
+/// Whether `value` prints (compact, as serde_json prints) exactly as `text`: compared
+/// as it is printed, stopping at the first difference, with nothing allocated.
+fn prints_as(value: &Value, text: &str) -> bool {
+    struct Compare<'t>(&'t [u8]);
+    impl std::io::Write for Compare<'_> {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            match self.0.strip_prefix(buf) {
+                Some(rest) => {
+                    self.0 = rest;
+                    Ok(buf.len())
+                }
+                None => Err(std::io::Error::other("differs")),
+            }
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut rest = Compare(text.as_bytes());
+    serde_json::to_writer(&mut rest, value).is_ok() && rest.0.is_empty()
 }
 
 #[cfg(test)]

@@ -3,13 +3,15 @@
 //! which existing Applications it owns, what status to report, when to look again,
 //! and which repositories and clusters it reads (for webhooks and watches).
 
+use crate::controller::application::CachedApplication;
 use crate::controller::crd::{ApplicationSetStatus, Condition, Counts, ResourceStatus};
 use crate::controller::ignore;
 use crate::controller::plan::{Action, Existing, Guard, Keep, Live, Owner, Plan, Policy};
 use prism_engine::model::{ApplicationSetSpec, PreservedFields};
 use prism_engine::render::RESOURCES_FINALIZER;
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Label on every Application a set owns: `<namespace>.<name>` of the set.
@@ -286,14 +288,65 @@ pub fn desired(
 /// Who owns a live Application: this set (its label and an ownerReference to it),
 /// or another owner, adoptable when annotated with this set's key.
 pub fn owner_of(set: &SetMeta, live: &Live) -> Owner {
-    let labelled = live.meta("labels", OWNER_LABEL) == Some(set.label_value().as_str());
-    if labelled && live.owned_by_set(&set.name) {
-        Owner::Us
-    } else {
-        Owner::Other {
-            adoptable: live.meta("annotations", ADOPT_ANNOTATION) == Some(set.key().as_str()),
+    Ownership::of(set).owner(live)
+}
+
+/// What [`owner_of`] compares, worked out once per pass.
+struct Ownership<'s> {
+    name: &'s str,
+    label: String,
+    key: String,
+}
+
+impl<'s> Ownership<'s> {
+    fn of(set: &'s SetMeta) -> Ownership<'s> {
+        Ownership {
+            name: &set.name,
+            label: set.label_value(),
+            key: set.key(),
         }
     }
+
+    fn owner(&self, live: &Live) -> Owner {
+        if live.meta("labels", OWNER_LABEL) == Some(self.label.as_str())
+            && live.owned_by_set(self.name)
+        {
+            Owner::Us
+        } else {
+            Owner::Other {
+                adoptable: live.meta("annotations", ADOPT_ANNOTATION) == Some(self.key.as_str()),
+            }
+        }
+    }
+}
+
+/// The Applications of one namespace in a snapshot of the cache, by name.
+pub fn by_name<'a>(
+    apps: &'a [Arc<CachedApplication>],
+    namespace: &str,
+) -> HashMap<&'a str, &'a Arc<CachedApplication>> {
+    apps.iter()
+        .filter(|a| a.metadata.namespace.as_deref() == Some(namespace))
+        .filter_map(|a| Some((a.metadata.name.as_deref()?, a)))
+        .collect()
+}
+
+/// [`existing`] over the cache: the Applications labelled as this set's, and any of a
+/// desired name, read in the cached form.
+pub fn existing_in(
+    set: &SetMeta,
+    live: &HashMap<&str, &Arc<CachedApplication>>,
+    desired: &BTreeMap<String, Value>,
+) -> BTreeMap<String, Existing> {
+    let label = set.label_value();
+    let candidates = live
+        .iter()
+        .filter(|(name, a)| {
+            a.metadata.labels.as_ref().and_then(|l| l.get(OWNER_LABEL)) == Some(&label)
+                || desired.contains_key(**name)
+        })
+        .map(|(_, a)| Live::Cached(Arc::clone(a)));
+    existing(set, candidates, desired)
 }
 
 /// The Applications of interest, from every Application in the set's namespace:
@@ -303,12 +356,13 @@ pub fn existing(
     apps: impl IntoIterator<Item = Live>,
     desired: &BTreeMap<String, Value>,
 ) -> BTreeMap<String, Existing> {
+    let ownership = Ownership::of(set);
     let mut out = BTreeMap::new();
     for live in apps {
         let Some(name) = live.name().map(str::to_string) else {
             continue;
         };
-        let owner = owner_of(set, &live);
+        let owner = ownership.owner(&live);
         if owner != Owner::Us && !desired.contains_key(&name) {
             continue;
         }

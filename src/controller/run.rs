@@ -1584,13 +1584,8 @@ fn plan_set(
     settings: &reconcile::Settings,
     rendered: Result<Vec<Value>, String>,
 ) -> Planned {
-    let live: BTreeMap<String, Arc<CachedApplication>> = ctx
-        .apps
-        .state()
-        .into_iter()
-        .filter(|a| a.namespace().as_deref() == Some(meta.namespace.as_str()))
-        .map(|a| (a.name_any(), a))
-        .collect();
+    let state = ctx.apps.state();
+    let live = reconcile::by_name(&state, &meta.namespace);
     let desired = rendered.and_then(|apps| {
         isolated("planning", || {
             reconcile::desired(
@@ -1611,16 +1606,8 @@ fn plan_set(
             )
         })
     });
-    let label = meta.label_value();
-    let candidates = live
-        .iter()
-        .filter(|(name, a)| {
-            a.labels().get(OWNER_LABEL) == Some(&label)
-                || desired.as_ref().is_ok_and(|d| d.contains_key(*name))
-        })
-        .map(|(_, a)| plan::Live::Cached(a.clone()));
     let empty = BTreeMap::new();
-    let existing = reconcile::existing(meta, candidates, desired.as_ref().unwrap_or(&empty));
+    let existing = reconcile::existing_in(meta, &live, desired.as_ref().unwrap_or(&empty));
     let input = Input {
         desired,
         existing,
