@@ -784,3 +784,17 @@ spec:
         stderr(&out)
     );
 }
+
+/// Every call gets a fresh instance. The host keeps a slot's pages resident between
+/// calls and zeroes the ones a call dirtied, so nothing one call (one tenant's set)
+/// leaves in memory, a static or the heap, reaches the next.
+#[test]
+fn no_state_survives_from_one_call_to_the_next() {
+    let b = built();
+    let host = host(&[("hostile", &b.hostile, "timeoutMs: 2000")]);
+    for i in 0..5 {
+        // Distinct requests, so the result cache answers none of them.
+        let sets = run_hostile(&host, json!({"mode": "remember", "n": i.to_string()})).unwrap();
+        assert_eq!(sets[0]["calls"], "1", "call {i}");
+    }
+}

@@ -90,9 +90,20 @@ fn pool() -> wasmtime::PoolingAllocationConfig {
         .total_tables(SLOTS * 4)
         .max_memories_per_component(2)
         .max_tables_per_component(4)
-        .max_memory_size(4 << 30);
+        .max_memory_size(4 << 30)
+        // A slot's pages stay mapped between calls: the pages a call dirtied (found
+        // with Linux's PAGEMAP_SCAN where the kernel has it, 6.7 and later) are zeroed
+        // with memset instead of madvise, so the next call takes no page faults and no
+        // TLB shootdown (a fifth of a warm call's time before).
+        .linear_memory_keep_resident(KEEP_RESIDENT)
+        .table_keep_resident(64 << 10)
+        .pagemap_scan(wasmtime::Enabled::Auto);
     pool
 }
+
+/// Bytes of each plugin memory kept resident between calls (a Rust plugin's stack
+/// and small heap fit).
+const KEEP_RESIDENT: usize = 2 << 20;
 
 /// Code ready to instantiate.
 pub enum Compiled {

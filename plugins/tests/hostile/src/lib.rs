@@ -2,7 +2,7 @@
 //! be tested with a real plugin. Modes: `ok` (one set echoing the input), `loop`,
 //! `grow` (allocates without end), `panic`, `big-output`, `not-json`, `wrong-shape`,
 //! `http` (GET `input.parameters.url`), `read` (read-file of `repoURL`/`path`),
-//! `log-flood`.
+//! `log-flood`, `remember` (counts its calls in a static: a fresh instance says 1).
 
 use prism_plugin_sdk::host::{self, Level};
 use prism_plugin_sdk::{Error, Params, Request};
@@ -29,6 +29,16 @@ fn generate(req: Request) -> Result<Vec<Params>, Error> {
                 hoard.push(vec![1u8; 1 << 20]);
                 std::hint::black_box(&hoard);
             }
+        }
+        "remember" => {
+            // A static and a heap buffer both survive only if the host reuses dirty memory.
+            static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let calls = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            let scratch = vec![0xa5u8; 256 << 10];
+            std::hint::black_box(&scratch);
+            let mut p = Params::new();
+            p.insert("calls".into(), Value::String(calls.to_string()));
+            Ok(vec![p])
         }
         "panic" => panic!("the hostile plugin panicked on purpose"),
         "fail" => Err(Error::new("input.parameters.mode: fail asked for")),
