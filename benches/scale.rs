@@ -1,12 +1,15 @@
 //! Scale scenario: 1,000 services × 3 `values-<env>.yaml` in one git repository and
-//! 12 clusters (4 per environment) → 12,000 Applications via values × clusters.
+//! 12 clusters (4 per environment) → 12,000 Applications via values × clusters; then
+//! the same at 4,000 services (48,000 Applications), to show how time and memory grow.
 //!
-//! Runs the release `prism generate` binary on it several times and reports wall time
-//! (min and median), for the spec in Argo's default template mode and in `goTemplate`
-//! mode, and peak RSS. `cargo bench --bench scale`; set
-//! `PRISM_SCALE_SERVICES` to change the number of services.
+//! Runs the release `prism generate` binary on each several times and reports wall
+//! time (min and median) and the peak RSS of the runs: in Argo's default template mode
+//! on one thread and on two (`--threads`), and in `goTemplate` mode; then `prism diff`
+//! of the 12,000 (two renders and a comparison). `cargo bench --bench scale`; set
+//! `PRISM_SCALE_SERVICES` to change the first size (the second is four times it).
 
 use git2::{FileMode, Repository, Signature};
+use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -20,111 +23,143 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(1000);
     let tmp = tempfile::tempdir().expect("temp dir");
-    // PRISM_SCALE_DIR keeps the scenario there, to run other builds of prism on it.
-    let kept = std::env::var_os("PRISM_SCALE_DIR").map(std::path::PathBuf::from);
-    let root = kept.unwrap_or_else(|| tmp.path().to_path_buf());
-    std::fs::create_dir_all(&root).expect("scenario dir");
-    let _keep_temp = &tmp;
-    let tmp = Scenario(root);
-    let build = Instant::now();
-    build_repo(&tmp.path().join("services"), services);
-    std::fs::write(tmp.path().join("clusters.yaml"), clusters()).expect("write clusters");
-    std::fs::write(tmp.path().join("appset.yaml"), APPSET).expect("write spec");
-    std::fs::write(tmp.path().join("appset-go.yaml"), go_template_spec()).expect("write spec");
-    eprintln!(
-        "scenario built in {:?}: {services} services, 12 clusters",
-        build.elapsed()
-    );
-
-    let repo_arg = format!(
-        "https://git.example.com/org/services.git={}",
-        tmp.path().join("services").display()
-    );
-    println!("scale: {services} services x 3 envs x 4 clusters/env");
     let mut medians = Vec::new();
-    for (mode, spec) in [
-        ("fasttemplate", "appset.yaml"),
-        ("goTemplate", "appset-go.yaml"),
-    ] {
-        let mut times = Vec::new();
-        let mut count = 0;
-        let mut digest = String::new();
-        for _ in 0..RUNS {
-            let start = Instant::now();
-            let out = Command::new(env!("CARGO_BIN_EXE_prism"))
-                .args([
-                    "generate",
-                    spec,
-                    "--clusters",
-                    "clusters.yaml",
-                    "--repo",
-                    &repo_arg,
-                ])
-                .current_dir(tmp.path())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::inherit())
-                .output()
-                .expect("run prism");
-            times.push(start.elapsed());
-            assert!(out.status.success(), "prism generate failed");
-            count = out.stdout.windows(4).filter(|w| w == b"\n---").count() + 1;
-            digest = prism::digest::sha256_hex(&out.stdout);
-        }
-        times.sort();
-        let median = times[RUNS / 2];
-        medians.push(median);
-        println!(
-            "scale: {mode}: {count} Applications, wall time min {} ms, median {} ms ({RUNS} runs)",
-            ms(times[0]),
-            ms(median)
-        );
-        // The output's checksum: equal before and after a change that keeps output equal.
-        println!("scale: {mode}: output sha256 {digest}");
-    }
-    // `prism diff` of the scenario against itself: two renders and a diff of every
-    // Application (issue 17's target is 400 ms).
-    let mut times = Vec::new();
-    for _ in 0..RUNS {
-        let start = Instant::now();
-        let out = Command::new(env!("CARGO_BIN_EXE_prism"))
-            .args([
-                "diff",
+    for (n, services) in [services, services * 4].into_iter().enumerate() {
+        let dir = tmp.path().join(format!("s{services}"));
+        let scenario = Scenario::build(&dir, services);
+        println!("scale: {services} services x 3 envs x 4 clusters/env");
+        let mut runs = vec![
+            (
+                "fasttemplate, 2 threads",
                 "appset.yaml",
-                "--from",
-                "HEAD",
-                "--to",
-                "HEAD",
-                "--clusters",
-                "clusters.yaml",
-                "--repo",
-                &repo_arg,
-            ])
-            .current_dir(tmp.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("run prism diff");
-        times.push(start.elapsed());
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "prism diff found differences or failed"
-        );
+                vec!["--threads", "2"],
+            ),
+            (
+                "fasttemplate, 1 thread",
+                "appset.yaml",
+                vec!["--threads", "1"],
+            ),
+        ];
+        if n == 0 {
+            runs.push((
+                "goTemplate, 2 threads",
+                "appset-go.yaml",
+                vec!["--threads", "2"],
+            ));
+        }
+        for (label, spec, extra) in runs {
+            let mut args = vec!["generate", spec];
+            args.extend(scenario.source_args());
+            args.extend(extra);
+            let (median, min, rss, out) = measure(&dir, &args, 0);
+            if label.starts_with("fasttemplate, 2") {
+                medians.push(median);
+            }
+            let count = out.windows(4).filter(|w| w == b"\n---").count() + 1;
+            println!(
+                "scale: {label}: {count} Applications, wall time min {} ms, median {} ms, peak RSS {:.1} MB ({RUNS} runs)",
+                min.as_millis(),
+                median.as_millis(),
+                rss as f64 / 1024.0
+            );
+            // The output's checksum: equal before and after a change that keeps output equal.
+            println!(
+                "scale: {label}: output sha256 {}",
+                prism::digest::sha256_hex(&out)
+            );
+        }
+        if n == 0 {
+            // `prism diff` of the scenario against itself: two renders and a diff of
+            // every Application (exit 0: no difference).
+            let mut args = vec!["diff", "appset.yaml", "--from", "HEAD", "--to", "HEAD"];
+            args.extend(scenario.source_args());
+            let (median, min, rss, _) = measure(&dir, &args, 0);
+            println!(
+                "scale: diff (two renders, no difference): wall time min {} ms, median {} ms, peak RSS {:.1} MB ({RUNS} runs)",
+                min.as_millis(),
+                median.as_millis(),
+                rss as f64 / 1024.0
+            );
+        }
     }
-    times.sort();
     println!(
-        "scale: diff (two renders, no difference): wall time min {} ms, median {} ms ({RUNS} runs)",
-        ms(times[0]),
-        ms(times[RUNS / 2])
-    );
-    println!(
-        "scale: goTemplate / fasttemplate median ratio: {:.2}",
+        "scale: 4x the Applications took {:.2}x the time (fasttemplate, 2 threads, medians)",
         medians[1].as_secs_f64() / medians[0].as_secs_f64()
     );
-    println!(
-        "scale: peak RSS of any run: {:.1} MB",
-        peak_child_rss_kib() as f64 / 1024.0
-    );
+}
+
+/// Runs prism with `args` in `dir` `RUNS` times: median and min wall time, the largest
+/// peak RSS (KiB) of the runs, and the last run's stdout. Each run must exit `code`.
+fn measure(dir: &Path, args: &[&str], code: i32) -> (Duration, Duration, i64, Vec<u8>) {
+    let mut times = Vec::new();
+    let mut peak = 0;
+    let mut out = Vec::new();
+    for _ in 0..RUNS {
+        let start = Instant::now();
+        // Waited for with wait4 below, which also reports its peak RSS.
+        #[allow(clippy::zombie_processes)]
+        let mut child = Command::new(env!("CARGO_BIN_EXE_prism"))
+            .args(args)
+            .current_dir(dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("run prism");
+        out.clear();
+        child
+            .stdout
+            .take()
+            .expect("stdout")
+            .read_to_end(&mut out)
+            .expect("read output");
+        let (status, rss) = wait_with_rss(child.id());
+        times.push(start.elapsed());
+        assert_eq!(status, code, "prism {args:?} exited {status}");
+        peak = peak.max(rss);
+    }
+    times.sort();
+    (times[RUNS / 2], times[0], peak, out)
+}
+
+/// Waits for process `pid`: its exit status and peak resident set (KiB).
+#[allow(unsafe_code)]
+fn wait_with_rss(pid: u32) -> (i32, i64) {
+    let mut status = 0;
+    // SAFETY: wait4 writes only into the zeroed struct and the status we pass.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::wait4(pid as i32, &mut status, 0, &mut usage) };
+    assert_eq!(rc, pid as i32, "wait4 failed");
+    (libc::WEXITSTATUS(status), usage.ru_maxrss)
+}
+
+/// A scenario on disk: the repository, the cluster Secrets and both specs.
+struct Scenario {
+    repo_arg: String,
+}
+
+impl Scenario {
+    fn build(dir: &Path, services: usize) -> Scenario {
+        std::fs::create_dir_all(dir).expect("scenario dir");
+        let started = Instant::now();
+        build_repo(&dir.join("services"), services);
+        std::fs::write(dir.join("clusters.yaml"), clusters()).expect("write clusters");
+        std::fs::write(dir.join("appset.yaml"), APPSET).expect("write spec");
+        std::fs::write(dir.join("appset-go.yaml"), go_template_spec()).expect("write spec");
+        eprintln!(
+            "scenario built in {:?}: {services} services, 12 clusters",
+            started.elapsed()
+        );
+        Scenario {
+            repo_arg: format!(
+                "https://git.example.com/org/services.git={}",
+                dir.join("services").display()
+            ),
+        }
+    }
+
+    fn source_args(&self) -> Vec<&str> {
+        vec!["--clusters", "clusters.yaml", "--repo", &self.repo_arg]
+    }
 }
 
 /// The same ApplicationSet in Go template syntax.
@@ -139,29 +174,6 @@ fn go_template_spec() -> String {
         .replace("{{nameNormalized}}", "{{.nameNormalized}}")
         .replace("{{path}}", "{{.path}}")
         .replace("{{server}}", "{{.server}}")
-}
-
-/// Where the scenario is written.
-struct Scenario(std::path::PathBuf);
-
-impl Scenario {
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-fn ms(d: Duration) -> u128 {
-    d.as_millis()
-}
-
-/// The largest peak resident set of any child process waited for so far.
-#[allow(unsafe_code)]
-fn peak_child_rss_kib() -> i64 {
-    // SAFETY: getrusage only writes into the zeroed struct we pass.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let rc = unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
-    assert_eq!(rc, 0, "getrusage failed");
-    usage.ru_maxrss // KiB on Linux
 }
 
 /// Writes the repository straight into the object database (no working tree).

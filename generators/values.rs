@@ -119,16 +119,15 @@ impl ValuesGenerator {
         }
         found.sort();
 
-        // Reading and parsing the files is most of this generator's time: spread it.
+        // Reading and parsing the files, and making each set, is most of this
+        // generator's time, and each file stands alone: spread it over threads.
         let limits = &ctx.options.limits;
-        let parsed = prism_core::parallel::map(&found, ctx.options.threads, |(_, _, _, file)| {
+        let shape = ctx.shape();
+        let made = prism_core::parallel::map(&found, ctx.options.threads, |(dir, _, env, file)| {
             let bytes = repo.read(file).map_err(read_error)?;
-            parse_values(&bytes, limits).map_err(|m| parse_error(path, &self.repo_url, file, m))
-        });
-        let mut sets = Vec::with_capacity(found.len());
-        for ((dir, _, env, file), values) in found.into_iter().zip(parsed) {
-            let values = values?;
-            let base_file = if dir == "." {
+            let values = parse_values(&bytes, limits)
+                .map_err(|m| parse_error(path, &self.repo_url, file, m))?;
+            let base_file = if *dir == "." {
                 "values.yaml".to_string()
             } else {
                 format!("{dir}/values.yaml")
@@ -138,10 +137,10 @@ impl ValuesGenerator {
             let mut params = ParamSet::new();
             params.insert("service".into(), service.into());
             params.insert("serviceNormalized".into(), normalize(service).into());
-            params.insert("env".into(), env.into());
-            params.insert("path".into(), dir.into());
-            params.insert("valuesFile".into(), file.into());
-            match ctx.shape() {
+            params.insert("env".into(), env.as_str().into());
+            params.insert("path".into(), (*dir).into());
+            params.insert("valuesFile".into(), (*file).into());
+            match shape {
                 ParamShape::Flat => {
                     params.insert("hasBaseValues".into(), has_base.to_string().into());
                     flatten_value("values", &Value::Object(values), &mut params);
@@ -151,6 +150,11 @@ impl ValuesGenerator {
                     params.insert("values".into(), Value::Object(values));
                 }
             }
+            Ok::<_, Error>(params)
+        });
+        let mut sets = Vec::with_capacity(made.len());
+        for params in made {
+            let mut params = params?;
             if !self.values.is_empty() {
                 let mut extra = ParamSet::new();
                 append_values(&self.values, &mut extra, ctx, path)?;

@@ -368,6 +368,19 @@ impl Repository for GitSnapshot {
             .blobs
             .get(path)
             .ok_or_else(|| err("no such file at this revision".into()))?;
+        let max = crate::fsread::max_file_bytes();
+        let too_big = |size: u64| {
+            err(format!(
+                "{size} bytes is over the limit of {max} bytes in one file \
+                 (an admin can raise it with --max-file-bytes)"
+            ))
+        };
+        match read_loose(&self.git_dir, oid, max) {
+            Some(Loose::Blob(bytes)) => return Ok(bytes),
+            Some(Loose::TooBig(size)) => return Err(too_big(size)),
+            Some(Loose::Corrupt(why)) => return Err(err(why)),
+            None => {}
+        }
         // The shared handle when free, else a spare (opened on first use).
         let shared = self.repo.try_lock().ok();
         let mut spare = None;
@@ -396,22 +409,79 @@ impl Repository for GitSnapshot {
                 &waited
             }
         };
-        // The size from the object header, before the blob is loaded (a loose object's
-        // header is one small read; the object then one read, no mapping).
-        let max = crate::fsread::max_file_bytes();
+        // The size from the object header, before the blob is loaded.
         let odb = repo.odb().map_err(|e| err(e.message().to_string()))?;
         let (size, _) = odb
             .read_header(*oid)
             .map_err(|e| err(e.message().to_string()))?;
         if size as u64 > max {
-            return Err(err(format!(
-                "{size} bytes is over the limit of {max} bytes in one file \
-                 (an admin can raise it with --max-file-bytes)"
-            )));
+            return Err(too_big(size as u64));
         }
         let object = odb.read(*oid).map_err(|e| err(e.message().to_string()))?;
         Ok(object.data().to_vec())
     }
+}
+
+/// What reading a loose object found.
+#[derive(Debug, PartialEq, Eq)]
+enum Loose {
+    /// The blob's bytes.
+    Blob(Vec<u8>),
+    /// A blob over the size limit (its size).
+    TooBig(u64),
+    /// Not a readable blob.
+    Corrupt(String),
+}
+
+/// Reads `oid` as a loose object of `git_dir` (`objects/xx/yyyy…`: zlib over
+/// `blob <size>\0<bytes>`) with one open and one read, the header checked against
+/// `max` before the rest is inflated. `None` when it is not loose (packed objects, or
+/// objects in alternates, are read through libgit2), which costs one failed open.
+fn read_loose(git_dir: &Path, oid: &Oid, max: u64) -> Option<Loose> {
+    use std::io::Read;
+    let hex = oid.to_string();
+    let path = git_dir.join("objects").join(&hex[..2]).join(&hex[2..]);
+    let file = std::fs::File::open(path).ok()?;
+    // zlib grows incompressible data by well under 1%: a larger file is over the
+    // limit, which libgit2's header read then reports.
+    let cap = max.saturating_add(max / 64).saturating_add(1024);
+    let mut compressed = Vec::new();
+    file.take(cap + 1).read_to_end(&mut compressed).ok()?;
+    if compressed.len() as u64 > cap {
+        return None;
+    }
+    let mut z = flate2::read::ZlibDecoder::new(&compressed[..]);
+    let mut header = Vec::with_capacity(32);
+    let mut byte = [0u8; 1];
+    loop {
+        if z.read_exact(&mut byte).is_err() || header.len() > 32 {
+            return Some(Loose::Corrupt(format!(
+                "loose object {hex} has no valid header"
+            )));
+        }
+        if byte[0] == 0 {
+            break;
+        }
+        header.push(byte[0]);
+    }
+    let size = match std::str::from_utf8(&header)
+        .ok()
+        .and_then(|h| h.strip_prefix("blob "))
+        .and_then(|n| n.parse::<u64>().ok())
+    {
+        Some(size) => size,
+        None => return Some(Loose::Corrupt(format!("object {hex} is not a blob"))),
+    };
+    if size > max {
+        return Some(Loose::TooBig(size));
+    }
+    let mut out = Vec::with_capacity(size as usize);
+    if z.take(size + 1).read_to_end(&mut out).is_err() || out.len() as u64 != size {
+        return Some(Loose::Corrupt(format!(
+            "loose object {hex} does not hold the {size} bytes its header says"
+        )));
+    }
+    Some(Loose::Blob(out))
 }
 
 /// The default cache directory: `$XDG_CACHE_HOME/prism/repos`, else `~/.cache/prism/repos`.
@@ -427,6 +497,32 @@ pub fn default_cache_dir() -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A loose blob reads back as libgit2 reads it; over the limit it is refused from
+    /// its header; another kind of object is not taken for a blob; a missing one is
+    /// left to libgit2.
+    #[test]
+    fn loose_objects_read_as_libgit2_reads_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = GitRepo::init_bare(dir.path()).unwrap();
+        let text = "replicaCount: 3\n".repeat(500);
+        let oid = repo.blob(text.as_bytes()).unwrap();
+        assert_eq!(
+            read_loose(repo.path(), &oid, 1 << 20),
+            Some(Loose::Blob(repo.find_blob(oid).unwrap().content().to_vec()))
+        );
+        assert_eq!(
+            read_loose(repo.path(), &oid, 100),
+            Some(Loose::TooBig(text.len() as u64))
+        );
+        let tree = repo.treebuilder(None).unwrap().write().unwrap();
+        assert!(matches!(
+            read_loose(repo.path(), &tree, 1 << 20),
+            Some(Loose::Corrupt(_))
+        ));
+        let missing = Oid::from_str("0123456789012345678901234567890123456789").unwrap();
+        assert_eq!(read_loose(repo.path(), &missing, 1 << 20), None);
+    }
 
     #[test]
     fn cache_key_is_stable_and_readable() {

@@ -480,6 +480,7 @@ where
         let started = std::time::Instant::now();
         let expansion =
             expand(&spec.appset, sources, options).map_err(|e| failed(e.to_string()))?;
+        tracing::debug!(parameter_sets = expansion.len(), elapsed = ?started.elapsed(), "expanded");
         let parts = expansion
             .render_each(
                 options.threads,

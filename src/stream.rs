@@ -144,8 +144,10 @@ pub fn generate(
             p.push(part);
         }
     };
+    let started = std::time::Instant::now();
     let (expansions, records) =
         crate::pipeline::render_all(specs, sources, options, start, each, finish)?;
+    let rendered = started.elapsed();
     let mut parts = pool
         .into_inner()
         .map_err(|_| CliError::Failed("output spool: lock poisoned".into()))?;
@@ -187,6 +189,7 @@ pub fn generate(
     }
     out.flush()
         .map_err(|e| CliError::Failed(format!("writing output: {e}")))?;
+    tracing::debug!(applications = records.len(), written = ?started.elapsed() - rendered, "printed");
     // The process ends right after printing: freeing a fleet's worth of parameter sets
     // one by one would cost more than rendering them.
     std::mem::forget(expansions);

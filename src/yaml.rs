@@ -184,16 +184,15 @@ fn is_plain_safe(s: &str) -> bool {
         return false;
     }
     let mut all = PLAIN | NUMERIC | TIME;
+    let mut prev = 0u8;
     for &c in b {
         let class = CLASS[c as usize];
-        if class & PLAIN == 0 {
+        // ": " starts a mapping value ('#' itself is not in PLAIN, so no " #" comment).
+        if class & PLAIN == 0 || (prev == b':' && c == b' ') {
             return false;
         }
         all &= class;
-    }
-    // ": " starts a mapping value and " #" a comment ('#' itself is not in PLAIN).
-    if s.contains(": ") {
-        return false;
+        prev = c;
     }
     let numeric_chars = all & NUMERIC != 0;
     let time_chars = all & TIME != 0;

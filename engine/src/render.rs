@@ -517,7 +517,7 @@ fn render_application(
         if !patch.is_null() {
             // Argo keeps the template's project whatever the patch says: the project is
             // Argo CD's RBAC boundary (applicationset/controllers/template/patch.go).
-            let project = app.pointer("/spec/project").cloned();
+            let project = app.get("spec").and_then(|s| s.get("project")).cloned();
             merge_patch(&mut app, &patch);
             match (project, app.get_mut("spec").and_then(Value::as_object_mut)) {
                 (Some(p), Some(spec)) => {
@@ -534,7 +534,8 @@ fn render_application(
         meta.insert("namespace".into(), appset.namespace.clone().into());
     }
     let name = app
-        .pointer("/metadata/name")
+        .get("metadata")
+        .and_then(|m| m.get("name"))
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string();
@@ -594,7 +595,11 @@ fn validate_application(app: &Value, name: &str) -> Result<(), String> {
              use a *Normalized parameter or the normalize function"
         ));
     }
-    if let Some(labels) = app.pointer("/metadata/labels").and_then(Value::as_object) {
+    let meta = app.get("metadata");
+    if let Some(labels) = meta
+        .and_then(|m| m.get("labels"))
+        .and_then(Value::as_object)
+    {
         for (k, v) in labels {
             check_qualified_name(k).map_err(|why| format!("label key {k:?} is invalid: {why}"))?;
             let Some(v) = v.as_str() else {
@@ -604,8 +609,8 @@ fn validate_application(app: &Value, name: &str) -> Result<(), String> {
                 .map_err(|why| format!("label {k:?} has invalid value {v:?}: {why}"))?;
         }
     }
-    if let Some(annotations) = app
-        .pointer("/metadata/annotations")
+    if let Some(annotations) = meta
+        .and_then(|m| m.get("annotations"))
         .and_then(Value::as_object)
     {
         if let Some((k, _)) = annotations.iter().find(|(_, v)| !v.is_string()) {
@@ -616,14 +621,15 @@ fn validate_application(app: &Value, name: &str) -> Result<(), String> {
                 .map_err(|why| format!("annotation key {k:?} is invalid: {why}"))?;
         }
     }
-    let project = app.pointer("/spec/project");
+    let spec = app.get("spec");
+    let project = spec.and_then(|s| s.get("project"));
     if project.and_then(Value::as_str).is_none_or(str::is_empty) {
         return Err(
             "spec.project is missing or empty; Argo CD requires a project (e.g. default)".into(),
         );
     }
-    if !app
-        .pointer("/spec/destination")
+    if !spec
+        .and_then(|s| s.get("destination"))
         .is_some_and(Value::is_object)
     {
         return Err("spec.destination is missing; set server or name and namespace".into());

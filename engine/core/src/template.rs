@@ -11,7 +11,7 @@ use handlebars::{
     Context, Handlebars, Helper, HelperDef, HelperResult, Output, RenderContext, RenderError,
     RenderErrorReason, ScopedJson,
 };
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::cell::{Cell, RefCell};
 
 /// Which template language renders the Application template.
@@ -113,7 +113,7 @@ impl Renderer {
 
     /// Renders one template string.
     pub fn render_str(&self, template: &str, params: &ParamSet) -> Result<String, String> {
-        if !template.contains("{{") {
+        if find_pair(template, b'{').is_none() {
             return Ok(template.to_string());
         }
         if let TemplateEngine::Go { .. } = self.engine {
@@ -218,7 +218,7 @@ impl Renderer {
             // Convert the parameters once for the whole tree.
             let data = crate::gotemplate::data_of(params);
             return walk(value, &|s: &str| {
-                if s.contains("{{") {
+                if find_pair(s, b'{').is_some() {
                     count(self.render_go(s, &data, self.missing_key_error)?)
                 } else {
                     count(s.to_string())
@@ -518,19 +518,38 @@ fn walk_at(
             Value::Array(out)
         }
         Value::Object(map) => {
-            let mut out = Map::new();
+            let mut out = Vec::with_capacity(map.len());
             for (k, v) in map {
                 let key = render(k).map_err(|e| (vec![k.clone()], e))?;
                 let v = walk_at(v, render).map_err(|(mut p, e)| {
                     p.push(k.clone());
                     (p, e)
                 })?;
-                out.insert(key, v);
+                out.push((key, v));
             }
-            Value::Object(out)
+            // Keys mostly come out in the order they went in (sorted): building the map
+            // from them at once costs one comparison a key. Equal rendered keys keep
+            // the last value, as inserting one by one would.
+            Value::Object(out.into_iter().collect())
         }
         other => other.clone(),
     })
+}
+
+/// Where `cc` (two of byte `c`, `{{` or `}}`) first occurs in `s`. Templates are short
+/// and most strings hold no tag: a byte scan beats setting up a substring search.
+#[inline]
+fn find_pair(s: &str, c: u8) -> Option<usize> {
+    let b = s.as_bytes();
+    let mut from = 0;
+    while let Some(p) = b.get(from..)?.iter().position(|&x| x == c) {
+        let at = from + p;
+        if b.get(at + 1) == Some(&c) {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
 }
 
 /// Argo's default syntax, as `valyala/fasttemplate` with Argo's tag function: `{{ key }}`
@@ -539,10 +558,10 @@ fn walk_at(
 pub fn fasttemplate(template: &str, params: &ParamSet) -> Result<String, String> {
     let mut out = String::with_capacity(template.len());
     let mut rest = template;
-    while let Some(start) = rest.find("{{") {
+    while let Some(start) = find_pair(rest, b'{') {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
-        let Some(end) = after.find("}}") else {
+        let Some(end) = find_pair(after, b'}') else {
             return Err(format!(
                 "cannot find end tag \"}}}}\" in the template {template:?} starting from {:?}",
                 &rest[start..]
