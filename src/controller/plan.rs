@@ -282,14 +282,7 @@ impl Live {
     /// Every label.
     pub fn labels(&self) -> BTreeMap<String, String> {
         match self {
-            Live::Value(v) => v["metadata"]["labels"]
-                .as_object()
-                .map(|m| {
-                    m.iter()
-                        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                        .collect()
-                })
-                .unwrap_or_default(),
+            Live::Value(v) => string_map(&v["metadata"]["labels"]),
             Live::Cached(a) => a.metadata.labels.clone().unwrap_or_default(),
         }
     }
@@ -353,6 +346,17 @@ impl Live {
             Live::Cached(a) => a.contains(want),
         }
     }
+}
+
+/// The string entries of a JSON object (labels, annotations); others are left out.
+pub fn string_map(v: &Value) -> BTreeMap<String, String> {
+    v.as_object()
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Whether `live` has every field of `want` with the same value (what server-side

@@ -62,14 +62,7 @@ impl SetMeta {
             name: text(&meta["name"], "metadata.name")?,
             uid: text(&meta["uid"], "metadata.uid")?,
             generation: meta["generation"].as_i64().unwrap_or(0),
-            annotations: meta["annotations"]
-                .as_object()
-                .map(|m| {
-                    m.iter()
-                        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                        .collect()
-                })
-                .unwrap_or_default(),
+            annotations: crate::controller::plan::string_map(&meta["annotations"]),
             finalizers: meta["finalizers"]
                 .as_array()
                 .map(|f| {

@@ -1037,16 +1037,8 @@ fn rollout_pass(
             _ => None,
         })
         .collect();
-    let labels_of = |app: &Value| -> BTreeMap<String, String> {
-        app["metadata"]["labels"]
-            .as_object()
-            .map(|l| {
-                l.iter()
-                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
+    // Rendered labels are strings (the engine checks them).
+    let labels_of = |app: &Value| plan::string_map(&app["metadata"]["labels"]);
     let mut live = BTreeMap::new();
     let mut live_labels = BTreeMap::new();
     for (name, e) in existing {
