@@ -414,10 +414,7 @@ pub fn collect<'a>(
         for app in &rendered.applications {
             let key = (spec.appset.namespace.as_str(), app.name.as_str());
             if let Some(other) = owner.insert(key, spec.appset.name.as_str()) {
-                return Err(CliError::Failed(format!(
-                    "{}: ApplicationSets {other} and {} both render Application {} in namespace {}; make the names unique",
-                    spec.file, spec.appset.name, app.name, spec.appset.namespace
-                )));
+                return Err(clash(spec, other, &app.name));
             }
             all.push(output::Rendered {
                 application_set: &spec.appset.name,
@@ -432,6 +429,14 @@ pub fn collect<'a>(
             .then(a.application_set.cmp(b.application_set))
     });
     Ok(all)
+}
+
+/// Two ApplicationSets, `other` and `spec`'s, render Application `name` in one namespace.
+fn clash(spec: &SpecDoc, other: &str, name: &str) -> CliError {
+    CliError::Failed(format!(
+        "{}: ApplicationSets {other} and {} both render Application {name} in namespace {}; make the names unique",
+        spec.file, spec.appset.name, spec.appset.namespace
+    ))
 }
 
 /// One Application of a run over several specs: which spec and parameter set made it,
@@ -536,10 +541,7 @@ where
         let key = (spec.appset.namespace.as_str(), r.name.as_str());
         if let Some(other) = owner.insert(key, r.spec) {
             if other != r.spec {
-                return Err(CliError::Failed(format!(
-                    "{}: ApplicationSets {} and {} both render Application {} in namespace {}; make the names unique",
-                    spec.file, specs[other as usize].appset.name, spec.appset.name, r.name, spec.appset.namespace
-                )));
+                return Err(clash(spec, &specs[other as usize].appset.name, &r.name));
             }
         }
     }

@@ -9,6 +9,16 @@ use common::registry::Registry;
 use common::*;
 use serde_json::Value;
 
+/// `prism generate ARGS -o json`, which must succeed, parsed.
+fn generate_json(args: &[&str]) -> Value {
+    let mut all = vec!["generate"];
+    all.extend_from_slice(args);
+    all.extend(["-o", "json"]);
+    let out = prism(&all);
+    assert!(out.status.success(), "{}", stderr(&out));
+    serde_json::from_str(&stdout(&out)).unwrap()
+}
+
 fn names(list: &Value) -> Vec<String> {
     list["items"]
         .as_array()
@@ -41,16 +51,11 @@ fn every_example_is_listed_with_its_command() {
 /// on production clusters only.
 #[test]
 fn fleet() {
-    let out = prism(&[
-        "generate",
+    let list = generate_json(&[
         "examples/fleet/applicationset.yaml",
         "--clusters",
         "examples/fleet/clusters.yaml",
-        "-o",
-        "json",
     ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let list: Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(
         names(&list),
         [
@@ -118,16 +123,11 @@ fn plugin_tenants() {
             wasm.to_str().unwrap(),
         );
     let defs = write(dir.path(), "plugins.yaml", &defs);
-    let out = prism(&[
-        "generate",
+    let list = generate_json(&[
         "examples/plugin-tenants/applicationset.yaml",
         "--plugins",
         &defs,
-        "-o",
-        "json",
     ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let list: Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(
         names(&list),
         [

@@ -18,6 +18,7 @@ use serde_json::{Map, Value};
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// Argo CD's finalizer that deletes an Application's resources with it.
 pub const RESOURCES_FINALIZER: &str = "resources-finalizer.argocd.argoproj.io";
@@ -144,6 +145,15 @@ pub fn render(
     )?;
     let mut done: Vec<(usize, String, Value)> = parts.into_iter().flatten().collect();
     done.sort_unstable_by_key(|(i, _, _)| *i);
+    // The first clash by parameter set is reported.
+    let mut seen: HashMap<&str, usize> = HashMap::with_capacity(done.len());
+    for (i, name, _) in &done {
+        if let Some(&first) = seen.get(name.as_str()) {
+            return Err(expansion.duplicate(name, first, *i));
+        }
+        seen.insert(name, *i);
+    }
+    drop(seen);
     let Expansion {
         nodes, warnings, ..
     } = expansion;
@@ -158,7 +168,6 @@ pub fn render(
             params: set.params,
         })
         .collect();
-    check_unique(&applications)?;
     applications.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(Rendered {
         applications,
@@ -288,8 +297,8 @@ impl Expansion<'_> {
             }
             return Ok(vec![state]);
         }
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let failed = std::sync::atomic::AtomicBool::new(false);
+        let next = AtomicUsize::new(0);
+        let failed = AtomicBool::new(false);
         let seeds: Vec<_> = (0..threads).map(|_| self.renderer.seed()).collect();
         let total = self.total;
         let shared = self.shared();
@@ -305,8 +314,8 @@ impl Expansion<'_> {
                             let mut state = init();
                             // Blocks are taken in order, so every set before a failure is
                             // still rendered by whoever holds it: the lowest failure wins.
-                            while !failed.load(std::sync::atomic::Ordering::Relaxed) {
-                                let b = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            while !failed.load(Ordering::Relaxed) {
+                                let b = next.fetch_add(1, Ordering::Relaxed);
                                 if b >= blocks {
                                     break;
                                 }
@@ -315,7 +324,7 @@ impl Expansion<'_> {
                                         |(name, manifest)| each(&mut state, i, name, manifest),
                                     );
                                     if let Err(e) = done {
-                                        failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                                        failed.store(true, Ordering::Relaxed);
                                         return Err((i, e));
                                     }
                                 }
@@ -563,25 +572,6 @@ fn describe_set(origin: &[String], params: &ParamSet) -> String {
         shown.push(format!("… {} more", flat.len() - 6));
     }
     format!("{} {{{}}}", origin.join(" × "), shown.join(", "))
-}
-
-fn check_unique(apps: &[RenderedApplication]) -> Result<(), Error> {
-    let mut seen: HashMap<&str, usize> = HashMap::with_capacity(apps.len());
-    for (i, app) in apps.iter().enumerate() {
-        if let Some(&first) = seen.get(app.name.as_str()) {
-            let a = &apps[first];
-            return Err(Error::new(
-                "spec.template.metadata.name",
-                ErrorKind::DuplicateName {
-                    name: app.name.clone(),
-                    first: describe_set(&a.generators, &a.params),
-                    second: describe_set(&app.generators, &app.params),
-                },
-            ));
-        }
-        seen.insert(&app.name, i);
-    }
-    Ok(())
 }
 
 /// What Kubernetes and Argo CD would refuse: a bad name, bad labels, no project or destination.
