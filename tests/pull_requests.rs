@@ -681,3 +681,39 @@ fn the_preview_envs_example_runs_against_a_replayed_github() {
         .unwrap();
     assert_eq!(prod["spec"]["source"]["targetRevision"], "HEAD");
 }
+
+/// Within the freshness window (the controller's git refresh), a listing is served from
+/// memory even when the API sends no `ETag` (not every provider or proxy does); a
+/// webhook for the repository (`forget`) makes the next listing ask again.
+#[test]
+fn a_fresh_listing_without_an_etag_is_not_asked_again_until_forgotten() {
+    let asked = Arc::new(Mutex::new(0u32));
+    let count = asked.clone();
+    let port = serve(move |_r: &Request| {
+        *count.lock().unwrap() += 1;
+        (
+            200,
+            vec![],
+            json!([pull(5, "feature/x", "X", &[])]).to_string(),
+        )
+    });
+    let client = ScmClient::default().with_freshness(std::time::Duration::from_secs(3600));
+    let tokens = tokens("github-token", "token", "s3cret");
+    let config = json!({"owner": "org", "repo": "svc", "api": format!("http://127.0.0.1:{port}"),
+                        "tokenRef": {"secretName": "github-token", "key": "token"}});
+    let query = ScmQuery {
+        provider: "github",
+        config: &config,
+        path: "spec.generators[0].pullRequest",
+    };
+    let first = client.pull_requests(&query, &tokens).unwrap();
+    let second = client.pull_requests(&query, &tokens).unwrap();
+    assert_eq!(first, second);
+    assert_eq!(*asked.lock().unwrap(), 1);
+    client.forget("org/other");
+    client.pull_requests(&query, &tokens).unwrap();
+    assert_eq!(*asked.lock().unwrap(), 1);
+    client.forget("Org/Svc");
+    client.pull_requests(&query, &tokens).unwrap();
+    assert_eq!(*asked.lock().unwrap(), 2);
+}

@@ -148,9 +148,9 @@ struct Tls {
     ca: Option<String>,
 }
 
-/// A page as last seen: its `ETag`, what it held, and when.
+/// A page as last seen: its `ETag` (when the API sends one), what it held, and when.
 struct Cached {
-    etag: String,
+    etag: Option<String>,
     items: Arc<[Value]>,
     next: Option<String>,
     /// The repository or organization it belongs to (for webhooks' invalidation).
@@ -416,7 +416,7 @@ impl ScmClient {
                         next: c.next.clone(),
                     })
                 }
-                Some(c) => Some(c.etag.clone()),
+                Some(c) => c.etag.clone(),
                 None => None,
             }
         };
@@ -511,7 +511,10 @@ impl ScmClient {
                     .map_err(|e| ScmError::Other(format!("{what}: {url}: {e}")))?;
                 let items: Arc<[Value]> = items.into();
                 let next = next.or(body_next);
-                if let (Some(etag), Ok(mut cache)) = (etag, self.cache.lock()) {
+                // Kept for conditional requests (with an `ETag`) and for the freshness
+                // window (with or without one: not every API sends `ETag`s).
+                let keep = etag.is_some() || !self.fresh_for.is_zero();
+                if let (true, Ok(mut cache)) = (keep, self.cache.lock()) {
                     cache.insert(
                         url.to_string(),
                         Cached {
@@ -778,7 +781,7 @@ mod tests {
 
     fn page(bytes: usize) -> Cached {
         Cached {
-            etag: "\"e\"".into(),
+            etag: Some("\"e\"".into()),
             items: Arc::from(Vec::new()),
             next: None,
             what: "o/r".into(),
