@@ -4,7 +4,7 @@
 //! its text, so at fleet scale this is most of the controller's memory
 //! (`cargo bench --bench reflector`).
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use k8s_openapi::NamespaceResourceScope;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -254,12 +254,12 @@ impl CachedApplication {
                 }
                 _ => false,
             },
-            // A few small objects: compared as JSON.
-            "ownerReferences" => m
-                .owner_references
-                .as_ref()
-                .and_then(|refs| serde_json::to_value(refs).ok())
-                .is_some_and(|l| contains(&l, wv)),
+            "ownerReferences" => match (&m.owner_references, wv.as_array()) {
+                (Some(l), Some(w)) => {
+                    l.len() == w.len() && l.iter().zip(w).all(|(l, w)| owner_contains(l, w))
+                }
+                _ => false,
+            },
             // Anything else is rare: read it as JSON.
             other => serde_json::to_value(m)
                 .ok()
@@ -278,6 +278,24 @@ impl CachedApplication {
         serde_json::from_str::<Value>(text)
             .is_ok_and(|live| crate::controller::plan::contains(&live, want))
     }
+}
+
+/// [`crate::controller::plan::contains`] of one owner reference printed as JSON, read
+/// typed (an owner reference has these six fields; absent options print nothing).
+fn owner_contains(live: &OwnerReference, want: &Value) -> bool {
+    let Some(w) = want.as_object() else {
+        return false;
+    };
+    let flag = |l: Option<bool>, w: &Value| l.is_some_and(|l| w.as_bool() == Some(l));
+    w.iter().all(|(k, v)| match k.as_str() {
+        "apiVersion" => v.as_str() == Some(live.api_version.as_str()),
+        "kind" => v.as_str() == Some(live.kind.as_str()),
+        "name" => v.as_str() == Some(live.name.as_str()),
+        "uid" => v.as_str() == Some(live.uid.as_str()),
+        "controller" => flag(live.controller, v),
+        "blockOwnerDeletion" => flag(live.block_owner_deletion, v),
+        _ => false,
+    })
 }
 
 /// Whether `value` prints (compact, as serde_json prints) exactly as `text`: compared
@@ -337,7 +355,8 @@ mod tests {
         let live = json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
             "metadata": {"name": "a", "namespace": "argocd", "labels": {"x": "1", "y": "2"},
                          "annotations": {"h": "abc"}, "finalizers": ["f"], "resourceVersion": "7",
-                         "ownerReferences": [{"apiVersion": "prism.dev/v1alpha1", "kind": "ApplicationSet", "name": "s", "uid": "u"}]},
+                         "ownerReferences": [{"apiVersion": "prism.dev/v1alpha1", "kind": "ApplicationSet", "name": "s", "uid": "u",
+                                              "blockOwnerDeletion": true}]},
             "spec": {"project": "default", "source": {"repoURL": "r", "path": "a"},
                      "destination": {"server": "https://k", "namespace": "n"}}});
         let mut want = live.clone();
@@ -384,6 +403,34 @@ mod tests {
             (
                 "owner",
                 Box::new(|w| w["metadata"]["ownerReferences"][0]["name"] = json!("t")),
+            ),
+            (
+                "owner's controller flag only want has",
+                Box::new(|w| w["metadata"]["ownerReferences"][0]["controller"] = json!(true)),
+            ),
+            (
+                "owner's uid missing from want",
+                Box::new(|w| {
+                    w["metadata"]["ownerReferences"][0]
+                        .as_object_mut()
+                        .unwrap()
+                        .remove("uid");
+                }),
+            ),
+            (
+                "owner field nobody knows",
+                Box::new(|w| w["metadata"]["ownerReferences"][0]["x"] = json!(1)),
+            ),
+            (
+                "two owners",
+                Box::new(|w| {
+                    let first = w["metadata"]["ownerReferences"][0].clone();
+                    w["metadata"]["ownerReferences"] = json!([first.clone(), first]);
+                }),
+            ),
+            (
+                "owners not a list",
+                Box::new(|w| w["metadata"]["ownerReferences"] = json!({})),
             ),
             (
                 "number label",

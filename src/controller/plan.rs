@@ -9,6 +9,7 @@
 //! `prism.dev/allow-mass-delete: "<generation>"`.
 
 use crate::controller::application::CachedApplication;
+use prism_engine::parallel;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -152,9 +153,14 @@ pub fn plan(input: &Input) -> Plan {
             }
         }
     };
+    // Comparing 10,000 Applications with their live forms is most of a no-change pass:
+    // spread over the cores, the actions kept in name order.
+    let wanted: Vec<(&String, &Value)> = desired.iter().collect();
     let mut actions = Vec::with_capacity(desired.len() + input.existing.len());
-    for (name, want) in desired {
-        let action = match input.existing.get(name) {
+    actions.extend(parallel::map(
+        &wanted,
+        parallel::default_threads(),
+        |&(name, want)| match input.existing.get(name) {
             None => Action::Create(name.clone()),
             Some(e) => match e.owner {
                 Owner::Other { adoptable: false } => Action::Keep(name.clone(), Keep::ForeignOwner),
@@ -168,9 +174,8 @@ pub fn plan(input: &Input) -> Plan {
                 Owner::Us if input.policy.updates() => Action::Update(name.clone()),
                 Owner::Us => Action::Keep(name.clone(), Keep::PolicyNoUpdate),
             },
-        };
-        actions.push(action);
-    }
+        },
+    ));
     // Applications already being deleted are neither deleted again nor counted by the guard.
     let owned = input
         .existing

@@ -318,10 +318,13 @@ pub fn by_name<'a>(
     apps: &'a [Arc<CachedApplication>],
     namespace: &str,
 ) -> HashMap<&'a str, &'a Arc<CachedApplication>> {
-    apps.iter()
-        .filter(|a| a.metadata.namespace.as_deref() == Some(namespace))
-        .filter_map(|a| Some((a.metadata.name.as_deref()?, a)))
-        .collect()
+    let mut out = HashMap::with_capacity(apps.len());
+    out.extend(
+        apps.iter()
+            .filter(|a| a.metadata.namespace.as_deref() == Some(namespace))
+            .filter_map(|a| Some((a.metadata.name.as_deref()?, a))),
+    );
+    out
 }
 
 /// [`existing`] over the cache: the Applications labelled as this set's, and any of a
@@ -350,28 +353,28 @@ pub fn existing(
     desired: &BTreeMap<String, Value>,
 ) -> BTreeMap<String, Existing> {
     let ownership = Ownership::of(set);
-    let mut out = BTreeMap::new();
-    for live in apps {
-        let Some(name) = live.name().map(str::to_string) else {
-            continue;
-        };
-        let owner = ownership.owner(&live);
-        if owner != Owner::Us && !desired.contains_key(&name) {
-            continue;
-        }
-        let has_finalizer = live.has_finalizer(RESOURCES_FINALIZER);
-        let deleting = live.deleting();
-        out.insert(
-            name,
-            Existing {
-                owner,
-                live,
-                has_finalizer,
-                deleting,
-            },
-        );
-    }
-    out
+    // Collected, then built sorted in one go (names are unique in a namespace; of two
+    // equal ones the last wins, as inserting would).
+    apps.into_iter()
+        .filter_map(|live| {
+            let name = live.name()?.to_string();
+            let owner = ownership.owner(&live);
+            if owner != Owner::Us && !desired.contains_key(&name) {
+                return None;
+            }
+            let has_finalizer = live.has_finalizer(RESOURCES_FINALIZER);
+            let deleting = live.deleting();
+            Some((
+                name,
+                Existing {
+                    owner,
+                    live,
+                    has_finalizer,
+                    deleting,
+                },
+            ))
+        })
+        .collect()
 }
 
 /// What applying a plan did: counts, and the errors of calls that failed.
