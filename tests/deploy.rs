@@ -209,6 +209,16 @@ fn the_dockerfile_matches_the_deployment() {
         .unwrap()["value"]
         .clone();
     assert_eq!(env_home, home.as_str());
+    // The allocator returns freed memory at once (the controller's peak memory, README).
+    assert!(
+        c["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["name"] == "MIMALLOC_PURGE_DELAY" && e["value"] == "0"),
+        "{}",
+        c["env"]
+    );
     let mounts: Vec<&str> = c["volumeMounts"]
         .as_array()
         .unwrap()

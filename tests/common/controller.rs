@@ -120,8 +120,27 @@ pub fn start_controller(
     )
 }
 
-/// `prism controller ARGS` as `identity` with this kubeconfig, logging to
-/// `controller-NAME.log` in the control plane's directory.
+/// The allocator settings (`MIMALLOC_*`) `deploy/deployment.yaml` gives the controller,
+/// so tests and benchmarks run it as it is deployed.
+pub fn deployed_allocator_env() -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/deployment.yaml"
+    ))
+    .expect("deploy/deployment.yaml");
+    let deployment: serde_yaml::Value = serde_yaml::from_str(&text).expect("the Deployment");
+    deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| Some((e["name"].as_str()?, e["value"].as_str()?)))
+        .filter(|(name, _)| name.starts_with("MIMALLOC_"))
+        .map(|(name, value)| (name.to_string(), value.to_string()))
+        .collect()
+}
+
+/// `prism controller ARGS` as `identity` with this kubeconfig (and the Deployment's
+/// allocator settings), logging to `controller-NAME.log` in the control plane's directory.
 pub fn spawn_controller(
     kubeconfig: &Path,
     identity: &str,
@@ -141,6 +160,7 @@ pub fn spawn_controller(
         .args(["--listen", &format!("127.0.0.1:{port}"), "--cache-dir"])
         .arg(cache)
         .args(args)
+        .envs(deployed_allocator_env())
         .env("KUBECONFIG", kubeconfig)
         .env("POD_NAME", identity)
         .env(
