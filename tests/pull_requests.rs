@@ -34,6 +34,21 @@ fn list(
     )
 }
 
+/// `org/svc`'s pull requests from the GitHub API at `port`, read by `client` with the
+/// token `s3cret`, as a spec's first generator asks for them.
+fn list_svc(client: &ScmClient, port: u16) -> Vec<prism_engine::sources::PullRequest> {
+    let config = json!({"owner": "org", "repo": "svc", "api": format!("http://127.0.0.1:{port}"),
+                        "tokenRef": {"secretName": "github-token", "key": "token"}});
+    let query = ScmQuery {
+        provider: "github",
+        config: &config,
+        path: "spec.generators[0].pullRequest",
+    };
+    client
+        .pull_requests(&query, &tokens("github-token", "token", "s3cret"))
+        .unwrap()
+}
+
 fn pull(number: u64, branch: &str, title: &str, labels: &[&str]) -> Value {
     json!({
         "number": number, "state": "open", "title": title,
@@ -242,16 +257,8 @@ fn a_second_listing_is_answered_304_from_the_etag() {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let port = github(seen.clone());
     let client = ScmClient::default();
-    let tokens = tokens("github-token", "token", "s3cret");
-    let config = json!({"owner": "org", "repo": "svc", "api": format!("http://127.0.0.1:{port}"),
-                        "tokenRef": {"secretName": "github-token", "key": "token"}});
-    let query = ScmQuery {
-        provider: "github",
-        config: &config,
-        path: "spec.generators[0].pullRequest",
-    };
-    let first = client.pull_requests(&query, &tokens).unwrap();
-    let second = client.pull_requests(&query, &tokens).unwrap();
+    let first = list_svc(&client, port);
+    let second = list_svc(&client, port);
     assert_eq!(first, second);
     assert_eq!(first.len(), 3);
     let seen = seen.lock().unwrap();
@@ -267,7 +274,7 @@ fn a_second_listing_is_answered_304_from_the_etag() {
                 config: &json!({}),
                 path: "p",
             },
-            &tokens,
+            &tokens("github-token", "token", "s3cret"),
         )
         .unwrap_err();
     assert!(matches!(e, ScmError::Other(m) if m.contains("is not a pullRequest provider")));
@@ -698,22 +705,14 @@ fn a_fresh_listing_without_an_etag_is_not_asked_again_until_forgotten() {
         )
     });
     let client = ScmClient::default().with_freshness(std::time::Duration::from_secs(3600));
-    let tokens = tokens("github-token", "token", "s3cret");
-    let config = json!({"owner": "org", "repo": "svc", "api": format!("http://127.0.0.1:{port}"),
-                        "tokenRef": {"secretName": "github-token", "key": "token"}});
-    let query = ScmQuery {
-        provider: "github",
-        config: &config,
-        path: "spec.generators[0].pullRequest",
-    };
-    let first = client.pull_requests(&query, &tokens).unwrap();
-    let second = client.pull_requests(&query, &tokens).unwrap();
+    let first = list_svc(&client, port);
+    let second = list_svc(&client, port);
     assert_eq!(first, second);
     assert_eq!(*asked.lock().unwrap(), 1);
     client.forget("org/other");
-    client.pull_requests(&query, &tokens).unwrap();
+    list_svc(&client, port);
     assert_eq!(*asked.lock().unwrap(), 1);
     client.forget("Org/Svc");
-    client.pull_requests(&query, &tokens).unwrap();
+    list_svc(&client, port);
     assert_eq!(*asked.lock().unwrap(), 2);
 }
