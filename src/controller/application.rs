@@ -189,6 +189,21 @@ impl CachedApplication {
         Value::Object(out)
     }
 
+    /// What changes of an Application matter to its set: labels, annotations,
+    /// finalizers, deletion and the spec's text; not its status, which Argo CD updates
+    /// all the time.
+    pub fn fingerprint(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let m = &self.metadata;
+        let mut h = crate::digest::Fnv::default();
+        m.labels.hash(&mut h);
+        m.annotations.hash(&mut h);
+        m.finalizers.hash(&mut h);
+        m.deletion_timestamp.is_some().hash(&mut h);
+        self.spec_text().hash(&mut h);
+        h.finish()
+    }
+
     /// The spec's JSON text (for change detection without parsing).
     pub fn spec_text(&self) -> &str {
         self.spec.as_deref().map_or("", RawValue::get)

@@ -3,6 +3,7 @@
 //! Argo's resources finalizer when asked), and patch the ApplicationSet's status
 //! only when it changed. A no-change pass makes no request at all.
 
+use crate::controller::application::CachedApplication;
 use crate::controller::crd::ApplicationSetStatus;
 use crate::controller::plan::{Action, Existing, Plan};
 use crate::controller::reconcile::Applied;
@@ -37,6 +38,8 @@ pub fn application_set_resource(group: &str) -> ApiResource {
 
 /// Carries out `plan` in `namespace`, up to `parallel` writes at a time. Every
 /// failed call is reported (sorted by Application) and the others still run.
+/// `written` is told, as each apply returns, the Application's name and the
+/// [`CachedApplication::fingerprint`] of what the API server made of it.
 pub async fn execute(
     client: &Client,
     namespace: &str,
@@ -44,9 +47,12 @@ pub async fn execute(
     desired: &BTreeMap<String, Value>,
     existing: &BTreeMap<String, Existing>,
     parallel: usize,
+    written: &(dyn Fn(&str, u64) + Sync),
 ) -> Applied {
     let api: Api<DynamicObject> =
         Api::namespaced_with(client.clone(), namespace, &application_resource());
+    // Applies read the answer in the cache's form: the spec as the server printed it.
+    let apps: Api<CachedApplication> = Api::namespaced(client.clone(), namespace);
     // Owned jobs: the futures below must not borrow the plan (they run on the runtime).
     let jobs: Vec<(usize, Job)> = plan
         .actions
@@ -74,8 +80,8 @@ pub async fn execute(
         .collect();
     let mut results: Vec<(usize, Result<Done, String>)> = stream::iter(jobs)
         .map(|(i, job)| {
-            let api = api.clone();
-            async move { (i, job.run(&api).await) }
+            let (api, apps) = (api.clone(), apps.clone());
+            async move { (i, job.run(&api, &apps, written).await) }
         })
         .buffer_unordered(parallel.max(1))
         .collect()
@@ -115,20 +121,26 @@ enum Job {
 }
 
 impl Job {
-    async fn run(self, api: &Api<DynamicObject>) -> Result<Done, String> {
+    async fn run(
+        self,
+        api: &Api<DynamicObject>,
+        apps: &Api<CachedApplication>,
+        written: &(dyn Fn(&str, u64) + Sync),
+    ) -> Result<Done, String> {
         match self {
             Job::Apply {
                 name,
                 body: Some(body),
                 created,
-            } => api
+            } => apps
                 .patch(
                     &name,
                     &PatchParams::apply(FIELD_MANAGER).force(),
                     &Patch::Apply(&body),
                 )
                 .await
-                .map(|_| {
+                .map(|app| {
+                    written(&name, app.fingerprint());
                     if created {
                         Done::Created
                     } else {
@@ -364,8 +376,28 @@ mod tests {
             reply: (200, app(name, &[])),
         };
         let server = tokio::spawn(serve(handle, vec![expect("a"), expect("b")]));
-        let applied = execute(&client, "argocd", &plan, &desired, &BTreeMap::new(), 1).await;
+        let written = std::sync::Mutex::new(Vec::new());
+        let applied = execute(
+            &client,
+            "argocd",
+            &plan,
+            &desired,
+            &BTreeMap::new(),
+            1,
+            &|name, print| written.lock().unwrap().push((name.to_string(), print)),
+        )
+        .await;
         server.await.unwrap();
+        // Each apply reports what the server made of it, as the watch will print it.
+        let print = |name| {
+            CachedApplication::from_value(&app(name, &[]))
+                .unwrap()
+                .fingerprint()
+        };
+        assert_eq!(
+            written.into_inner().unwrap(),
+            [("a".to_string(), print("a")), ("b".to_string(), print("b"))]
+        );
         assert_eq!(
             applied,
             Applied {
@@ -394,6 +426,7 @@ mod tests {
             &BTreeMap::new(),
             &BTreeMap::new(),
             4,
+            &|_, _| {},
         )
         .await;
         assert_eq!(applied, Applied::default());
@@ -453,7 +486,16 @@ mod tests {
                 delete("preserve"),
             ],
         ));
-        let applied = execute(&client, "argocd", &plan, &BTreeMap::new(), &existing, 1).await;
+        let applied = execute(
+            &client,
+            "argocd",
+            &plan,
+            &BTreeMap::new(),
+            &existing,
+            1,
+            &|_, _| {},
+        )
+        .await;
         server.await.unwrap();
         assert_eq!(applied.deleted, 2);
         assert!(applied.errors.is_empty(), "{:?}", applied.errors);
@@ -490,7 +532,16 @@ mod tests {
                 },
             ],
         ));
-        let applied = execute(&client, "argocd", &plan, &desired, &BTreeMap::new(), 1).await;
+        let applied = execute(
+            &client,
+            "argocd",
+            &plan,
+            &desired,
+            &BTreeMap::new(),
+            1,
+            &|_, _| {},
+        )
+        .await;
         server.await.unwrap();
         assert_eq!(applied.created, 1);
         assert_eq!(

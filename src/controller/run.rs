@@ -108,6 +108,50 @@ pub struct Context {
     triggers: Arc<OnceLock<Triggers>>,
     /// The decision resource kinds (`apiVersion`, plural) already watched.
     decision_watches: Mutex<std::collections::BTreeSet<(String, String)>>,
+    /// What this process's applies left, for the Application watch.
+    own_writes: Arc<OwnWrites>,
+}
+
+/// Fingerprints of Applications as this process's own applies left them, by
+/// (namespace, name): the watch event of such a write is no reason for another pass
+/// of its set (the pass that wrote it knows). Any other change still is, and each
+/// entry goes with the first event that matches it.
+#[derive(Default)]
+pub struct OwnWrites(Mutex<HashMap<(String, String), u64>>);
+
+impl OwnWrites {
+    fn record(&self, namespace: &str, name: &str, print: u64) {
+        if let Ok(mut w) = self.0.lock() {
+            w.insert((namespace.to_string(), name.to_string()), print);
+        }
+    }
+
+    /// Whether `app` is exactly as an own apply left it (the entry is used up).
+    fn was_own(&self, app: &CachedApplication, print: u64) -> bool {
+        let key = (
+            app.metadata.namespace.clone().unwrap_or_default(),
+            app.metadata.name.clone().unwrap_or_default(),
+        );
+        let Ok(mut w) = self.0.lock() else {
+            return false;
+        };
+        match w.get(&key) {
+            Some(&own) if own == print => {
+                w.remove(&key);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn forget(&self, app: &CachedApplication) {
+        if let Ok(mut w) = self.0.lock() {
+            w.remove(&(
+                app.metadata.namespace.clone().unwrap_or_default(),
+                app.metadata.name.clone().unwrap_or_default(),
+            ));
+        }
+    }
 }
 
 /// Why a reconcile could not finish, and so how it is retried.
@@ -243,17 +287,25 @@ fn generators(data: &Value) -> &[Value] {
         .unwrap_or(&[])
 }
 
-/// What changes of an Application matter: not its status, which Argo CD updates
-/// all the time.
-fn fingerprint(app: &CachedApplication) -> u64 {
+/// What a pass reads of an ApplicationSet: its identity, spec (by `generation`),
+/// labels, annotations, finalizers and deletion; not its status, which the pass writes,
+/// except a RollingSync's progress, which the next pass goes on from.
+fn set_inputs(set: &DynamicObject) -> Option<u64> {
     use std::hash::{Hash, Hasher};
+    let m = &set.metadata;
     let mut h = crate::digest::Fnv::default();
-    app.metadata.labels.hash(&mut h);
-    app.metadata.annotations.hash(&mut h);
-    app.metadata.finalizers.hash(&mut h);
-    app.metadata.deletion_timestamp.is_some().hash(&mut h);
-    app.spec_text().hash(&mut h);
-    h.finish()
+    m.uid.hash(&mut h);
+    m.generation.hash(&mut h);
+    m.labels.hash(&mut h);
+    m.annotations.hash(&mut h);
+    m.finalizers.hash(&mut h);
+    m.deletion_timestamp.is_some().hash(&mut h);
+    if set.data["spec"]["strategy"]["type"].as_str() == Some("RollingSync") {
+        let status = &set.data["status"];
+        status["applicationStatus"].to_string().hash(&mut h);
+        status["rolloutStep"].to_string().hash(&mut h);
+    }
+    Some(h.finish())
 }
 
 /// What a RollingSync waits on of an Application: health, sync, revisions, operations.
@@ -341,7 +393,8 @@ pub async fn run(
         keep_leadership(elector, lost.clone(), lost_tx, &stop);
     }
 
-    let apps = watch_applications(&client, &config, &triggers);
+    let own_writes = Arc::new(OwnWrites::default());
+    let apps = watch_applications(&client, &config, &triggers, &own_writes);
     let secrets = watch_argo_secrets(&client, &config, &triggers, &git, &stop);
     tracing::info!("filling the Application and cluster Secret caches");
     tokio::select! {
@@ -373,6 +426,7 @@ pub async fn run(
         failures: Mutex::default(),
         triggers: triggers.clone(),
         decision_watches: Mutex::default(),
+        own_writes,
     });
     let (kinds, loops) = application_set_controllers(&client, &config, ctx, &stop);
     let _ = triggers.set(Triggers { kinds });
@@ -487,6 +541,7 @@ fn watch_applications(
     client: &Client,
     config: &Config,
     triggers: &Arc<OnceLock<Triggers>>,
+    own_writes: &Arc<OwnWrites>,
 ) -> Store<CachedApplication> {
     let apps_api: Api<CachedApplication> = match &config.namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
@@ -504,6 +559,7 @@ fn watch_applications(
             .default_backoff(),
     );
     let triggers = triggers.clone();
+    let own_writes = own_writes.clone();
     tokio::spawn(app_stream.for_each(move |event| {
         let (app, deleted) = match event {
             Ok(watcher::Event::Apply(app) | watcher::Event::InitApply(app)) => (app, false),
@@ -517,7 +573,7 @@ fn watch_applications(
             }
         };
         let key = ObjectRef::from_obj(&app);
-        let print = fingerprint(&app);
+        let print = app.fingerprint();
         let progress = progress_print(&app);
         // A deleted Application leaves the map (it would otherwise only grow) and
         // re-converges its set (a hand-deleted Application comes back).
@@ -534,6 +590,14 @@ fn watch_applications(
                 }
             })
             .unwrap_or((true, false));
+        // Our own apply coming back is no change to act on; a deletion always is (a
+        // hand-deleted Application comes back).
+        let changed = if deleted {
+            own_writes.forget(&app);
+            changed
+        } else {
+            changed && !own_writes.was_own(&app, print)
+        };
         if app.labels().contains_key(OWNER_LABEL) {
             if let Some(t) = triggers.get() {
                 if changed {
@@ -658,7 +722,15 @@ fn application_set_controllers(
             None => Api::all_with(client.clone(), &resource),
         };
         let (send, receive) = mpsc::unbounded();
-        let controller = Controller::new_with(api, watcher::Config::default(), resource.clone())
+        // A set's own status writes (each pass ends with one) are not a reason for
+        // another pass: only what a pass reads of the set triggers it.
+        let writer = reflector::store::Writer::<DynamicObject>::new(resource.clone());
+        let reader = writer.as_reader();
+        let sets = watcher(api, watcher::Config::default())
+            .reflect(writer)
+            .applied_objects()
+            .predicate_filter(set_inputs, kube::runtime::PredicateConfig::default());
+        let controller = Controller::for_stream_with(sets, reader, resource.clone())
             .with_config(ControllerConfig::default().concurrency(config.concurrency))
             .reconcile_on(receive)
             .graceful_shutdown_on(stopped(stop));
@@ -1635,7 +1707,17 @@ async fn apply_plan(
     existing: &BTreeMap<String, plan::Existing>,
     reference: &k8s_openapi::api::core::v1::ObjectReference,
 ) -> reconcile::Applied {
-    let applied = apply::execute(&ctx.client, &meta.namespace, plan, desired, existing, 8).await;
+    let own = |name: &str, print: u64| ctx.own_writes.record(&meta.namespace, name, print);
+    let applied = apply::execute(
+        &ctx.client,
+        &meta.namespace,
+        plan,
+        desired,
+        existing,
+        8,
+        &own,
+    )
+    .await;
     ctx.metrics.applied.fetch_add(
         (applied.created + applied.updated) as u64,
         Ordering::Relaxed,
@@ -1908,6 +1990,7 @@ mod tests {
             failures: Mutex::default(),
             triggers: Arc::default(),
             decision_watches: Mutex::default(),
+            own_writes: Arc::default(),
         })
     }
 
@@ -2272,5 +2355,70 @@ mod tests {
         foreign["metadata"]["annotations"] = json!({"prism.dev/adopt": "argocd.shop"});
         let (_, seen) = pass(set(json!([{"name": "a"}]), json!({}), None), vec![foreign]).await;
         assert!(calls(&seen).contains(&("PATCH", format!("{APPS}/a").as_str())));
+    }
+
+    /// A set's own status write does not trigger its next pass; what a pass reads of the
+    /// set does, and so does a RollingSync's progress (the next step goes on from it).
+    #[test]
+    fn only_what_a_pass_reads_of_a_set_triggers_it() {
+        let object = |v: Value| -> DynamicObject { serde_json::from_value(v).unwrap() };
+        let base = json!({"apiVersion": "prism.dev/v1alpha1", "kind": "ApplicationSet",
+            "metadata": {"name": "s", "namespace": "argocd", "uid": "u1", "generation": 2,
+                         "annotations": {"a": "1"}},
+            "spec": {"generators": []},
+            "status": {"applications": {"created": 3}}});
+        let print = |v: &Value| set_inputs(&object(v.clone()));
+        let changed = |f: &dyn Fn(&mut Value)| {
+            let mut v = base.clone();
+            f(&mut v);
+            print(&v) != print(&base)
+        };
+        assert!(!changed(
+            &|v| v["status"]["applications"]["created"] = json!(0)
+        ));
+        assert!(!changed(&|v| v["metadata"]["resourceVersion"] = json!("9")));
+        assert!(changed(&|v| v["metadata"]["generation"] = json!(3)));
+        assert!(changed(&|v| v["metadata"]["annotations"]["a"] = json!("2")));
+        assert!(changed(&|v| v["metadata"]["labels"] = json!({"l": "x"})));
+        assert!(changed(&|v| v["metadata"]["finalizers"] = json!(["f"])));
+        assert!(changed(&|v| v["metadata"]["uid"] = json!("u2")));
+        assert!(changed(&|v| {
+            v["metadata"]["deletionTimestamp"] = json!("2026-12-02T00:00:00Z")
+        }));
+        let mut rolling = base.clone();
+        rolling["spec"]["strategy"] = json!({"type": "RollingSync"});
+        let mut stepped = rolling.clone();
+        stepped["status"]["rolloutStep"] = json!("2/3");
+        assert_ne!(print(&rolling), print(&stepped));
+        let mut counted = rolling.clone();
+        counted["status"]["applications"]["created"] = json!(0);
+        assert_eq!(print(&rolling), print(&counted));
+    }
+
+    /// The watch event of an own apply is recognised once, by its exact fingerprint;
+    /// any other state of the Application is a change.
+    #[test]
+    fn own_writes_are_recognised_once_and_only_as_written() {
+        let app = |rev: &str| {
+            CachedApplication::from_value(&json!({
+                "apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+                "metadata": {"name": "a", "namespace": "argocd"},
+                "spec": {"source": {"targetRevision": rev}}}))
+            .unwrap()
+        };
+        let (ours, theirs) = (app("main"), app("hand-edited"));
+        let own = OwnWrites::default();
+        own.record("argocd", "a", ours.fingerprint());
+        assert!(!own.was_own(&theirs, theirs.fingerprint()));
+        assert!(own.was_own(&ours, ours.fingerprint()));
+        assert!(!own.was_own(&ours, ours.fingerprint()), "used up");
+        own.record("other", "a", ours.fingerprint());
+        assert!(!own.was_own(&ours, ours.fingerprint()), "another namespace");
+        own.record("argocd", "a", ours.fingerprint());
+        own.forget(&ours);
+        assert!(
+            !own.was_own(&ours, ours.fingerprint()),
+            "forgotten on delete"
+        );
     }
 }
