@@ -38,8 +38,7 @@ pub fn application_set_resource(group: &str) -> ApiResource {
 
 /// Carries out `plan` in `namespace`, up to `parallel` writes at a time. Every
 /// failed call is reported (sorted by Application) and the others still run.
-/// `written` is told, as each apply returns, the Application's name and the
-/// [`CachedApplication::fingerprint`] of what the API server made of it.
+/// `written` is told, as each apply returns, what the API server made of it.
 pub async fn execute(
     client: &Client,
     namespace: &str,
@@ -47,7 +46,7 @@ pub async fn execute(
     desired: &BTreeMap<String, Value>,
     existing: &BTreeMap<String, Existing>,
     parallel: usize,
-    written: &(dyn Fn(&str, u64) + Sync),
+    written: &(dyn Fn(&CachedApplication) + Sync),
 ) -> Applied {
     let api: Api<DynamicObject> =
         Api::namespaced_with(client.clone(), namespace, &application_resource());
@@ -125,7 +124,7 @@ impl Job {
         self,
         api: &Api<DynamicObject>,
         apps: &Api<CachedApplication>,
-        written: &(dyn Fn(&str, u64) + Sync),
+        written: &(dyn Fn(&CachedApplication) + Sync),
     ) -> Result<Done, String> {
         match self {
             Job::Apply {
@@ -140,7 +139,7 @@ impl Job {
                 )
                 .await
                 .map(|app| {
-                    written(&name, app.fingerprint());
+                    written(&app);
                     if created {
                         Done::Created
                     } else {
@@ -384,7 +383,10 @@ mod tests {
             &desired,
             &BTreeMap::new(),
             1,
-            &|name, print| written.lock().unwrap().push((name.to_string(), print)),
+            &|app| {
+                let name = app.metadata.name.clone().unwrap_or_default();
+                written.lock().unwrap().push((name, app.fingerprint()))
+            },
         )
         .await;
         server.await.unwrap();
@@ -426,7 +428,7 @@ mod tests {
             &BTreeMap::new(),
             &BTreeMap::new(),
             4,
-            &|_, _| {},
+            &|_| {},
         )
         .await;
         assert_eq!(applied, Applied::default());
@@ -493,7 +495,7 @@ mod tests {
             &BTreeMap::new(),
             &existing,
             1,
-            &|_, _| {},
+            &|_| {},
         )
         .await;
         server.await.unwrap();
@@ -539,7 +541,7 @@ mod tests {
             &desired,
             &BTreeMap::new(),
             1,
-            &|_, _| {},
+            &|_| {},
         )
         .await;
         server.await.unwrap();

@@ -108,49 +108,46 @@ pub struct Context {
     triggers: Arc<OnceLock<Triggers>>,
     /// The decision resource kinds (`apiVersion`, plural) already watched.
     decision_watches: Mutex<std::collections::BTreeSet<(String, String)>>,
-    /// What this process's applies left, for the Application watch.
-    own_writes: Arc<OwnWrites>,
+    /// The Applications as last seen, by the watch or in the answers to own applies.
+    seen: Arc<Seen>,
 }
 
-/// Fingerprints of Applications as this process's own applies left them, by
-/// (namespace, name): the watch event of such a write is no reason for another pass
-/// of its set (the pass that wrote it knows). Any other change still is, and each
-/// entry goes with the first event that matches it.
+/// Per Application, the fingerprints of what triggers any set and of what a
+/// RollingSync reads, as last seen: by the watch, or in the answer to this process's
+/// own apply, so that apply's watch event is no change (the pass that wrote it knows).
 #[derive(Default)]
-pub struct OwnWrites(Mutex<HashMap<(String, String), u64>>);
+pub struct Seen(Mutex<HashMap<ObjectRef<CachedApplication>, (u64, u64)>>);
 
-impl OwnWrites {
-    fn record(&self, namespace: &str, name: &str, print: u64) {
-        if let Ok(mut w) = self.0.lock() {
-            w.insert((namespace.to_string(), name.to_string()), print);
+impl Seen {
+    /// Remembers `app` as an own apply's answer left it.
+    fn record(&self, app: &CachedApplication) {
+        if let Ok(mut s) = self.0.lock() {
+            s.insert(
+                ObjectRef::from_obj(app),
+                (app.fingerprint(), progress_print(app)),
+            );
         }
     }
 
-    /// Whether `app` is exactly as an own apply left it (the entry is used up).
-    fn was_own(&self, app: &CachedApplication, print: u64) -> bool {
-        let key = (
-            app.metadata.namespace.clone().unwrap_or_default(),
-            app.metadata.name.clone().unwrap_or_default(),
-        );
-        let Ok(mut w) = self.0.lock() else {
-            return false;
-        };
-        match w.get(&key) {
-            Some(&own) if own == print => {
-                w.remove(&key);
-                true
-            }
-            _ => false,
-        }
-    }
-
-    fn forget(&self, app: &CachedApplication) {
-        if let Ok(mut w) = self.0.lock() {
-            w.remove(&(
-                app.metadata.namespace.clone().unwrap_or_default(),
-                app.metadata.name.clone().unwrap_or_default(),
-            ));
-        }
+    /// Whether a watch event of `app` changed what triggers its set, and what a
+    /// RollingSync reads. A deleted Application leaves the map (it would otherwise only
+    /// grow) and is a change (a hand-deleted Application comes back).
+    fn observe(&self, app: &CachedApplication, deleted: bool) -> (bool, bool) {
+        let key = ObjectRef::from_obj(app);
+        let (print, progress) = (app.fingerprint(), progress_print(app));
+        self.0
+            .lock()
+            .map(|mut s| {
+                if deleted {
+                    (s.remove(&key).is_some(), false)
+                } else {
+                    match s.insert(key, (print, progress)) {
+                        Some((p, q)) => (p != print, q != progress),
+                        None => (true, false),
+                    }
+                }
+            })
+            .unwrap_or((true, false))
     }
 }
 
@@ -393,8 +390,8 @@ pub async fn run(
         keep_leadership(elector, lost.clone(), lost_tx, &stop);
     }
 
-    let own_writes = Arc::new(OwnWrites::default());
-    let apps = watch_applications(&client, &config, &triggers, &own_writes);
+    let seen = Arc::new(Seen::default());
+    let apps = watch_applications(&client, &config, &triggers, &seen);
     let secrets = watch_argo_secrets(&client, &config, &triggers, &git, &stop);
     tracing::info!("filling the Application and cluster Secret caches");
     tokio::select! {
@@ -426,7 +423,7 @@ pub async fn run(
         failures: Mutex::default(),
         triggers: triggers.clone(),
         decision_watches: Mutex::default(),
-        own_writes,
+        seen,
     });
     let (kinds, loops) = application_set_controllers(&client, &config, ctx, &stop);
     let _ = triggers.set(Triggers { kinds });
@@ -541,7 +538,7 @@ fn watch_applications(
     client: &Client,
     config: &Config,
     triggers: &Arc<OnceLock<Triggers>>,
-    own_writes: &Arc<OwnWrites>,
+    seen: &Arc<Seen>,
 ) -> Store<CachedApplication> {
     let apps_api: Api<CachedApplication> = match &config.namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
@@ -549,9 +546,6 @@ fn watch_applications(
     };
     let apps_writer = reflector::store::Writer::<CachedApplication>::default();
     let apps = apps_writer.as_reader();
-    // Per Application: fingerprints of what triggers any set, and of what a RollingSync reads.
-    type Prints = HashMap<ObjectRef<CachedApplication>, (u64, u64)>;
-    let seen: Arc<Mutex<Prints>> = Arc::default();
     let app_stream = reflector::reflector(
         apps_writer,
         watcher(apps_api, watcher::Config::default())
@@ -559,7 +553,7 @@ fn watch_applications(
             .default_backoff(),
     );
     let triggers = triggers.clone();
-    let own_writes = own_writes.clone();
+    let seen = seen.clone();
     tokio::spawn(app_stream.for_each(move |event| {
         let (app, deleted) = match event {
             Ok(watcher::Event::Apply(app) | watcher::Event::InitApply(app)) => (app, false),
@@ -572,32 +566,7 @@ fn watch_applications(
                 return futures::future::ready(());
             }
         };
-        let key = ObjectRef::from_obj(&app);
-        let print = app.fingerprint();
-        let progress = progress_print(&app);
-        // A deleted Application leaves the map (it would otherwise only grow) and
-        // re-converges its set (a hand-deleted Application comes back).
-        let (changed, progressed) = seen
-            .lock()
-            .map(|mut s| {
-                if deleted {
-                    (s.remove(&key).is_some(), false)
-                } else {
-                    match s.insert(key, (print, progress)) {
-                        Some((p, q)) => (p != print, q != progress),
-                        None => (true, false),
-                    }
-                }
-            })
-            .unwrap_or((true, false));
-        // Our own apply coming back is no change to act on; a deletion always is (a
-        // hand-deleted Application comes back).
-        let changed = if deleted {
-            own_writes.forget(&app);
-            changed
-        } else {
-            changed && !own_writes.was_own(&app, print)
-        };
+        let (changed, progressed) = seen.observe(&app, deleted);
         if app.labels().contains_key(OWNER_LABEL) {
             if let Some(t) = triggers.get() {
                 if changed {
@@ -1707,7 +1676,7 @@ async fn apply_plan(
     existing: &BTreeMap<String, plan::Existing>,
     reference: &k8s_openapi::api::core::v1::ObjectReference,
 ) -> reconcile::Applied {
-    let own = |name: &str, print: u64| ctx.own_writes.record(&meta.namespace, name, print);
+    let seen = |app: &CachedApplication| ctx.seen.record(app);
     let applied = apply::execute(
         &ctx.client,
         &meta.namespace,
@@ -1715,7 +1684,7 @@ async fn apply_plan(
         desired,
         existing,
         8,
-        &own,
+        &seen,
     )
     .await;
     ctx.metrics.applied.fetch_add(
@@ -1990,7 +1959,7 @@ mod tests {
             failures: Mutex::default(),
             triggers: Arc::default(),
             decision_watches: Mutex::default(),
-            own_writes: Arc::default(),
+            seen: Arc::default(),
         })
     }
 
@@ -2395,29 +2364,34 @@ mod tests {
         assert_eq!(print(&rolling), print(&counted));
     }
 
-    /// The watch event of an own apply is recognised once, by its exact fingerprint;
-    /// any other state of the Application is a change.
+    /// The watch event of an own apply is no change, by its exact fingerprint; any
+    /// other state of the Application is, and so is its deletion.
     #[test]
-    fn own_writes_are_recognised_once_and_only_as_written() {
-        let app = |rev: &str| {
+    fn own_writes_are_recognised_only_as_written() {
+        let app = |namespace: &str, rev: &str| {
             CachedApplication::from_value(&json!({
                 "apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
-                "metadata": {"name": "a", "namespace": "argocd"},
+                "metadata": {"name": "a", "namespace": namespace},
                 "spec": {"source": {"targetRevision": rev}}}))
             .unwrap()
         };
-        let (ours, theirs) = (app("main"), app("hand-edited"));
-        let own = OwnWrites::default();
-        own.record("argocd", "a", ours.fingerprint());
-        assert!(!own.was_own(&theirs, theirs.fingerprint()));
-        assert!(own.was_own(&ours, ours.fingerprint()));
-        assert!(!own.was_own(&ours, ours.fingerprint()), "used up");
-        own.record("other", "a", ours.fingerprint());
-        assert!(!own.was_own(&ours, ours.fingerprint()), "another namespace");
-        own.record("argocd", "a", ours.fingerprint());
-        own.forget(&ours);
-        assert!(
-            !own.was_own(&ours, ours.fingerprint()),
+        let (ours, theirs) = (app("argocd", "main"), app("argocd", "hand-edited"));
+        let seen = Seen::default();
+        seen.record(&ours);
+        assert_eq!(seen.observe(&ours, false), (false, false));
+        assert_eq!(seen.observe(&theirs, false), (true, false));
+        assert_eq!(seen.observe(&ours, false), (true, false), "a change back");
+        seen.record(&app("other", "hand-edited"));
+        assert_eq!(
+            seen.observe(&theirs, false),
+            (true, false),
+            "another namespace"
+        );
+        seen.record(&ours);
+        assert_eq!(seen.observe(&ours, true), (true, false), "deleted");
+        assert_eq!(
+            seen.observe(&ours, false),
+            (true, false),
             "forgotten on delete"
         );
     }
