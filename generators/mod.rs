@@ -249,6 +249,14 @@ impl Sets {
         }
     }
 
+    /// Keeps the sets `keep` says yes to (a product's are combined to be asked).
+    pub fn retain(&mut self, keep: impl Fn(&Generated) -> bool) {
+        match self {
+            Sets::Made(v) => v.retain(keep),
+            Sets::Product(p) => p.retain(keep),
+        }
+    }
+
     /// Every set, made.
     pub fn into_vec(self) -> Vec<Generated> {
         match self {
@@ -738,10 +746,7 @@ impl GeneratorNode {
         let mut sets = self.generator.generate_sets(ctx, &self.path)?;
         check_set_count(sets.len(), ctx, &self.path)?;
         if let Some(selector) = &self.selector {
-            match &mut sets {
-                Sets::Made(v) => v.retain(|g| selector.matches(&flat_view(&g.params))),
-                Sets::Product(p) => p.retain(|g| selector.matches(&flat_view(&g.params))),
-            }
+            sets.retain(|g| selector.matches(&flat_view(&g.params)));
         }
         Ok(sets)
     }
